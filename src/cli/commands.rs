@@ -1,0 +1,360 @@
+//! What each command does: call the engine, render the answer.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+use serde_json::json;
+
+use super::render::{self, bytes, opt};
+use super::{Cli, Command, ImageCommand, ServiceArgs, SiteCommand, UpdateCommand, UpdateFilter};
+use ois::image::{self, ImageError, ImageKind};
+use ois::library::{self, ArchFilter, ContentLibrary, ImportStatus, LibraryError};
+use ois::servicing::{self, ImageOutcome, RunEvent, RunStatus, Selection, ServiceOptions, ServicingError};
+use ois::site::{self, ServicingDrive, Site, SiteError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    #[error(transparent)]
+    Site(#[from] SiteError),
+    #[error(transparent)]
+    Library(#[from] LibraryError),
+    #[error(transparent)]
+    Image(#[from] ImageError),
+    #[error(transparent)]
+    Servicing(#[from] ServicingError),
+    #[error("{0}")]
+    Usage(String),
+    #[error("{0}")]
+    Other(String),
+}
+
+/// Runs a command; the returned code is the process exit code.
+pub fn run(cli: Cli) -> Result<u8, CliError> {
+    if matches!(cli.command, Command::Quickstart) && !cli.site.join(site::CONFIG_FILE).is_file() {
+        println!("Creating site {}", cli.site.display());
+        Site::init(&cli.site, ServicingDrive::Auto)?;
+    }
+    let logs = if cli.site.join(site::CONFIG_FILE).is_file() { Some(cli.site.join(site::LOGS_DIR)) } else { None };
+    ois::log::init(logs.as_deref(), cli.verbose, cli.quiet);
+    match cli.command {
+        Command::Site(SiteCommand::Init { servicing_drive }) => site_init(&cli.site, &servicing_drive),
+        Command::Site(SiteCommand::Show { json }) => site_show(&Site::open(&cli.site)?, json),
+        Command::Site(SiteCommand::Drives { json }) => site_drives(&Site::open(&cli.site)?, json),
+        Command::Update(UpdateCommand::Import { paths, json }) => update_import(&Site::open(&cli.site)?, &paths, json),
+        Command::Update(UpdateCommand::List(filter)) => update_list(&Site::open(&cli.site)?, &filter),
+        Command::Image(ImageCommand::Import { wim, kind, name, json }) => {
+            image_import(&Site::open(&cli.site)?, &wim, &kind, name.as_deref(), json)
+        }
+        Command::Image(ImageCommand::List { json }) => image_list(&Site::open(&cli.site)?, json),
+        Command::Image(ImageCommand::Show { image, json }) => image_show(&Site::open(&cli.site)?, &image, json),
+        Command::Image(ImageCommand::Applicable { image, filter }) => {
+            image_applicable(&Site::open(&cli.site)?, &image, &filter)
+        }
+        Command::Service(args) => service(&Site::open(&cli.site)?, &args),
+        Command::Quickstart => super::quickstart::run(&cli.site),
+    }
+}
+
+fn site_init(dir: &Path, drive: &str) -> Result<u8, CliError> {
+    let drive: ServicingDrive = drive.parse().map_err(CliError::Usage)?;
+    let site = Site::init(dir, drive)?;
+    ois::log::init(Some(&site.logs_dir()), 0, false);
+    tracing::info!("site created at {}", site.root().display());
+    println!("Created site {}", site.root().display());
+    println!("  configuration     {}", site.root().join(site::CONFIG_FILE).display());
+    println!("  site database     {}", site.root().join(site::DATABASE_FILE).display());
+    println!("  content library   {}", site.library_dir().display());
+    println!("  logs              {}", site.logs_dir().display());
+    println!("  servicing folder  {}", site.staging_root().display());
+    Ok(0)
+}
+
+fn site_show(site: &Site, json: bool) -> Result<u8, CliError> {
+    let c = site.config();
+    if json {
+        render::json(&json!({
+            "root": site.root(), "servicing_drive": c.servicing_drive.to_string(),
+            "staging_folder": site.staging_root(), "integrity_table": c.integrity_table,
+            "content_library": site.library_dir(), "logs": site.logs_dir(),
+            "wimlib": ois::wim::version(),
+        }));
+    } else {
+        println!("Site              {}", site.root().display());
+        println!("Servicing drive   {}", c.servicing_drive);
+        println!("Servicing folder  {}", site.staging_root().display());
+        println!("Content library   {}", site.library_dir().display());
+        println!("Logs              {}", site.logs_dir().display());
+        println!("Integrity table   {}", if c.integrity_table { "yes" } else { "no" });
+        println!("wimlib            {}", ois::wim::version());
+    }
+    Ok(0)
+}
+
+fn site_drives(site: &Site, json: bool) -> Result<u8, CliError> {
+    let drives = site::list_drives();
+    let staging = site.staging_root();
+    let used = site::drive_of(&drives, &staging).map(|d| d.mount_point.clone());
+    if json {
+        let rows: Vec<_> = drives
+            .iter()
+            .map(|d| json!({"mount_point": d.mount_point, "file_system": d.file_system, "total_bytes": d.total_bytes,
+                "free_bytes": d.free_bytes, "servicing": Some(&d.mount_point) == used.as_ref()}))
+            .collect();
+        render::json(&rows);
+        return Ok(0);
+    }
+    let rows: Vec<Vec<String>> = drives
+        .iter()
+        .map(|d| {
+            vec![
+                if Some(&d.mount_point) == used.as_ref() { "*".into() } else { String::new() },
+                d.mount_point.display().to_string(),
+                d.file_system.clone(),
+                bytes(d.total_bytes),
+                bytes(d.free_bytes),
+            ]
+        })
+        .collect();
+    render::table(&["", "Drive", "File system", "Size", "Free"], &rows);
+    println!("\n* servicing drive ({} = {})", site.config().servicing_drive, staging.display());
+    Ok(0)
+}
+
+fn update_import(site: &Site, paths: &[std::path::PathBuf], json: bool) -> Result<u8, CliError> {
+    let mut db = site.database()?;
+    let outcomes = ContentLibrary::new(site).import(&mut db, paths)?;
+    if json {
+        render::json(&outcomes);
+    } else {
+        for o in &outcomes {
+            match o.status {
+                ImportStatus::Imported => println!("Imported {}  {} ({} files, {})", o.id, o.title, o.files, bytes(o.bytes)),
+                ImportStatus::AlreadyPresent => println!("Already in the content library: {}  {}", o.id, o.title),
+            }
+        }
+    }
+    Ok(0)
+}
+
+fn arch_filter(f: &UpdateFilter) -> Result<ArchFilter, CliError> {
+    f.arch.parse().map_err(|e| CliError::Usage(format!("--arch {e}")))
+}
+
+fn print_updates(updates: &[&library::Update], json: bool) {
+    if json {
+        render::json(&updates);
+        return;
+    }
+    let rows: Vec<Vec<String>> = updates
+        .iter()
+        .map(|u| {
+            let m = &u.manifest;
+            vec![m.id.clone(), m.architecture.to_string(), opt(&m.classification), m.title.clone()]
+        })
+        .collect();
+    render::table(&["Id", "Arch", "Classification", "Title"], &rows);
+}
+
+fn update_list(site: &Site, f: &UpdateFilter) -> Result<u8, CliError> {
+    let db = site.database()?;
+    let updates = ContentLibrary::new(site).list(&db, f.filter.as_deref(), arch_filter(f)?)?;
+    print_updates(&updates.iter().collect::<Vec<_>>(), f.json);
+    Ok(0)
+}
+
+fn image_import(site: &Site, wim: &Path, kind: &str, name: Option<&str>, json: bool) -> Result<u8, CliError> {
+    let kind: ImageKind = kind.parse().map_err(|e| CliError::Usage(format!("--kind {e}")))?;
+    let mut db = site.database()?;
+    let (img, indexes) = image::import(site, &mut db, wim, kind, name)?;
+    if json {
+        render::json(&json!({"image": img, "indexes": indexes}));
+    } else {
+        println!("Registered image {} (id {}) from {}", img.name, img.id, img.path.display());
+        print_indexes(&indexes);
+    }
+    Ok(0)
+}
+
+fn print_indexes(indexes: &[image::IndexDetail]) {
+    let rows: Vec<Vec<String>> = indexes
+        .iter()
+        .map(|i| {
+            let info = &i.info;
+            let installed: Vec<&str> = i.installed.iter().map(|u| u.id.as_str()).collect();
+            vec![
+                info.index.to_string(),
+                info.name.clone(),
+                info.architecture.map_or("-".into(), |a| a.to_string()),
+                opt(&info.version.clone().or(info.build.map(|b| b.to_string()))),
+                opt(&info.edition),
+                if installed.is_empty() { "-".into() } else { installed.join(" ") },
+            ]
+        })
+        .collect();
+    render::table(&["Index", "Name", "Arch", "Version", "Edition", "Installed updates"], &rows);
+}
+
+fn image_list(site: &Site, json: bool) -> Result<u8, CliError> {
+    let db = site.database()?;
+    let images = image::list(&db)?;
+    if json {
+        render::json(&images);
+        return Ok(0);
+    }
+    let mut rows = Vec::new();
+    for img in &images {
+        let last = servicing::history(&db, img.id)?.into_iter().next();
+        let provisioning = servicing::lease::current(&db, img.id).map_err(|e| db.error(e))?;
+        rows.push(vec![
+            img.id.to_string(),
+            img.name.clone(),
+            img.kind.as_str().to_string(),
+            bytes(img.size_bytes),
+            last.map_or("-".into(), |r| r.status),
+            if provisioning.is_some() { "yes".into() } else { "no".into() },
+            img.path.display().to_string(),
+        ]);
+    }
+    render::table(&["Id", "Name", "Kind", "Size", "Last run", "Provisioning", "Path"], &rows);
+    Ok(0)
+}
+
+fn image_show(site: &Site, key: &str, json: bool) -> Result<u8, CliError> {
+    let db = site.database()?;
+    let img = image::find(&db, key)?;
+    let indexes = image::indexes(&db, &img)?;
+    let runs = servicing::history(&db, img.id)?;
+    let provisioning = servicing::lease::current(&db, img.id).map_err(|e| db.error(e))?;
+    if json {
+        render::json(&json!({"image": img, "provisioning_mode": provisioning, "indexes": indexes, "runs": runs}));
+        return Ok(0);
+    }
+    println!("Image             {} (id {})", img.name, img.id);
+    println!("Kind              {}", img.kind.as_str());
+    println!("Path              {}", img.path.display());
+    println!("Size              {}", bytes(img.size_bytes));
+    println!("Compression       {}", img.compression);
+    println!("SHA-256           {}", img.sha256);
+    println!("Imported          {}", img.imported_at);
+    println!("Last serviced     {}", opt(&img.serviced_at));
+    match &provisioning {
+        Some(p) => println!("Provisioning mode yes, since {} (process {} on {})", p.since, p.owner_pid, p.owner_host),
+        None => println!("Provisioning mode no"),
+    }
+    println!();
+    print_indexes(&indexes);
+    println!("\nServicing history");
+    if runs.is_empty() {
+        println!("  (none)");
+    }
+    for r in &runs {
+        println!(
+            "  run {}  {}  {}  {} -> {}{}",
+            r.id,
+            r.status,
+            r.started_at,
+            r.size_before.map_or("-".into(), bytes),
+            r.size_after.map_or("-".into(), bytes),
+            r.error.as_ref().map_or(String::new(), |e| format!("  ({e})"))
+        );
+        for u in &r.updates {
+            let result = if u.applied { "Applied".to_string() } else { format!("Failed: {}", opt(&u.error)) };
+            println!("      {}  index {}  {}", u.update, u.index, result);
+        }
+    }
+    Ok(0)
+}
+
+fn image_applicable(site: &Site, key: &str, f: &UpdateFilter) -> Result<u8, CliError> {
+    let db = site.database()?;
+    let img = image::find(&db, key)?;
+    let indexes = image::indexes(&db, &img)?;
+    let all = ContentLibrary::new(site).all(&db)?;
+    let arch = arch_filter(f)?;
+    let updates: Vec<&library::Update> = servicing::applicable(&indexes, &all)
+        .into_iter()
+        .filter(|u| arch.matches(u.manifest.architecture) && library::matches_text(&u.manifest, f.filter.as_deref()))
+        .collect();
+    print_updates(&updates, f.json);
+    Ok(0)
+}
+
+pub(super) fn progress_observer(names: &[String], enabled: bool) -> (MultiProgress, HashMap<String, ProgressBar>) {
+    let multi = MultiProgress::new();
+    if !enabled {
+        multi.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+    }
+    let style = ProgressStyle::with_template("{prefix:>20} [{bar:30}] {percent:>3}% {msg}")
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> ");
+    let bars = names
+        .iter()
+        .map(|n| {
+            let bar = multi.add(ProgressBar::new(100).with_style(style.clone()).with_prefix(n.clone()));
+            (n.clone(), bar)
+        })
+        .collect();
+    (multi, bars)
+}
+
+pub(super) fn service_images(site: &Site, images: &[String], options: &ServiceOptions, show_progress: bool) -> Result<Vec<ImageOutcome>, CliError> {
+    let db = site.database()?;
+    let names: Vec<String> = images.iter().map(|k| image::find(&db, k).map(|i| i.name)).collect::<Result<_, _>>()?;
+    drop(db);
+    let (_multi, bars) = progress_observer(&names, show_progress && std::io::IsTerminal::is_terminal(&std::io::stderr()));
+    let observer = |name: &str, event: RunEvent| {
+        let Some(bar) = bars.get(name) else { return };
+        match event {
+            RunEvent::Step(s) => bar.set_message(s),
+            RunEvent::Write { done, total } if total > 0 => bar.set_position(done * 100 / total),
+            RunEvent::Write { .. } => {}
+            RunEvent::Finished(status) => bar.finish_with_message(status.as_str()),
+        }
+    };
+    Ok(servicing::service(site, images, options, &observer)?)
+}
+
+fn service(site: &Site, args: &ServiceArgs) -> Result<u8, CliError> {
+    let selection = if args.all_applicable { Selection::AllApplicable } else { Selection::Updates(args.updates.clone()) };
+    let options = ServiceOptions {
+        selection,
+        continue_on_error: args.continue_on_error,
+        jobs: args.jobs.unwrap_or_else(|| servicing::default_jobs(args.images.len())),
+        cancel: Arc::new(AtomicBool::new(false)),
+    };
+    let outcomes = service_images(site, &args.images, &options, !args.json)?;
+    for o in &outcomes {
+        if args.json {
+            render::json_line(o);
+        } else {
+            print_outcome(o);
+        }
+    }
+    Ok(if outcomes.iter().all(|o| o.status == RunStatus::Successful) { 0 } else { 1 })
+}
+
+pub(super) fn print_outcome(o: &ImageOutcome) {
+    println!(
+        "{}: {} in {:.1} s, {} -> {}",
+        o.image,
+        o.status.as_str(),
+        o.seconds,
+        bytes(o.size_before),
+        bytes(o.size_after)
+    );
+    if !o.applied.is_empty() {
+        println!("  applied:    {}", o.applied.join(", "));
+    }
+    if !o.superseded.is_empty() {
+        println!("  superseded: {} (not applied)", o.superseded.join(", "));
+    }
+    for f in &o.failed {
+        println!("  failed:     {}: {}", f.id, f.error);
+    }
+    if let Some(e) = &o.error {
+        println!("  {e}");
+    }
+}

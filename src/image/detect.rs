@@ -1,0 +1,108 @@
+//! Installed-update detection: ois's own servicing record in the WIM XML, and Windows' own
+//! package manifests under `Windows/servicing/Packages`.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use crate::wim::{Wim, WimError};
+
+/// Image property holding the updates ois installed, space separated.
+pub const RECORD_PROPERTY: &str = "OIS/INSTALLEDUPDATES";
+/// Image property holding when ois last serviced the image (RFC 3339).
+pub const SERVICED_PROPERTY: &str = "OIS/LASTSERVICED";
+const PACKAGES_DIR: &str = "Windows/servicing/Packages";
+
+pub fn from_record(wim: &Wim, index: u32) -> BTreeSet<String> {
+    wim.property(index, RECORD_PROPERTY)
+        .map(|v| v.split_whitespace().map(str::to_string).collect())
+        .unwrap_or_default()
+}
+
+/// `Package_for_KB5034441~31bf3856ad364e35~amd64~~10.0.1.0.mum` → `KB5034441`.
+pub fn kb_from_package_name(name: &str) -> Option<String> {
+    let lower = name.to_ascii_lowercase();
+    if !lower.starts_with("package_") {
+        return None;
+    }
+    let at = lower.find("_for_kb")? + "_for_kb".len();
+    let digits: String = lower[at..].chars().take_while(|c| c.is_ascii_digit()).collect();
+    (!digits.is_empty()).then(|| format!("KB{digits}"))
+}
+
+/// `<package identifier="KB5034123" releaseType="Update">` → `KB5034123`.
+pub fn kb_from_mum(text: &str) -> Option<String> {
+    let lower = text.to_ascii_lowercase();
+    for quote in ['"', '\''] {
+        let needle = format!("identifier={quote}kb");
+        if let Some(pos) = lower.find(&needle) {
+            let start = pos + needle.len();
+            let digits: String = lower[start..].chars().take_while(|c| c.is_ascii_digit()).collect();
+            if !digits.is_empty() {
+                return Some(format!("KB{digits}"));
+            }
+        }
+    }
+    None
+}
+
+/// KBs of the Windows packages installed in an index. `scratch` receives the few `.mum`
+/// files whose name does not carry the KB (such as `Package_for_RollupFix`).
+pub fn from_windows_packages(wim: &Wim, index: u32, scratch: &Path) -> Result<BTreeSet<String>, WimError> {
+    let entries = match wim.list(index, PACKAGES_DIR, false) {
+        Ok(e) => e,
+        Err(e) if e.is_missing_path() => return Ok(BTreeSet::new()),
+        Err(e) => return Err(e),
+    };
+    let mut found = BTreeSet::new();
+    let mut to_read = Vec::new();
+    for e in entries.iter().filter(|e| !e.is_dir) {
+        let name = e.path.rsplit('/').next().unwrap_or(&e.path);
+        if !name.to_ascii_lowercase().ends_with(".mum") {
+            continue;
+        }
+        match kb_from_package_name(name) {
+            Some(kb) => {
+                found.insert(kb);
+            }
+            None if name.to_ascii_lowercase().starts_with("package_") => to_read.push(e.path.clone()),
+            None => {}
+        }
+    }
+    if !to_read.is_empty() {
+        std::fs::create_dir_all(scratch).map_err(|err| WimError::io(wim.path(), "extracting package manifests from", err))?;
+        wim.extract_flat(index, &to_read, scratch)?;
+        for path in &to_read {
+            let name = path.rsplit('/').next().unwrap_or(path);
+            if let Ok(bytes) = std::fs::read(scratch.join(name)) {
+                if let Some(kb) = kb_from_mum(&String::from_utf8_lossy(&bytes)) {
+                    found.insert(kb);
+                }
+            }
+        }
+    }
+    Ok(found)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn package_names() {
+        assert_eq!(
+            kb_from_package_name("Package_for_KB5034441~31bf3856ad364e35~amd64~~10.0.1.0.mum").as_deref(),
+            Some("KB5034441")
+        );
+        assert_eq!(kb_from_package_name("package_1_for_kb5005565~31bf.mum").as_deref(), Some("KB5005565"));
+        assert_eq!(kb_from_package_name("Package_for_RollupFix~31bf3856ad364e35~amd64~~22621.3007.1.6.mum"), None);
+        assert_eq!(kb_from_package_name("Microsoft-Windows-Foo-Package~31bf.mum"), None);
+    }
+
+    #[test]
+    fn mum_identifier() {
+        let mum = r#"<?xml version="1.0" encoding="UTF-8"?><assembly><package identifier="KB5034123" releaseType="Update"></package></assembly>"#;
+        assert_eq!(kb_from_mum(mum).as_deref(), Some("KB5034123"));
+        assert_eq!(kb_from_mum("<package identifier='kb42' />").as_deref(), Some("KB42"));
+        assert_eq!(kb_from_mum("<package identifier=\"Foundation\" />"), None);
+    }
+}

@@ -1,0 +1,332 @@
+//! The image catalog: registered WIM files, what each index holds, and the updates installed
+//! in it (tables `images`, `image_indexes`, `installed_updates`).
+
+pub mod detect;
+pub mod inspect;
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use rusqlite::{params, OptionalExtension, Transaction};
+use serde::Serialize;
+
+pub use inspect::{IndexInfo, InspectError, WimContents};
+
+use crate::fsutil::{hash_file, now_rfc3339};
+use crate::library::Architecture;
+use crate::site::{Database, Migrations, Site, SiteError};
+
+pub static MIGRATIONS: Migrations = Migrations {
+    module: "image",
+    steps: &["CREATE TABLE images (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            name TEXT NOT NULL UNIQUE COLLATE NOCASE,
+            kind TEXT NOT NULL,
+            path TEXT NOT NULL UNIQUE,
+            size_bytes INTEGER NOT NULL,
+            sha256 TEXT NOT NULL,
+            compression TEXT NOT NULL,
+            imported_at TEXT NOT NULL,
+            serviced_at TEXT);
+        CREATE TABLE image_indexes (
+            image_id INTEGER NOT NULL REFERENCES images(id) ON DELETE CASCADE,
+            idx INTEGER NOT NULL,
+            name TEXT NOT NULL,
+            architecture TEXT,
+            build INTEGER,
+            version TEXT,
+            edition TEXT,
+            product_name TEXT,
+            PRIMARY KEY (image_id, idx));
+        CREATE TABLE installed_updates (
+            image_id INTEGER NOT NULL REFERENCES images(id) ON DELETE CASCADE,
+            idx INTEGER NOT NULL,
+            update_id TEXT NOT NULL COLLATE NOCASE,
+            source TEXT NOT NULL,
+            run_id INTEGER,
+            installed_at TEXT NOT NULL,
+            PRIMARY KEY (image_id, idx, update_id));"],
+};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ImageKind {
+    OsImage,
+    OsUpgradePackage,
+}
+
+impl ImageKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ImageKind::OsImage => "os-image",
+            ImageKind::OsUpgradePackage => "os-upgrade-package",
+        }
+    }
+}
+
+impl std::str::FromStr for ImageKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "os-image" => Ok(ImageKind::OsImage),
+            "os-upgrade-package" => Ok(ImageKind::OsUpgradePackage),
+            _ => Err(format!("{s:?}: use os-image or os-upgrade-package")),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ImageError {
+    #[error("no image {0:?} in the catalog: see `ois image list`")]
+    NotFound(String),
+    #[error("WIM file {} does not exist: check the path", .0.display())]
+    MissingFile(PathBuf),
+    #[error("{} is already registered as image {name:?}", path.display())]
+    AlreadyRegistered { path: PathBuf, name: String },
+    #[error("an image named {0:?} is already registered: choose another with --name")]
+    NameTaken(String),
+    #[error("cannot use WIM {}: {source}", path.display())]
+    Unreadable { path: PathBuf, source: InspectError },
+    #[error("{}: {source}", path.display())]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error(transparent)]
+    Site(#[from] SiteError),
+}
+
+/// A registered image.
+#[derive(Debug, Clone, Serialize)]
+pub struct Image {
+    pub id: i64,
+    pub name: String,
+    pub kind: ImageKind,
+    pub path: PathBuf,
+    pub size_bytes: u64,
+    pub sha256: String,
+    pub compression: String,
+    pub imported_at: String,
+    pub serviced_at: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct InstalledUpdate {
+    pub id: String,
+    /// `windows-package` (found in the image), `ois-record` (carried in the WIM XML) or
+    /// `servicing` (applied by a run of this site).
+    pub source: String,
+    pub run_id: Option<i64>,
+    pub installed_at: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct IndexDetail {
+    #[serde(flatten)]
+    pub info: IndexInfo,
+    pub installed: Vec<InstalledUpdate>,
+}
+
+impl IndexDetail {
+    pub fn is_installed(&self, id: &str) -> bool {
+        self.installed.iter().any(|u| u.id.eq_ignore_ascii_case(id))
+    }
+}
+
+pub fn import(
+    site: &Site,
+    db: &mut Database,
+    path: &Path,
+    kind: ImageKind,
+    name: Option<&str>,
+) -> Result<(Image, Vec<IndexDetail>), ImageError> {
+    if !path.is_file() {
+        return Err(ImageError::MissingFile(path.to_path_buf()));
+    }
+    let path = std::fs::canonicalize(path).map_err(|e| ImageError::Io { path: path.to_path_buf(), source: e })?;
+    let name = match name {
+        Some(n) => n.trim().to_string(),
+        None => path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "image".into()),
+    };
+    if let Some(existing) = find_by_path(db, &path)? {
+        return Err(ImageError::AlreadyRegistered { path, name: existing.name });
+    }
+    if find_optional(db, &name)?.is_some() || name.is_empty() || name.parse::<i64>().is_ok() {
+        return Err(ImageError::NameTaken(name));
+    }
+    let scratch = tempfile::tempdir().map_err(|e| ImageError::Io { path: std::env::temp_dir(), source: e })?;
+    let contents = inspect::inspect(&path, scratch.path())
+        .map_err(|source| ImageError::Unreadable { path: path.clone(), source })?;
+    let (sha256, size) = hash_file(&path).map_err(|e| ImageError::Io { path: path.clone(), source: e })?;
+    let now = now_rfc3339();
+    let db_error = |e| SiteError::Database { path: site.root().join(crate::site::DATABASE_FILE), source: e };
+    let tx = db.transaction().map_err(db_error)?;
+    tx.execute(
+        "INSERT INTO images (name, kind, path, size_bytes, sha256, compression, imported_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        params![
+            name,
+            kind.as_str(),
+            path.display().to_string(),
+            size as i64,
+            sha256,
+            contents.compression.map_or("unknown", |c| c.as_str()),
+            now
+        ],
+    )
+    .map_err(db_error)?;
+    let id = tx.last_insert_rowid();
+    for (info, installed) in contents.indexes.iter().zip(&contents.installed) {
+        tx.execute(
+            "INSERT INTO image_indexes (image_id, idx, name, architecture, build, version, edition, product_name)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            params![
+                id,
+                info.index,
+                info.name,
+                info.architecture.map(|a| a.as_str()),
+                info.build,
+                info.version,
+                info.edition,
+                info.product_name
+            ],
+        )
+        .map_err(db_error)?;
+        for (update, source) in installed {
+            tx.execute(
+                "INSERT OR IGNORE INTO installed_updates (image_id, idx, update_id, source, installed_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![id, info.index, update, source, now],
+            )
+            .map_err(db_error)?;
+        }
+    }
+    tx.commit().map_err(db_error)?;
+    tracing::info!("registered image {name} ({}) with {} index(es)", path.display(), contents.indexes.len());
+    let image = find(db, &id.to_string())?;
+    let indexes = indexes(db, &image)?;
+    Ok((image, indexes))
+}
+
+fn row_to_image(r: &rusqlite::Row) -> rusqlite::Result<Image> {
+    let kind: String = r.get(2)?;
+    Ok(Image {
+        id: r.get(0)?,
+        name: r.get(1)?,
+        kind: kind.parse().unwrap_or(ImageKind::OsImage),
+        path: PathBuf::from(r.get::<_, String>(3)?),
+        size_bytes: r.get::<_, i64>(4)? as u64,
+        sha256: r.get(5)?,
+        compression: r.get(6)?,
+        imported_at: r.get(7)?,
+        serviced_at: r.get(8)?,
+    })
+}
+
+const IMAGE_COLUMNS: &str = "id, name, kind, path, size_bytes, sha256, compression, imported_at, serviced_at";
+
+fn find_by_path(db: &Database, path: &Path) -> Result<Option<Image>, ImageError> {
+    db.query_row(
+        &format!("SELECT {IMAGE_COLUMNS} FROM images WHERE path = ?1"),
+        [path.display().to_string()],
+        row_to_image,
+    )
+    .optional()
+    .map_err(|e| db.error(e).into())
+}
+
+fn find_optional(db: &Database, key: &str) -> Result<Option<Image>, ImageError> {
+    let by_id = key.parse::<i64>().ok();
+    db.query_row(
+        &format!("SELECT {IMAGE_COLUMNS} FROM images WHERE id = ?1 OR name = ?2 ORDER BY id = ?1 DESC LIMIT 1"),
+        params![by_id, key],
+        row_to_image,
+    )
+    .optional()
+    .map_err(|e| db.error(e).into())
+}
+
+/// An image by id or name.
+pub fn find(db: &Database, key: &str) -> Result<Image, ImageError> {
+    find_optional(db, key)?.ok_or_else(|| ImageError::NotFound(key.to_string()))
+}
+
+pub fn list(db: &Database) -> Result<Vec<Image>, ImageError> {
+    let mut stmt = db
+        .prepare(&format!("SELECT {IMAGE_COLUMNS} FROM images ORDER BY id"))
+        .map_err(|e| db.error(e))?;
+    let rows = stmt
+        .query_map([], row_to_image)
+        .and_then(|r| r.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| db.error(e))?;
+    Ok(rows)
+}
+
+/// The indexes of an image with their installed updates.
+pub fn indexes(db: &Database, image: &Image) -> Result<Vec<IndexDetail>, ImageError> {
+    let mut stmt = db
+        .prepare(
+            "SELECT idx, name, architecture, build, version, edition, product_name
+             FROM image_indexes WHERE image_id = ?1 ORDER BY idx",
+        )
+        .map_err(|e| db.error(e))?;
+    let infos = stmt
+        .query_map([image.id], |r| {
+            Ok(IndexInfo {
+                index: r.get(0)?,
+                name: r.get(1)?,
+                architecture: r.get::<_, Option<String>>(2)?.and_then(|a| Architecture::parse(&a)),
+                build: r.get(3)?,
+                version: r.get(4)?,
+                edition: r.get(5)?,
+                product_name: r.get(6)?,
+            })
+        })
+        .and_then(|r| r.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| db.error(e))?;
+    let mut stmt = db
+        .prepare(
+            "SELECT idx, update_id, source, run_id, installed_at FROM installed_updates
+             WHERE image_id = ?1 ORDER BY idx, update_id",
+        )
+        .map_err(|e| db.error(e))?;
+    let installed = stmt
+        .query_map([image.id], |r| {
+            Ok((
+                r.get::<_, u32>(0)?,
+                InstalledUpdate { id: r.get(1)?, source: r.get(2)?, run_id: r.get(3)?, installed_at: r.get(4)? },
+            ))
+        })
+        .and_then(|r| r.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| db.error(e))?;
+    Ok(infos
+        .into_iter()
+        .map(|info| {
+            let installed = installed.iter().filter(|(i, _)| *i == info.index).map(|(_, u)| u.clone()).collect();
+            IndexDetail { info, installed }
+        })
+        .collect())
+}
+
+/// Records a serviced image: its new file hash and size, and what each index gained.
+pub fn record_servicing(
+    tx: &Transaction,
+    image_id: i64,
+    sha256: &str,
+    size: u64,
+    run_id: i64,
+    installed: &[(u32, BTreeSet<String>)],
+) -> rusqlite::Result<()> {
+    let now = now_rfc3339();
+    tx.execute(
+        "UPDATE images SET sha256 = ?2, size_bytes = ?3, serviced_at = ?4 WHERE id = ?1",
+        params![image_id, sha256, size as i64, now],
+    )?;
+    for (index, ids) in installed {
+        for id in ids {
+            tx.execute(
+                "INSERT OR REPLACE INTO installed_updates (image_id, idx, update_id, source, run_id, installed_at)
+                 VALUES (?1, ?2, ?3, 'servicing', ?4, ?5)",
+                params![image_id, index, id, run_id, now],
+            )?;
+        }
+    }
+    Ok(())
+}

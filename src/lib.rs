@@ -1,0 +1,13 @@
+//! ois: offline servicing of Windows images (WIM files).
+//!
+//! Data flows one way: the CLI (`cli`) asks the engine modules (`servicing`, `image`,
+//! `library`) which keep their state through `site` and touch WIM files through `wim`.
+
+pub mod fsutil;
+pub mod image;
+pub mod library;
+pub mod log;
+pub mod sample;
+pub mod servicing;
+pub mod site;
+pub mod wim;

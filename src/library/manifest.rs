@@ -1,0 +1,286 @@
+//! `update.toml`: the manifest of an update package, parsed and validated.
+
+use serde::{Deserialize, Serialize};
+
+/// Largest manifest accepted; real ones are a few KiB.
+pub const MAX_MANIFEST_BYTES: u64 = 1 << 20;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Architecture {
+    X86,
+    X64,
+    Arm64,
+    Neutral,
+}
+
+impl Architecture {
+    pub fn parse(s: &str) -> Option<Self> {
+        match s.to_ascii_lowercase().as_str() {
+            "x86" => Some(Architecture::X86),
+            "x64" | "amd64" => Some(Architecture::X64),
+            "arm64" => Some(Architecture::Arm64),
+            "neutral" => Some(Architecture::Neutral),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Architecture::X86 => "x86",
+            Architecture::X64 => "x64",
+            Architecture::Arm64 => "arm64",
+            Architecture::Neutral => "neutral",
+        }
+    }
+}
+
+impl std::fmt::Display for Architecture {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AppliesTo {
+    pub min_build: Option<u32>,
+    pub max_build: Option<u32>,
+    #[serde(default)]
+    pub editions: Vec<String>,
+}
+
+/// One step of an update, applied in manifest order. Image paths are normalised: `/`
+/// separators, no leading slash, no `.` or `..` components.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "lowercase")]
+pub enum Change {
+    /// `source` is a file or directory of the package, relative to its root.
+    Add { source: String, target: String },
+    Delete { path: String },
+    Rename { from: String, to: String },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Manifest {
+    pub id: String,
+    pub title: String,
+    pub classification: Option<String>,
+    pub architecture: Architecture,
+    pub supersedes: Vec<String>,
+    pub requires: Vec<String>,
+    pub applies_to: AppliesTo,
+    pub changes: Vec<Change>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawManifest {
+    id: String,
+    title: String,
+    classification: Option<String>,
+    architecture: String,
+    #[serde(default)]
+    supersedes: Vec<String>,
+    #[serde(default)]
+    requires: Vec<String>,
+    applies_to: Option<AppliesTo>,
+    #[serde(default, rename = "change")]
+    changes: Vec<RawChange>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawChange {
+    add: Option<String>,
+    at: Option<String>,
+    delete: Option<String>,
+    rename: Option<String>,
+    to: Option<String>,
+}
+
+/// Checks an update id: `[A-Za-z0-9._-]{1,64}`.
+pub fn valid_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 64
+        && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-')
+}
+
+/// Parses and validates a manifest. Every problem found is reported, one per line.
+pub fn parse(text: &str) -> Result<Manifest, Vec<String>> {
+    let raw: RawManifest = toml::from_str(text).map_err(|e| vec![e.message().trim().to_string()])?;
+    let mut problems = Vec::new();
+    if !valid_id(&raw.id) {
+        problems.push(format!("id {:?} must be 1 to 64 characters of A-Z a-z 0-9 . _ -", raw.id));
+    }
+    if raw.title.trim().is_empty() {
+        problems.push("title is empty".to_string());
+    }
+    let architecture = Architecture::parse(&raw.architecture).unwrap_or_else(|| {
+        problems.push(format!(
+            "architecture {:?} is not one of x86, x64, arm64, neutral",
+            raw.architecture
+        ));
+        Architecture::Neutral
+    });
+    for (field, ids) in [("supersedes", &raw.supersedes), ("requires", &raw.requires)] {
+        for other in ids {
+            if !valid_id(other) {
+                problems.push(format!("{field}: {other:?} is not a valid update id"));
+            } else if other.eq_ignore_ascii_case(&raw.id) {
+                problems.push(format!("{field}: an update cannot name itself"));
+            }
+        }
+    }
+    let applies_to = raw.applies_to.unwrap_or_default();
+    if let (Some(lo), Some(hi)) = (applies_to.min_build, applies_to.max_build) {
+        if lo > hi {
+            problems.push(format!("applies_to: min_build {lo} is above max_build {hi}"));
+        }
+    }
+    let mut changes = Vec::new();
+    for (i, c) in raw.changes.into_iter().enumerate() {
+        match change(c) {
+            Ok(c) => changes.push(c),
+            Err(p) => problems.push(format!("change #{}: {p}", i + 1)),
+        }
+    }
+    if changes.is_empty() && problems.is_empty() {
+        problems.push("the package has no [[change]] entries".to_string());
+    }
+    if !problems.is_empty() {
+        return Err(problems);
+    }
+    Ok(Manifest {
+        id: raw.id,
+        title: raw.title.trim().to_string(),
+        classification: raw.classification.filter(|c| !c.trim().is_empty()),
+        architecture,
+        supersedes: raw.supersedes,
+        requires: raw.requires,
+        applies_to,
+        changes,
+    })
+}
+
+fn change(c: RawChange) -> Result<Change, String> {
+    match (c.add, c.at, c.delete, c.rename, c.to) {
+        (Some(add), Some(at), None, None, None) => Ok(Change::Add {
+            source: package_path(&add).map_err(|e| format!("add {add:?}: {e}"))?,
+            target: image_path(&at).map_err(|e| format!("at {at:?}: {e}"))?,
+        }),
+        (None, None, Some(delete), None, None) => Ok(Change::Delete {
+            path: image_path(&delete).map_err(|e| format!("delete {delete:?}: {e}"))?,
+        }),
+        (None, None, None, Some(rename), Some(to)) => Ok(Change::Rename {
+            from: image_path(&rename).map_err(|e| format!("rename {rename:?}: {e}"))?,
+            to: image_path(&to).map_err(|e| format!("to {to:?}: {e}"))?,
+        }),
+        _ => Err("a change is exactly one of {add, at}, {delete} or {rename, to}".to_string()),
+    }
+}
+
+fn components(path: &str) -> Result<Vec<&str>, String> {
+    if path.starts_with('/') || path.starts_with('\\') || path.as_bytes().get(1) == Some(&b':') {
+        return Err("absolute paths are not allowed".to_string());
+    }
+    let parts: Vec<&str> = path.split(['/', '\\']).filter(|p| !p.is_empty()).collect();
+    if parts.is_empty() {
+        return Err("the path is empty".to_string());
+    }
+    for p in &parts {
+        if *p == ".." {
+            return Err("`..` is not allowed".to_string());
+        }
+        if *p == "." {
+            return Err("`.` components are not allowed".to_string());
+        }
+        if p.chars().any(|c| c.is_control() || "<>:\"|?*".contains(c)) {
+            return Err(format!("{p:?} has a character Windows does not allow in names"));
+        }
+    }
+    Ok(parts)
+}
+
+/// Normalises a path inside the image: `/` or `\` accepted, relative to the image root.
+pub fn image_path(path: &str) -> Result<String, String> {
+    let path = path.trim_start_matches(['/', '\\']);
+    Ok(components(path)?.join("/"))
+}
+
+/// Normalises a path inside the package; it must stay inside the package.
+pub fn package_path(path: &str) -> Result<String, String> {
+    Ok(components(path)?.join("/"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SAMPLE: &str = r#"
+id = "KB5040001"
+title = "2026-11 Cumulative Update"
+architecture = "x64"
+supersedes = ["KB5039999"]
+[applies_to]
+min_build = 22621
+editions = ["Professional"]
+[[change]]
+add = "payload/ntoskrnl.exe"
+at = "Windows\\System32\\ntoskrnl.exe"
+[[change]]
+delete = "/Windows/Temp/legacy.log"
+[[change]]
+rename = "Windows/System32/old.dll"
+to = "Windows/System32/new.dll"
+"#;
+
+    #[test]
+    fn parses_the_documented_example() {
+        let m = parse(SAMPLE).expect("valid manifest");
+        assert_eq!(m.id, "KB5040001");
+        assert_eq!(m.architecture, Architecture::X64);
+        assert_eq!(m.applies_to.min_build, Some(22621));
+        assert_eq!(
+            m.changes[0],
+            Change::Add { source: "payload/ntoskrnl.exe".into(), target: "Windows/System32/ntoskrnl.exe".into() }
+        );
+        assert_eq!(m.changes[1], Change::Delete { path: "Windows/Temp/legacy.log".into() });
+    }
+
+    #[test]
+    fn rejects_traversal_and_absolute_sources() {
+        let bad = SAMPLE.replace("payload/ntoskrnl.exe", "../../etc/passwd");
+        let err = parse(&bad).unwrap_err().join("\n");
+        assert!(err.contains("`..` is not allowed"), "{err}");
+        let bad = SAMPLE.replace("payload/ntoskrnl.exe", "/etc/passwd");
+        assert!(parse(&bad).unwrap_err().join("\n").contains("absolute"));
+        let bad = SAMPLE.replace("Windows\\\\System32\\\\ntoskrnl.exe", "C:\\\\x");
+        assert!(parse(&bad).unwrap_err().join("\n").contains("absolute"));
+    }
+
+    #[test]
+    fn reports_every_problem() {
+        let bad = SAMPLE
+            .replace("KB5040001", "KB 1")
+            .replace("\"x64\"", "\"sparc\"");
+        let problems = parse(&bad).unwrap_err();
+        assert_eq!(problems.len(), 2, "{problems:?}");
+    }
+
+    #[test]
+    fn rejects_unknown_fields_and_mixed_changes() {
+        assert!(parse(&format!("{SAMPLE}\nbogus = 1")).is_err());
+        let mixed = SAMPLE.replace("delete = \"/Windows/Temp/legacy.log\"", "delete = \"a\"\nadd = \"b\"");
+        assert!(parse(&mixed).unwrap_err()[0].contains("exactly one"));
+    }
+
+    #[test]
+    fn ids() {
+        assert!(valid_id("KB5040001"));
+        assert!(valid_id("a.b_c-d"));
+        assert!(!valid_id(""));
+        assert!(!valid_id("kb/1"));
+        assert!(!valid_id(&"x".repeat(65)));
+    }
+}

@@ -1,0 +1,374 @@
+//! The content library: update packages validated once, their payload stored once by SHA-256,
+//! their metadata in the site database (tables `updates`, `update_files`).
+
+pub mod manifest;
+mod package;
+mod store;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::{Path, PathBuf};
+
+use rusqlite::{params, OptionalExtension};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+pub use manifest::{Architecture, Change, Manifest};
+pub use manifest::AppliesTo;
+pub use package::MANIFEST_NAME;
+
+use crate::fsutil::{copy_hashing, hex, now_rfc3339};
+use crate::site::{Database, Migrations, Site, SiteError};
+use package::Package;
+use store::FileStore;
+
+pub static MIGRATIONS: Migrations = Migrations {
+    module: "library",
+    steps: &["CREATE TABLE updates (
+            id TEXT PRIMARY KEY COLLATE NOCASE,
+            title TEXT NOT NULL,
+            classification TEXT,
+            architecture TEXT NOT NULL,
+            manifest TEXT NOT NULL,
+            digest TEXT NOT NULL,
+            source TEXT NOT NULL,
+            size_bytes INTEGER NOT NULL,
+            imported_at TEXT NOT NULL);
+        CREATE TABLE update_files (
+            update_id TEXT NOT NULL REFERENCES updates(id) ON DELETE CASCADE,
+            path TEXT NOT NULL,
+            sha256 TEXT NOT NULL,
+            size_bytes INTEGER NOT NULL,
+            PRIMARY KEY (update_id, path));"],
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum LibraryError {
+    #[error("package {} is not valid:\n  - {}\nFix the package and import it again; nothing was imported.", origin.display(), problems.join("\n  - "))]
+    InvalidPackage { origin: PathBuf, problems: Vec<String> },
+    #[error("update {id} is already in the content library with different content ({}): give the changed package a new id; nothing was imported", origin.display())]
+    Conflict { id: String, origin: PathBuf },
+    #[error("update {id} is given twice ({} and {}); nothing was imported", first.display(), second.display())]
+    DuplicateInBatch { id: String, first: PathBuf, second: PathBuf },
+    #[error("update {0} is not in the content library: see `ois update list`, or import it with `ois update import`")]
+    UnknownUpdate(String),
+    #[error("content library file {path} of update {id} is damaged (SHA-256 {actual}, expected {expected}): import the package again to repair it")]
+    Damaged { id: String, path: String, expected: String, actual: String },
+    #[error("content library file {path} of update {id} is missing: import the package again to repair it")]
+    Missing { id: String, path: String },
+    #[error("{}: {source}", path.display())]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error(transparent)]
+    Site(#[from] SiteError),
+}
+
+/// A payload file of an update, as stored.
+#[derive(Debug, Clone, Serialize)]
+pub struct PayloadFile {
+    pub path: String,
+    pub sha256: String,
+    pub size: u64,
+}
+
+/// An update in the content library.
+#[derive(Debug, Clone, Serialize)]
+pub struct Update {
+    #[serde(flatten)]
+    pub manifest: Manifest,
+    pub size_bytes: u64,
+    pub imported_at: String,
+    pub source: String,
+    #[serde(skip)]
+    pub files: Vec<PayloadFile>,
+}
+
+impl Update {
+    pub fn id(&self) -> &str {
+        &self.manifest.id
+    }
+}
+
+/// Which architectures to list: one, or all. Neutral updates match every architecture.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ArchFilter {
+    All,
+    Only(Architecture),
+}
+
+impl std::str::FromStr for ArchFilter {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        if s.eq_ignore_ascii_case("all") {
+            return Ok(ArchFilter::All);
+        }
+        match Architecture::parse(s) {
+            Some(Architecture::Neutral) | None => Err(format!("{s:?}: use x86, x64, arm64 or all")),
+            Some(a) => Ok(ArchFilter::Only(a)),
+        }
+    }
+}
+
+impl ArchFilter {
+    pub fn matches(self, arch: Architecture) -> bool {
+        match self {
+            ArchFilter::All => true,
+            ArchFilter::Only(a) => arch == a || arch == Architecture::Neutral,
+        }
+    }
+}
+
+/// Case-insensitive match of `filter` in an update's id, title and classification.
+pub fn matches_text(m: &Manifest, filter: Option<&str>) -> bool {
+    let Some(f) = filter.map(str::to_lowercase) else { return true };
+    m.id.to_lowercase().contains(&f)
+        || m.title.to_lowercase().contains(&f)
+        || m.classification.as_deref().is_some_and(|c| c.to_lowercase().contains(&f))
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub enum ImportStatus {
+    Imported,
+    AlreadyPresent,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ImportOutcome {
+    pub id: String,
+    pub title: String,
+    pub status: ImportStatus,
+    pub files: usize,
+    pub bytes: u64,
+}
+
+/// A package that passed validation, with its payload hashed.
+struct Validated {
+    package: Package,
+    manifest: Manifest,
+    files: Vec<PayloadFile>,
+    digest: String,
+}
+
+pub struct ContentLibrary {
+    store: FileStore,
+}
+
+impl ContentLibrary {
+    pub fn new(site: &Site) -> Self {
+        ContentLibrary { store: FileStore::new(site.library_dir()) }
+    }
+
+    /// Imports packages: every package is validated and hashed before anything is stored.
+    pub fn import(&self, db: &mut Database, origins: &[PathBuf]) -> Result<Vec<ImportOutcome>, LibraryError> {
+        let mut validated = Vec::new();
+        let mut seen: HashMap<String, PathBuf> = HashMap::new();
+        for origin in origins {
+            let v = validate(origin)?;
+            if let Some(first) = seen.insert(v.manifest.id.to_lowercase(), origin.clone()) {
+                return Err(LibraryError::DuplicateInBatch { id: v.manifest.id, first, second: origin.clone() });
+            }
+            validated.push(v);
+        }
+        let mut outcomes = Vec::new();
+        let mut to_store = Vec::new();
+        for v in validated {
+            let existing: Option<String> = db
+                .query_row("SELECT digest FROM updates WHERE id = ?1", [&v.manifest.id], |r| r.get(0))
+                .optional()
+                .map_err(|e| db.error(e))?;
+            let outcome = ImportOutcome {
+                id: v.manifest.id.clone(),
+                title: v.manifest.title.clone(),
+                status: ImportStatus::Imported,
+                files: v.files.len(),
+                bytes: v.files.iter().map(|f| f.size).sum(),
+            };
+            match existing {
+                Some(d) if d == v.digest => {
+                    outcomes.push(ImportOutcome { status: ImportStatus::AlreadyPresent, ..outcome });
+                }
+                Some(_) => return Err(LibraryError::Conflict { id: v.manifest.id, origin: v.package.origin }),
+                None => {
+                    outcomes.push(outcome);
+                    to_store.push(v);
+                }
+            }
+        }
+        for v in &to_store {
+            for f in &v.files {
+                let pf = v.package.file(&f.path).ok_or_else(|| LibraryError::InvalidPackage {
+                    origin: v.package.origin.clone(),
+                    problems: vec![format!("{} disappeared during the import", f.path)],
+                })?;
+                let io = |e: std::io::Error| LibraryError::Io { path: v.package.origin.join(&f.path), source: e };
+                let mut reader = v.package.reader(pf).map_err(|e| io(std::io::Error::other(e)))?;
+                self.store.put(&f.sha256, &mut reader).map_err(io)?;
+            }
+        }
+        let now = now_rfc3339();
+        let db_path = db.path().to_path_buf();
+        let db_error = |e| SiteError::Database { path: db_path.clone(), source: e };
+        let tx = db.transaction().map_err(db_error)?;
+        for v in &to_store {
+            let m = &v.manifest;
+            let json = serde_json::to_string(m).map_err(|e| LibraryError::Io {
+                path: v.package.origin.clone(),
+                source: std::io::Error::other(e),
+            })?;
+            let size: u64 = v.files.iter().map(|f| f.size).sum();
+            let insert = tx
+                .execute(
+                    "INSERT INTO updates (id, title, classification, architecture, manifest, digest, source, size_bytes, imported_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                    params![m.id, m.title, m.classification, m.architecture.as_str(), json, v.digest,
+                        v.package.origin.display().to_string(), size as i64, now],
+                )
+                .and_then(|_| {
+                    for f in &v.files {
+                        tx.execute(
+                            "INSERT INTO update_files (update_id, path, sha256, size_bytes) VALUES (?1, ?2, ?3, ?4)",
+                            params![m.id, f.path, f.sha256, f.size as i64],
+                        )?;
+                    }
+                    Ok(())
+                });
+            insert.map_err(db_error)?;
+            tracing::info!("imported update {} ({}) from {}", m.id, m.title, v.package.origin.display());
+        }
+        tx.commit().map_err(db_error)?;
+        Ok(outcomes)
+    }
+
+    /// Every update in the library, ordered by id.
+    pub fn all(&self, db: &Database) -> Result<Vec<Update>, LibraryError> {
+        let mut stmt = db
+            .prepare("SELECT manifest, size_bytes, imported_at, source, id FROM updates ORDER BY id")
+            .map_err(|e| db.error(e))?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?, r.get::<_, String>(2)?, r.get::<_, String>(3)?, r.get::<_, String>(4)?))
+            })
+            .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
+            .map_err(|e| db.error(e))?;
+        let mut files = self.files(db)?;
+        let mut out = Vec::with_capacity(rows.len());
+        for (json, size, imported_at, source, id) in rows {
+            let manifest: Manifest = serde_json::from_str(&json).map_err(|e| LibraryError::Io {
+                path: PathBuf::from(format!("site database, update {id}")),
+                source: std::io::Error::other(e),
+            })?;
+            out.push(Update {
+                files: files.remove(&id.to_lowercase()).unwrap_or_default(),
+                manifest,
+                size_bytes: size as u64,
+                imported_at,
+                source,
+            });
+        }
+        Ok(out)
+    }
+
+    fn files(&self, db: &Database) -> Result<HashMap<String, Vec<PayloadFile>>, LibraryError> {
+        let mut stmt = db
+            .prepare("SELECT update_id, path, sha256, size_bytes FROM update_files ORDER BY update_id, path")
+            .map_err(|e| db.error(e))?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    PayloadFile { path: r.get(1)?, sha256: r.get(2)?, size: r.get::<_, i64>(3)? as u64 },
+                ))
+            })
+            .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
+            .map_err(|e| db.error(e))?;
+        let mut map: HashMap<String, Vec<PayloadFile>> = HashMap::new();
+        for (id, f) in rows {
+            map.entry(id.to_lowercase()).or_default().push(f);
+        }
+        Ok(map)
+    }
+
+    pub fn list(&self, db: &Database, filter: Option<&str>, arch: ArchFilter) -> Result<Vec<Update>, LibraryError> {
+        Ok(self
+            .all(db)?
+            .into_iter()
+            .filter(|u| arch.matches(u.manifest.architecture) && matches_text(&u.manifest, filter))
+            .collect())
+    }
+
+    /// Copies an update's payload out of the library into `dest`, checking every hash, and
+    /// returns the directory that `add` sources are relative to.
+    pub fn stage(&self, update: &Update, dest: &Path) -> Result<PathBuf, LibraryError> {
+        let root = dest.join(update.id());
+        for f in &update.files {
+            let target = root.join(&f.path);
+            let io = |e| LibraryError::Io { path: target.clone(), source: e };
+            if !self.store.contains(&f.sha256) {
+                return Err(LibraryError::Missing { id: update.id().to_string(), path: f.path.clone() });
+            }
+            if let Err(actual) = self.store.copy_out(&f.sha256, &target).map_err(io)? {
+                return Err(LibraryError::Damaged {
+                    id: update.id().to_string(),
+                    path: f.path.clone(),
+                    expected: f.sha256.clone(),
+                    actual,
+                });
+            }
+        }
+        Ok(root)
+    }
+}
+
+/// Reads a package, validates its manifest against its files and hashes its payload.
+fn validate(origin: &Path) -> Result<Validated, LibraryError> {
+    let invalid = |problems: Vec<String>| LibraryError::InvalidPackage { origin: origin.to_path_buf(), problems };
+    let package = Package::open(origin).map_err(|e| invalid(vec![e]))?;
+    let text = package.read_manifest().map_err(|e| invalid(vec![e]))?;
+    let manifest = manifest::parse(&text).map_err(invalid)?;
+    let mut problems = Vec::new();
+    let mut payload: BTreeMap<String, String> = BTreeMap::new();
+    let mut targets: HashSet<String> = HashSet::new();
+    let mut claim = |target: String, problems: &mut Vec<String>| {
+        if !targets.insert(target.to_lowercase()) {
+            problems.push(format!("{target} is the target of more than one change"));
+        }
+    };
+    for change in &manifest.changes {
+        match change {
+            Change::Add { source, target } => {
+                if source.eq_ignore_ascii_case(MANIFEST_NAME) {
+                    problems.push(format!("{MANIFEST_NAME} cannot be a payload"));
+                } else if let Some(f) = package.file(source) {
+                    payload.insert(f.path.to_lowercase(), f.path.clone());
+                    claim(target.clone(), &mut problems);
+                } else {
+                    let under = package.files_under(source);
+                    if under.is_empty() {
+                        problems.push(format!("payload {source} is missing from the package"));
+                    }
+                    for f in under {
+                        payload.insert(f.path.to_lowercase(), f.path.clone());
+                        claim(format!("{target}/{}", &f.path[source.len() + 1..]), &mut problems);
+                    }
+                }
+            }
+            Change::Rename { to, .. } => claim(to.clone(), &mut problems),
+            Change::Delete { .. } => {}
+        }
+    }
+    if !problems.is_empty() {
+        return Err(invalid(problems));
+    }
+    let mut files = Vec::new();
+    for path in payload.values() {
+        let f = package.file(path).ok_or_else(|| invalid(vec![format!("payload {path} is missing")]))?;
+        let mut reader = package.reader(f).map_err(|e| invalid(vec![e]))?;
+        let (sha256, size) = copy_hashing(&mut reader, &mut std::io::sink())
+            .map_err(|e| LibraryError::Io { path: origin.join(path), source: e })?;
+        files.push(PayloadFile { path: f.path.clone(), sha256, size });
+    }
+    let mut hasher = Sha256::new();
+    hasher.update(serde_json::to_vec(&manifest).unwrap_or_default());
+    for f in &files {
+        hasher.update(format!("{}\0{}\0{}\n", f.path, f.sha256, f.size));
+    }
+    Ok(Validated { package, manifest, files, digest: hex(&hasher.finalize()) })
+}

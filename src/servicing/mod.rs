@@ -1,0 +1,224 @@
+//! Servicing runs: plan, stage, apply to every index in memory, write a clean new WIM, verify,
+//! replace the original atomically, record (tables `servicing_runs`, `run_updates`,
+//! `provisioning`).
+
+mod apply;
+mod commit;
+pub mod lease;
+pub mod plan;
+mod run;
+mod stage;
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use rusqlite::params;
+use serde::Serialize;
+
+pub use apply::UpdateResult;
+pub use plan::{applicable, IndexPlan, Plan, Selection};
+pub use run::RunEvent;
+
+use crate::image::{self, Image, ImageError};
+use crate::library::{ContentLibrary, LibraryError};
+use crate::site::{Database, Migrations, Site, SiteError};
+
+pub static MIGRATIONS: Migrations = Migrations {
+    module: "servicing",
+    steps: &["CREATE TABLE servicing_runs (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            image_id INTEGER NOT NULL REFERENCES images(id) ON DELETE CASCADE,
+            status TEXT NOT NULL,
+            started_at TEXT NOT NULL,
+            finished_at TEXT,
+            continue_on_error INTEGER NOT NULL,
+            size_before INTEGER,
+            size_after INTEGER,
+            stage_dir TEXT,
+            error TEXT,
+            owner_pid INTEGER,
+            owner_host TEXT);
+        CREATE TABLE run_updates (
+            run_id INTEGER NOT NULL REFERENCES servicing_runs(id) ON DELETE CASCADE,
+            update_id TEXT NOT NULL,
+            idx INTEGER NOT NULL,
+            result TEXT NOT NULL,
+            error TEXT,
+            PRIMARY KEY (run_id, update_id, idx));
+        CREATE TABLE provisioning (
+            image_id INTEGER PRIMARY KEY REFERENCES images(id) ON DELETE CASCADE,
+            run_id INTEGER,
+            since TEXT NOT NULL,
+            owner_pid INTEGER NOT NULL,
+            owner_host TEXT NOT NULL);"],
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServicingError {
+    #[error("cannot service image {image}: {reason}")]
+    Plan { image: String, reason: String },
+    #[error(transparent)]
+    Library(#[from] LibraryError),
+    #[error(transparent)]
+    Image(#[from] ImageError),
+    #[error(transparent)]
+    Site(#[from] SiteError),
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum RunStatus {
+    #[serde(rename = "In progress")]
+    InProgress,
+    Successful,
+    Failed,
+    Canceled,
+}
+
+impl RunStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::InProgress => "In progress",
+            RunStatus::Successful => "Successful",
+            RunStatus::Failed => "Failed",
+            RunStatus::Canceled => "Canceled",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct FailedUpdate {
+    pub id: String,
+    pub error: String,
+}
+
+/// What happened to one image.
+#[derive(Debug, Clone, Serialize)]
+pub struct ImageOutcome {
+    pub image: String,
+    pub status: RunStatus,
+    pub run_id: Option<i64>,
+    pub applied: Vec<String>,
+    pub failed: Vec<FailedUpdate>,
+    pub superseded: Vec<String>,
+    pub error: Option<String>,
+    pub size_before: u64,
+    pub size_after: u64,
+    pub seconds: f64,
+    pub results: Vec<UpdateResult>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ServiceOptions {
+    pub selection: Selection,
+    pub continue_on_error: bool,
+    /// Images serviced at once.
+    pub jobs: usize,
+    pub cancel: Arc<AtomicBool>,
+}
+
+/// A sensible number of images to service at once: bounded by CPUs and by free memory
+/// (wimlib's compressors take a few hundred MiB per image at most).
+pub fn default_jobs(images: usize) -> usize {
+    let mut sys = sysinfo::System::new();
+    sys.refresh_memory();
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let by_memory = (sys.available_memory() / (512 << 20)).max(1) as usize;
+    cpus.min(by_memory).min(images.max(1)).max(1)
+}
+
+/// Services images: every plan is made first, so an impossible request touches nothing; then
+/// the images run in parallel, each on one thread of a pool of `jobs`.
+pub fn service(
+    site: &Site,
+    image_keys: &[String],
+    options: &ServiceOptions,
+    observer: &(dyn Fn(&str, RunEvent) + Sync),
+) -> Result<Vec<ImageOutcome>, ServicingError> {
+    let db = site.database()?;
+    let library = ContentLibrary::new(site);
+    let updates = library.all(&db)?;
+    let mut jobs: Vec<(Image, Plan)> = Vec::new();
+    for key in image_keys {
+        let img = image::find(&db, key)?;
+        if jobs.iter().any(|(i, _)| i.id == img.id) {
+            continue;
+        }
+        let indexes = image::indexes(&db, &img)?;
+        let p = plan::plan(&indexes, &updates, &options.selection)
+            .map_err(|reason| ServicingError::Plan { image: img.name.clone(), reason })?;
+        jobs.push((img, p));
+    }
+    drop(db);
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(options.jobs.max(1))
+        .thread_name(|i| format!("servicing-{i}"))
+        .build()
+        .map_err(|e| SiteError::Io { path: PathBuf::from("thread pool"), source: std::io::Error::other(e) })?;
+    let outcomes = pool.install(|| {
+        use rayon::prelude::*;
+        jobs.par_iter()
+            .map(|(img, p)| run::run(site, &library, &updates, img, p, options, observer))
+            .collect::<Vec<_>>()
+    });
+    Ok(outcomes)
+}
+
+/// A past run of an image, for `image show`.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunRecord {
+    pub id: i64,
+    pub status: String,
+    pub started_at: String,
+    pub finished_at: Option<String>,
+    pub size_before: Option<u64>,
+    pub size_after: Option<u64>,
+    pub error: Option<String>,
+    pub updates: Vec<UpdateResult>,
+}
+
+pub fn history(db: &Database, image_id: i64) -> Result<Vec<RunRecord>, SiteError> {
+    let mut stmt = db
+        .prepare(
+            "SELECT id, status, started_at, finished_at, size_before, size_after, error
+             FROM servicing_runs WHERE image_id = ?1 ORDER BY id DESC",
+        )
+        .map_err(|e| db.error(e))?;
+    let mut runs = stmt
+        .query_map([image_id], |r| {
+            Ok(RunRecord {
+                id: r.get(0)?,
+                status: r.get(1)?,
+                started_at: r.get(2)?,
+                finished_at: r.get(3)?,
+                size_before: r.get::<_, Option<i64>>(4)?.map(|v| v as u64),
+                size_after: r.get::<_, Option<i64>>(5)?.map(|v| v as u64),
+                error: r.get(6)?,
+                updates: Vec::new(),
+            })
+        })
+        .and_then(|r| r.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| db.error(e))?;
+    let mut stmt = db
+        .prepare("SELECT update_id, idx, result, error FROM run_updates WHERE run_id = ?1 ORDER BY idx, rowid")
+        .map_err(|e| db.error(e))?;
+    for run in &mut runs {
+        run.updates = stmt
+            .query_map(params![run.id], |r| {
+                Ok(UpdateResult {
+                    update: r.get(0)?,
+                    index: r.get(1)?,
+                    applied: r.get::<_, String>(2)? == "Applied",
+                    error: r.get(3)?,
+                })
+            })
+            .and_then(|r| r.collect::<Result<Vec<_>, _>>())
+            .map_err(|e| db.error(e))?;
+    }
+    Ok(runs)
+}
+
+pub fn is_canceled(flag: &AtomicBool) -> bool {
+    flag.load(Ordering::Relaxed)
+}

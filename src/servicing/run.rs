@@ -1,0 +1,394 @@
+//! One servicing run of one image, from provisioning mode to the recorded result.
+
+use std::collections::{BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+use std::time::{Instant, SystemTime};
+
+use rusqlite::params;
+
+use super::apply::{self, Stop, UpdateResult};
+use super::plan::Plan;
+use super::stage::{free_space, same_filesystem, Stage};
+use super::{commit, is_canceled, lease, FailedUpdate, ImageOutcome, RunStatus, ServiceOptions};
+use crate::fsutil::{hash_file, now_rfc3339};
+use crate::image::{self, detect, Image};
+use crate::library::{ContentLibrary, Update};
+use crate::site::{Database, Site};
+use crate::wim::{Progress, ProgressEvent, Wim, WimError};
+
+/// What a run reports while it works.
+#[derive(Debug, Clone, Copy)]
+pub enum RunEvent {
+    Step(&'static str),
+    Write { done: u64, total: u64 },
+    Finished(RunStatus),
+}
+
+/// A run that ended early: its status and the message for the admin.
+struct Ended(RunStatus, String);
+
+impl From<String> for Ended {
+    fn from(m: String) -> Self {
+        Ended(RunStatus::Failed, m)
+    }
+}
+
+pub(super) fn run(
+    site: &Site,
+    library: &ContentLibrary,
+    updates: &[Update],
+    img: &Image,
+    plan: &Plan,
+    options: &ServiceOptions,
+    observer: &(dyn Fn(&str, RunEvent) + Sync),
+) -> ImageOutcome {
+    let started = Instant::now();
+    let mut outcome = ImageOutcome {
+        image: img.name.clone(),
+        status: RunStatus::Failed,
+        run_id: None,
+        applied: Vec::new(),
+        failed: Vec::new(),
+        superseded: plan.superseded.iter().map(|(d, _)| d.clone()).collect(),
+        error: None,
+        size_before: img.size_bytes,
+        size_after: img.size_bytes,
+        seconds: 0.0,
+        results: Vec::new(),
+    };
+    let result = start(site, img, plan, &mut outcome).and_then(|db| {
+        let result = service(site, &db, library, updates, img, plan, options, observer, &mut outcome);
+        finish(&db, img, &mut outcome, result)
+    });
+    if let Err(Ended(status, message)) = result {
+        tracing::error!("servicing of image {} ended {}: {message}", img.name, status.as_str());
+        outcome.status = status;
+        outcome.error = Some(message);
+    }
+    outcome.seconds = started.elapsed().as_secs_f64();
+    observer(&img.name, RunEvent::Finished(outcome.status));
+    outcome
+}
+
+/// Enters provisioning mode and records the run as In progress.
+fn start(site: &Site, img: &Image, plan: &Plan, outcome: &mut ImageOutcome) -> Result<Database, Ended> {
+    let db = site.database().map_err(|e| e.to_string())?;
+    if plan.is_empty() {
+        outcome.status = RunStatus::Successful;
+        return Err(Ended(RunStatus::Successful, "nothing to apply: the image is up to date".into()));
+    }
+    match lease::enter(&db, img.id).map_err(|e| db.error(e).to_string())? {
+        Ok(()) => {}
+        Err(holder) => {
+            return Err(Ended(
+                RunStatus::Failed,
+                format!(
+                    "image {} is already being serviced: it is in provisioning mode since {} (process {} on {}); wait for that run to end",
+                    img.name, holder.since, holder.owner_pid, holder.owner_host
+                ),
+            ))
+        }
+    }
+    let inserted = db
+        .execute(
+            "INSERT INTO servicing_runs (image_id, status, started_at, continue_on_error, size_before, owner_pid, owner_host)
+             VALUES (?1, 'In progress', ?2, ?3, ?4, ?5, ?6)",
+            params![img.id, now_rfc3339(), false, img.size_bytes as i64, std::process::id(), lease::host_name()],
+        )
+        .and_then(|_| {
+            let run_id = db.last_insert_rowid();
+            lease::attach_run(&db, img.id, run_id)?;
+            Ok(run_id)
+        });
+    match inserted {
+        Ok(run_id) => {
+            outcome.run_id = Some(run_id);
+            tracing::info!("servicing run {run_id} started for image {} ({})", img.name, img.path.display());
+            Ok(db)
+        }
+        Err(e) => {
+            let _ = lease::leave(&db, img.id);
+            Err(Ended(RunStatus::Failed, db.error(e).to_string()))
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn service(
+    site: &Site,
+    db: &Database,
+    library: &ContentLibrary,
+    updates: &[Update],
+    img: &Image,
+    plan: &Plan,
+    options: &ServiceOptions,
+    observer: &(dyn Fn(&str, RunEvent) + Sync),
+    outcome: &mut ImageOutcome,
+) -> Result<(String, u64), Ended> {
+    let run_id = outcome.run_id.unwrap_or_default();
+    let step = |s: &'static str| {
+        tracing::info!("image {}: {s}", img.name);
+        observer(&img.name, RunEvent::Step(s));
+    };
+    let canceled = || is_canceled(&options.cancel);
+    let name = &img.name;
+
+    step("checking the original image");
+    let original_state = check_original(img)?;
+
+    let staging_root = site.staging_root();
+    let stage = Stage::create(&staging_root, run_id)
+        .map_err(|e| format!("cannot create the staging folder in {}: {e}", staging_root.display()))?;
+    let by_id: HashMap<String, &Update> = updates.iter().map(|u| (u.id().to_lowercase(), u)).collect();
+    let selected: Vec<&Update> = plan.order.iter().filter_map(|id| by_id.get(&id.to_lowercase()).copied()).collect();
+    check_free_space(site, img, &stage, &selected)?;
+
+    step("copying updates from the content library");
+    let mut staged = HashMap::new();
+    for u in &selected {
+        let root = library.stage(u, &stage.updates_dir()).map_err(|e| e.to_string())?;
+        staged.insert(u.id().to_lowercase(), (*u, root));
+    }
+    if canceled() {
+        return Err(Ended(RunStatus::Canceled, "canceled before the image was changed".into()));
+    }
+
+    step("opening the image");
+    let wim = Wim::open(&img.path, false).map_err(|e| wim_message(name, &e))?;
+    let count = wim.header().image_count;
+    let known = plan.indexes.len() as u32;
+    if count != known {
+        return Err(format!(
+            "image {name} now holds {count} indexes but {known} were registered: the file changed outside ois; register it again"
+        )
+        .into());
+    }
+    for i in 1..=count {
+        crate::image::inspect::check_loads_whole(&wim, i).map_err(|e| format!("image {name}: {e}"))?;
+    }
+
+    step("applying updates");
+    let mut results: Vec<UpdateResult> = Vec::new();
+    let applied = apply::apply(&wim, plan, &staged, options.continue_on_error, &canceled, &mut results);
+    summarise(&results, outcome);
+    outcome.results = results.clone();
+    match applied {
+        Ok(()) => {}
+        Err(Stop::Canceled) => return Err(Ended(RunStatus::Canceled, "canceled; the original image is unchanged".into())),
+        Err(Stop::Failed) => {
+            let f = outcome.failed.first().cloned().unwrap_or(FailedUpdate { id: "?".into(), error: String::new() });
+            return Err(format!(
+                "update {} failed: {}; the original image is unchanged (use --continue-on-error to skip failing updates)",
+                f.id, f.error
+            )
+            .into());
+        }
+    }
+    if outcome.applied.is_empty() && results.iter().all(|r| !r.applied) {
+        return Err("no update could be applied; the original image is unchanged".to_string().into());
+    }
+
+    record_in_wim(db, img, &wim, &results).map_err(|e| wim_message(name, &e))?;
+
+    step("writing the serviced image");
+    let mut on_progress = |event| {
+        if let ProgressEvent::Write { done, total } = event {
+            observer(name, RunEvent::Write { done, total });
+        }
+        if canceled() {
+            Progress::Abort
+        } else {
+            Progress::Continue
+        }
+    };
+    let output = stage.output();
+    let written = wim.write(&output, site.config().integrity_table, 0, &mut on_progress);
+    drop(wim);
+    if let Err(e) = written {
+        if e.is_aborted() {
+            return Err(Ended(RunStatus::Canceled, "canceled while writing; the original image is unchanged".into()));
+        }
+        return Err(wim_message(name, &e).into());
+    }
+
+    step("verifying the serviced image");
+    commit::verify(&output, count, &mut on_progress).map_err(|e| {
+        format!("the serviced image failed verification, so the original was kept unchanged: {}", wim_message(name, &e))
+    })?;
+
+    if canceled() {
+        return Err(Ended(RunStatus::Canceled, "canceled before the original was replaced; it is unchanged".into()));
+    }
+    if metadata_state(&img.path) != Some(original_state) {
+        return Err(format!("{} changed on disk during servicing; it was left as it is", img.path.display()).into());
+    }
+    step("replacing the original image");
+    let replaced = commit::replace(&output, &img.path, run_id)
+        .map_err(|e| format!("cannot replace {}: {e}; the original is unchanged", img.path.display()))?;
+    drop(stage);
+    Ok(replaced)
+}
+
+/// Records the end of the run; on success also the new image state, in one transaction.
+fn finish(
+    db: &Database,
+    img: &Image,
+    outcome: &mut ImageOutcome,
+    result: Result<(String, u64), Ended>,
+) -> Result<(), Ended> {
+    let run_id = outcome.run_id.unwrap_or_default();
+    let (status, error, replaced) = match &result {
+        Ok(r) if outcome.failed.is_empty() => (RunStatus::Successful, None, Some(r.clone())),
+        Ok(r) => {
+            let n = outcome.failed.len();
+            (
+                RunStatus::Failed,
+                Some(format!("{n} update(s) failed and were skipped (continue on error); the others were applied")),
+                Some(r.clone()),
+            )
+        }
+        Err(Ended(status, message)) => (*status, Some(message.clone()), None),
+    };
+    let mut conn = match rusqlite::Connection::open(db.path()) {
+        Ok(c) => c,
+        Err(e) => return Err(Ended(RunStatus::Failed, db.error(e).to_string())),
+    };
+    let _ = conn.busy_timeout(std::time::Duration::from_secs(30));
+    let recorded = (|| -> rusqlite::Result<()> {
+        let tx = conn.transaction()?;
+        if let Some((sha256, size)) = &replaced {
+            let mut installed: HashMap<u32, BTreeSet<String>> = HashMap::new();
+            for r in outcome.results.iter().filter(|r| r.applied) {
+                installed.entry(r.index).or_default().insert(r.update.clone());
+            }
+            let installed: Vec<(u32, BTreeSet<String>)> = installed.into_iter().collect();
+            image::record_servicing(&tx, img.id, sha256, *size, run_id, &installed)?;
+            outcome.size_after = *size;
+        }
+        for r in &outcome.results {
+            tx.execute(
+                "INSERT OR REPLACE INTO run_updates (run_id, update_id, idx, result, error) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![run_id, r.update, r.index, if r.applied { "Applied" } else { "Failed" }, r.error],
+            )?;
+        }
+        tx.execute(
+            "UPDATE servicing_runs SET status = ?2, finished_at = ?3, size_after = ?4, error = ?5 WHERE id = ?1",
+            params![run_id, status.as_str(), now_rfc3339(), outcome.size_after as i64, error],
+        )?;
+        lease::leave(&tx, img.id)?;
+        tx.commit()
+    })();
+    if let Err(e) = recorded {
+        return Err(Ended(RunStatus::Failed, format!("the run could not be recorded: {}", db.error(e))));
+    }
+    tracing::info!("servicing run {run_id} of image {} ended {}", img.name, status.as_str());
+    match result {
+        Ok(_) if status == RunStatus::Successful => {
+            outcome.status = RunStatus::Successful;
+            Ok(())
+        }
+        Ok(_) => Err(Ended(status, error.unwrap_or_default())),
+        Err(e) => Err(e),
+    }
+}
+
+fn summarise(results: &[UpdateResult], outcome: &mut ImageOutcome) {
+    let mut order: Vec<&str> = Vec::new();
+    for r in results {
+        if !order.contains(&r.update.as_str()) {
+            order.push(&r.update);
+        }
+    }
+    outcome.applied.clear();
+    outcome.failed.clear();
+    for id in order {
+        let mine: Vec<&UpdateResult> = results.iter().filter(|r| r.update == id).collect();
+        match mine.iter().find(|r| !r.applied) {
+            None => outcome.applied.push(id.to_string()),
+            Some(f) => outcome.failed.push(FailedUpdate {
+                id: id.to_string(),
+                error: format!("index {}: {}", f.index, f.error.clone().unwrap_or_default()),
+            }),
+        }
+    }
+}
+
+/// Carries the installed set in the WIM's own XML, so the file keeps its history when it moves.
+fn record_in_wim(db: &Database, img: &Image, wim: &Wim, results: &[UpdateResult]) -> Result<(), WimError> {
+    let indexes = image::indexes(db, img).map_err(|e| WimError::io(&img.path, "reading the catalog for", std::io::Error::other(e.to_string())))?;
+    let now = now_rfc3339();
+    for idx in &indexes {
+        let mut ids: BTreeSet<String> = idx.installed.iter().map(|u| u.id.clone()).collect();
+        ids.extend(detect::from_record(wim, idx.info.index));
+        ids.extend(results.iter().filter(|r| r.applied && r.index == idx.info.index).map(|r| r.update.clone()));
+        let value = ids.into_iter().collect::<Vec<_>>().join(" ");
+        wim.set_property(idx.info.index, detect::RECORD_PROPERTY, Some(&value))?;
+        wim.set_property(idx.info.index, detect::SERVICED_PROPERTY, Some(&now))?;
+    }
+    Ok(())
+}
+
+type FileState = (u64, Option<SystemTime>);
+
+fn metadata_state(path: &Path) -> Option<FileState> {
+    std::fs::metadata(path).ok().map(|m| (m.len(), m.modified().ok()))
+}
+
+/// The original must be the file that was registered: same size and SHA-256.
+fn check_original(img: &Image) -> Result<FileState, Ended> {
+    let state = metadata_state(&img.path).ok_or_else(|| {
+        format!("WIM file {} of image {} is missing: restore it, or register the new location with `ois image import`", img.path.display(), img.name)
+    })?;
+    let changed = || {
+        Ended::from(format!(
+            "{} changed on disk since ois registered it (size or SHA-256 differ): nothing was done; check who changed it, then register it again with `ois image import`",
+            img.path.display()
+        ))
+    };
+    if state.0 != img.size_bytes {
+        return Err(changed());
+    }
+    let (sha256, _) = hash_file(&img.path).map_err(|e| format!("cannot read {}: {e}", img.path.display()))?;
+    if sha256 != img.sha256 {
+        return Err(changed());
+    }
+    Ok(state)
+}
+
+/// The run needs room for the staged payload and a full new WIM in the stage, and, when the
+/// stage is on another filesystem, for a second copy beside the original.
+fn check_free_space(site: &Site, img: &Image, stage: &Stage, selected: &[&Update]) -> Result<(), Ended> {
+    let payload: u64 = selected.iter().map(|u| u.size_bytes).sum();
+    let reserve = site.config().free_space_reserve_mib << 20;
+    let need_stage = img.size_bytes + 2 * payload + reserve;
+    let mut checks: Vec<(PathBuf, u64)> = vec![(stage.dir().to_path_buf(), need_stage)];
+    let original_dir = img.path.parent().unwrap_or(Path::new("/")).to_path_buf();
+    if !same_filesystem(stage.dir(), &original_dir) {
+        checks.push((original_dir, img.size_bytes + payload + reserve));
+    }
+    for (path, need) in checks {
+        if let Some((drive, free)) = free_space(&path) {
+            if free < need {
+                return Err(format!(
+                    "not enough free space on {} to service image {}: {} MiB needed, {} MiB free; free some space or choose another servicing drive (servicing_drive in site.toml)",
+                    drive.display(),
+                    img.name,
+                    need.div_ceil(1 << 20),
+                    free >> 20
+                )
+                .into());
+            }
+        }
+    }
+    Ok(())
+}
+
+fn wim_message(image: &str, e: &WimError) -> String {
+    if e.is_out_of_space() {
+        format!("image {image}: the disk filled up while {} {}: free space and run again; the original image is unchanged", e.operation, e.path.display())
+    } else if e.is_corruption() {
+        format!("image {image}: {e}: the WIM is damaged; restore it from a good copy (or re-export it with DISM /Export-Image) and register it again")
+    } else {
+        format!("image {image}: {e}")
+    }
+}

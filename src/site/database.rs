@@ -1,0 +1,98 @@
+//! The site database (SQLite) and its versioned migrations. Each module owns its tables and
+//! hands its migrations to [`Database::open`] through [`Migrations`].
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use rusqlite::Connection;
+
+use super::SiteError;
+
+/// A module's schema history: the n-th entry upgrades its tables from version n to n+1.
+pub struct Migrations {
+    pub module: &'static str,
+    pub steps: &'static [&'static str],
+}
+
+fn all_migrations() -> [&'static Migrations; 3] {
+    [
+        &crate::library::MIGRATIONS,
+        &crate::image::MIGRATIONS,
+        &crate::servicing::MIGRATIONS,
+    ]
+}
+
+pub struct Database {
+    conn: Connection,
+    path: PathBuf,
+}
+
+impl std::ops::Deref for Database {
+    type Target = Connection;
+    fn deref(&self) -> &Connection {
+        &self.conn
+    }
+}
+
+impl std::ops::DerefMut for Database {
+    fn deref_mut(&mut self) -> &mut Connection {
+        &mut self.conn
+    }
+}
+
+impl Database {
+    pub fn open(path: &Path) -> Result<Database, SiteError> {
+        let err = |source| SiteError::Database { path: path.to_path_buf(), source };
+        let conn = Connection::open(path).map_err(err)?;
+        conn.busy_timeout(Duration::from_secs(30)).map_err(err)?;
+        conn.execute_batch(
+            "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;",
+        )
+        .map_err(err)?;
+        let mut db = Database { conn, path: path.to_path_buf() };
+        db.migrate().map_err(err)?;
+        Ok(db)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Wraps a rusqlite error with the database path.
+    pub fn error(&self, source: rusqlite::Error) -> SiteError {
+        SiteError::Database { path: self.path.clone(), source }
+    }
+
+    fn migrate(&mut self) -> rusqlite::Result<()> {
+        let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        tx.execute_batch(
+            "CREATE TABLE IF NOT EXISTS schema_migrations (
+                module TEXT PRIMARY KEY, version INTEGER NOT NULL)",
+        )?;
+        for m in all_migrations() {
+            let current: usize = tx
+                .query_row(
+                    "SELECT version FROM schema_migrations WHERE module = ?1",
+                    [m.module],
+                    |r| r.get::<_, i64>(0),
+                )
+                .map(|v| v as usize)
+                .or_else(|e| match e {
+                    rusqlite::Error::QueryReturnedNoRows => Ok(0),
+                    e => Err(e),
+                })?;
+            for (i, step) in m.steps.iter().enumerate().skip(current) {
+                tracing::info!("migrating site database: {} schema {} -> {}", m.module, i, i + 1);
+                tx.execute_batch(step)?;
+            }
+            if m.steps.len() > current {
+                tx.execute(
+                    "INSERT INTO schema_migrations (module, version) VALUES (?1, ?2)
+                     ON CONFLICT(module) DO UPDATE SET version = excluded.version",
+                    rusqlite::params![m.module, m.steps.len() as i64],
+                )?;
+            }
+        }
+        tx.commit()
+    }
+}

@@ -1,0 +1,121 @@
+//! The site: a directory holding `site.toml`, the site database, the content library, the
+//! servicing staging folder (by default) and `logs/`.
+
+mod config;
+mod database;
+mod drives;
+
+use std::path::{Path, PathBuf};
+
+pub use config::{ServicingDrive, SiteConfig};
+pub use database::{Database, Migrations};
+pub use drives::{drive_of, list_drives, Drive};
+
+pub const CONFIG_FILE: &str = "site.toml";
+pub const DATABASE_FILE: &str = "site.db";
+pub const LIBRARY_DIR: &str = "ContentLibrary";
+pub const LOGS_DIR: &str = "logs";
+pub const STAGING_FOLDER: &str = "ConfigMgr_OfflineImageServicing";
+
+#[derive(Debug, thiserror::Error)]
+pub enum SiteError {
+    #[error("no site at {}: create one with `ois --site {} site init`", .0.display(), .0.display())]
+    Missing(PathBuf),
+    #[error("a site already exists at {}: use it, or choose another directory with --site", .0.display())]
+    AlreadyExists(PathBuf),
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{}: invalid site configuration: {message}", path.display())]
+    Config { path: PathBuf, message: String },
+    #[error("site database {}: {source}", path.display())]
+    Database {
+        path: PathBuf,
+        #[source]
+        source: rusqlite::Error,
+    },
+}
+
+impl SiteError {
+    pub(crate) fn io(path: &Path, source: std::io::Error) -> Self {
+        SiteError::Io { path: path.to_path_buf(), source }
+    }
+}
+
+/// An opened site. Cheap to clone and shareable between threads; each thread opens its own
+/// database connection with [`Site::database`].
+#[derive(Debug, Clone)]
+pub struct Site {
+    root: PathBuf,
+    config: SiteConfig,
+}
+
+impl Site {
+    /// Creates a new site: directories, configuration and an up-to-date database.
+    pub fn init(root: &Path, servicing_drive: ServicingDrive) -> Result<Site, SiteError> {
+        if root.join(CONFIG_FILE).exists() {
+            return Err(SiteError::AlreadyExists(root.to_path_buf()));
+        }
+        for dir in [root.to_path_buf(), root.join(LIBRARY_DIR), root.join(LOGS_DIR)] {
+            std::fs::create_dir_all(&dir).map_err(|e| SiteError::io(&dir, e))?;
+        }
+        let root = std::fs::canonicalize(root).map_err(|e| SiteError::io(root, e))?;
+        let config = SiteConfig { servicing_drive, ..SiteConfig::default() };
+        config.save(&root.join(CONFIG_FILE))?;
+        let site = Site { root, config };
+        site.database()?;
+        Ok(site)
+    }
+
+    /// Opens an existing site, migrating its database to this version of ois.
+    pub fn open(root: &Path) -> Result<Site, SiteError> {
+        let config_path = root.join(CONFIG_FILE);
+        if !config_path.is_file() {
+            return Err(SiteError::Missing(root.to_path_buf()));
+        }
+        let root = std::fs::canonicalize(root).map_err(|e| SiteError::io(root, e))?;
+        let config = SiteConfig::load(&config_path)?;
+        Ok(Site { root, config })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn config(&self) -> &SiteConfig {
+        &self.config
+    }
+
+    pub fn library_dir(&self) -> PathBuf {
+        self.root.join(LIBRARY_DIR)
+    }
+
+    pub fn logs_dir(&self) -> PathBuf {
+        self.root.join(LOGS_DIR)
+    }
+
+    /// Opens a connection to the site database, applying pending migrations.
+    pub fn database(&self) -> Result<Database, SiteError> {
+        Database::open(&self.root.join(DATABASE_FILE))
+    }
+
+    /// The folder where servicing runs stage their work:
+    /// `<servicing drive>/ConfigMgr_OfflineImageServicing`. A configured drive that does not
+    /// exist behaves as Automatic (the site's own drive), as Configuration Manager does.
+    pub fn staging_root(&self) -> PathBuf {
+        match &self.config.servicing_drive {
+            ServicingDrive::Auto => self.root.join(STAGING_FOLDER),
+            ServicingDrive::Path(drive) if drive.is_dir() => drive.join(STAGING_FOLDER),
+            ServicingDrive::Path(drive) => {
+                tracing::warn!(
+                    "servicing drive {} does not exist; using the site's drive (Automatic)",
+                    drive.display()
+                );
+                self.root.join(STAGING_FOLDER)
+            }
+        }
+    }
+}

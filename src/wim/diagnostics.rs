@@ -1,0 +1,70 @@
+//! wimlib reports warnings (such as entries it refuses to load) only as printed messages. They
+//! go to an unlinked temporary file that ois reads back, logs, and attaches to errors.
+
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
+use std::sync::{Mutex, MutexGuard, OnceLock};
+
+use wimlib::sys;
+
+struct Capture {
+    file: File,
+    offset: u64,
+}
+
+static CAPTURE: OnceLock<Mutex<Capture>> = OnceLock::new();
+static EXCLUSIVE: Mutex<()> = Mutex::new(());
+
+pub(super) fn install() {
+    let Ok(named) = tempfile::Builder::new().prefix("ois-wimlib-").tempfile() else {
+        tracing::warn!("cannot create a file for wimlib's messages; they will not be captured");
+        return;
+    };
+    let cpath = super::c_path(named.path());
+    // SAFETY: wimlib opens the named file for appending and keeps it for the process.
+    let rc = unsafe { sys::wimlib_set_error_file_by_name(cpath.as_ptr()) };
+    let Ok(file) = File::open(named.path()) else { return };
+    if rc != 0 {
+        return;
+    }
+    unsafe { sys::wimlib_set_print_errors(true) };
+    let _ = CAPTURE.set(Mutex::new(Capture { file, offset: 0 }));
+    // `named` is dropped here: the path is unlinked, both open handles stay valid.
+}
+
+/// Serialises operations whose messages must be attributed to them.
+pub(super) fn exclusive() -> MutexGuard<'static, ()> {
+    EXCLUSIVE.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The messages wimlib printed since the last call, also written to the log.
+pub(super) fn take() -> Vec<String> {
+    let Some(capture) = CAPTURE.get() else { return Vec::new() };
+    let mut c = capture.lock().unwrap_or_else(|p| p.into_inner());
+    let offset = c.offset;
+    let mut text = String::new();
+    if c.file.seek(SeekFrom::Start(offset)).is_err() {
+        return Vec::new();
+    }
+    let Ok(n) = (&c.file).read_to_string(&mut text) else { return Vec::new() };
+    c.offset = offset + n as u64;
+    text.split(['\n', '\r'])
+        .map(|l| l.trim())
+        .filter(|l| !l.is_empty())
+        .map(|l| {
+            tracing::debug!(target: "wimlib", "{l}");
+            l.trim_start_matches("[ERROR] ")
+                .trim_start_matches("[WARNING] ")
+                .to_string()
+        })
+        .collect()
+}
+
+/// Messages that mean wimlib dropped part of an image's tree while loading it.
+pub(super) fn is_unsafe_metadata(message: &str) -> bool {
+    message.contains("Ignoring file named \".\" or \"..\"")
+        || message.contains("Ignoring filename with embedded null")
+        || message.contains("Ignoring children of non-directory")
+        || message.contains("Ignoring unnamed file")
+        || message.contains("too deep")
+}

@@ -1,0 +1,68 @@
+//! Listing an image's directory tree.
+
+use std::ffi::{c_int, c_void, CStr};
+
+use wimlib::sys;
+
+use super::{c_str, Wim, WimError};
+
+/// One file or directory of an image.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TreeEntry {
+    /// Path from the image root, with `/` separators and no leading slash.
+    pub path: String,
+    pub is_dir: bool,
+    pub size: u64,
+    pub links: u32,
+    /// SHA-1 of the unnamed data stream, all zeros when the file is empty.
+    pub sha1: [u8; 20],
+}
+
+pub(super) unsafe extern "C" fn ignore_entry(_: *const sys::wimlib_dir_entry, _: *mut c_void) -> c_int {
+    0
+}
+
+unsafe extern "C" fn collect(entry: *const sys::wimlib_dir_entry, ctx: *mut c_void) -> c_int {
+    // SAFETY: ctx is the Vec passed by `list`; entry is valid for the duration of the call.
+    let out = unsafe { &mut *(ctx as *mut Vec<TreeEntry>) };
+    let e = unsafe { &*entry };
+    if e.full_path.is_null() {
+        return 0;
+    }
+    let full = unsafe { CStr::from_ptr(e.full_path) }.to_string_lossy();
+    let path = full.trim_start_matches('/').to_string();
+    // The unnamed stream is first in the trailing array.
+    let stream = unsafe { &*e.streams.as_ptr() };
+    out.push(TreeEntry {
+        path,
+        is_dir: e.attributes & sys::WIMLIB_FILE_ATTRIBUTE_DIRECTORY != 0,
+        size: stream.resource.uncompressed_size,
+        links: e.num_links,
+        sha1: stream.resource.sha1_hash,
+    });
+    0
+}
+
+pub(super) fn list(wim: &Wim, index: u32, path: &str, recursive: bool) -> Result<Vec<TreeEntry>, WimError> {
+    let mut out: Vec<TreeEntry> = Vec::new();
+    let cpath = c_str(path);
+    let flags = if recursive {
+        sys::WIMLIB_ITERATE_DIR_TREE_FLAG_RECURSIVE
+    } else {
+        sys::WIMLIB_ITERATE_DIR_TREE_FLAG_CHILDREN
+    };
+    let rc = unsafe {
+        sys::wimlib_iterate_dir_tree(
+            wim.raw(),
+            index as c_int,
+            cpath.as_ptr(),
+            flags as c_int,
+            Some(collect),
+            &mut out as *mut Vec<TreeEntry> as *mut c_void,
+        )
+    };
+    if rc != 0 {
+        return Err(WimError::new(wim.path(), "listing files of", rc));
+    }
+    Ok(out)
+}
