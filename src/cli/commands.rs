@@ -94,8 +94,8 @@ fn site_show(site: &Site, json: bool) -> Result<u8, CliError> {
 }
 
 fn site_drives(site: &Site, json: bool) -> Result<u8, CliError> {
-    let drives = site::list_drives();
     let staging = site.staging_root();
+    let drives = site::list_drives_with(Some(&staging));
     let used = site::drive_of(&drives, &staging).map(|d| d.mount_point.clone());
     if json {
         let rows: Vec<_> = drives

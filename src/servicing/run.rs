@@ -370,8 +370,9 @@ fn check_free_space(site: &Site, img: &Image, stage: &Stage, selected: &[&Update
         if let Some((drive, free)) = free_space(&path) {
             if free < need {
                 return Err(format!(
-                    "not enough free space on {} to service image {}: {} MiB needed, {} MiB free; free some space or choose another servicing drive (servicing_drive in site.toml)",
+                    "not enough free space on {} (for {}) to service image {}: {} MiB needed, {} MiB free; free some space or choose another servicing drive (servicing_drive in site.toml)",
                     drive.display(),
+                    path.display(),
                     img.name,
                     need.div_ceil(1 << 20),
                     free >> 20

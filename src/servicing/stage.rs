@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::site::{drive_of, list_drives};
+use crate::site::drive_holding;
 
 pub struct Stage {
     dir: PathBuf,
@@ -42,10 +42,9 @@ impl Drop for Stage {
     }
 }
 
-/// Free bytes on the drive holding `path`, as sysinfo reports it, with that drive's mount point.
+/// Free bytes on the drive holding `path`, with that drive's mount point.
 pub fn free_space(path: &Path) -> Option<(PathBuf, u64)> {
-    let drives = list_drives();
-    drive_of(&drives, path).map(|d| (d.mount_point.clone(), d.free_bytes))
+    drive_holding(path).map(|d| (d.mount_point, d.free_bytes))
 }
 
 /// Are two paths on the same filesystem (so that a rename between them is atomic)?

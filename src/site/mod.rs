@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 pub use config::{ServicingDrive, SiteConfig};
 pub use database::{Database, Migrations};
-pub use drives::{drive_of, list_drives, Drive};
+pub use drives::{drive_holding, drive_of, list_drives, list_drives_with, Drive};
 
 pub const CONFIG_FILE: &str = "site.toml";
 pub const DATABASE_FILE: &str = "site.db";

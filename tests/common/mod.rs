@@ -1,0 +1,135 @@
+//! Shared test harness: a temporary site driven through the real `ois` binary, and helpers to
+//! read what every index of a WIM holds.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use ois::wim::Wim;
+
+pub struct TestSite {
+    pub dir: tempfile::TempDir,
+}
+
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    pub fn ok(self) -> Run {
+        assert_eq!(self.code, 0, "ois failed:\nstdout:\n{}\nstderr:\n{}", self.stdout, self.stderr);
+        self
+    }
+
+    pub fn failed(self) -> Run {
+        assert_ne!(self.code, 0, "ois unexpectedly succeeded:\nstdout:\n{}\nstderr:\n{}", self.stdout, self.stderr);
+        self
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("not JSON ({e}):\n{}", self.stdout))
+    }
+
+    /// One JSON object per line.
+    pub fn json_lines(&self) -> Vec<serde_json::Value> {
+        self.stdout.lines().filter(|l| l.starts_with('{')).map(|l| serde_json::from_str(l).expect("JSON line")).collect()
+    }
+
+    pub fn all_output(&self) -> String {
+        format!("{}\n{}", self.stdout, self.stderr)
+    }
+}
+
+fn to_run(out: Output) -> Run {
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+impl TestSite {
+    /// A new site with `ois site init`.
+    pub fn new() -> TestSite {
+        let s = TestSite::uninitialised();
+        s.ois(&["site", "init"]).ok();
+        s
+    }
+
+    pub fn uninitialised() -> TestSite {
+        TestSite { dir: tempfile::tempdir().expect("tempdir") }
+    }
+
+    pub fn root(&self) -> PathBuf {
+        self.dir.path().join("site")
+    }
+
+    /// A scratch directory inside the test's temporary directory.
+    pub fn path(&self, rel: &str) -> PathBuf {
+        let p = self.dir.path().join(rel);
+        std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
+        p
+    }
+
+    pub fn ois(&self, args: &[&str]) -> Run {
+        let out = Command::new(env!("CARGO_BIN_EXE_ois"))
+            .arg("--site")
+            .arg(self.root())
+            .args(args)
+            .env_remove("OIS_SITE")
+            .output()
+            .expect("run ois");
+        to_run(out)
+    }
+
+    /// The sample golden image (two indexes), registered under `name`.
+    pub fn golden_image(&self, name: &str) -> PathBuf {
+        let wim = self.path(&format!("images/{name}.wim"));
+        let scratch = tempfile::tempdir().expect("tempdir");
+        ois::sample::golden_image(scratch.path(), &wim).expect("golden image");
+        self.ois(&["image", "import", wim.to_str().expect("utf8"), "--name", name]).ok();
+        wim
+    }
+
+    /// The sample packages, imported.
+    pub fn sample_packages(&self) -> Vec<PathBuf> {
+        let pkgs = ois::sample::sample_packages(&self.path("packages")).expect("packages");
+        let mut args = vec!["update", "import"];
+        let strs: Vec<&str> = pkgs.iter().map(|p| p.to_str().expect("utf8")).collect();
+        args.extend(strs);
+        self.ois(&args).ok();
+        pkgs
+    }
+}
+
+/// Every regular file of an index, by path relative to the image root.
+pub fn index_files(wim: &Path, index: u32) -> BTreeMap<String, Vec<u8>> {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let target = dir.path().join("x");
+    Wim::open(wim, false).expect("open").extract_image(index, &target).expect("extract");
+    let mut out = BTreeMap::new();
+    let mut stack = vec![target.clone()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).expect("read_dir") {
+            let p = e.expect("entry").path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                let rel = p.strip_prefix(&target).expect("prefix").to_string_lossy().into_owned();
+                out.insert(rel, std::fs::read(&p).expect("read"));
+            }
+        }
+    }
+    out
+}
+
+pub fn image_count(wim: &Path) -> u32 {
+    Wim::open(wim, false).expect("open").header().image_count
+}
+
+pub fn have(tool: &str) -> bool {
+    Command::new("sh").arg("-c").arg(format!("command -v {tool}")).output().is_ok_and(|o| o.status.success())
+}
