@@ -9,7 +9,7 @@ fn main() -> ExitCode {
     match cli::run(cli).map_err(anyhow::Error::from) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {e}");
             ExitCode::from(1)
         }
     }

@@ -78,8 +78,9 @@ fn sha1_matches_known_vectors() {
     // Two blocks of padding.
     assert_eq!(
         hex(sha1(b"abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq")),
-        "84983e441c3bd26ebaae4a1f51ad5d7d4e5b2e8a"
+        "84983e441c3bd26ebaae4aa1f95129e5e54670f1"
     );
+    assert_eq!(hex(sha1(&[b'a'; 1000])), "291e9a6c66994949b57ba5e650361e98fc36b1ba");
 }
 
 // ---------------------------------------------------------------------------------------
@@ -299,7 +300,7 @@ fn truncated_wim_is_refused() {
     let wim = sample_lzx_wim(&site.work, "truncated");
     let len = std::fs::metadata(&wim).unwrap().len();
     std::fs::OpenOptions::new().write(true).open(&wim).unwrap().set_len(len / 2).unwrap();
-    site.assert_refused(&wim, &["truncated.wim"]);
+    site.assert_refused(&wim, &["truncated.wim", "end of the file"]);
 }
 
 /// Damaged compressed metadata in a WIM without integrity table (nothing to catch it at open
@@ -326,5 +327,5 @@ fn corrupt_compressed_metadata_is_refused() {
         *b ^= 0x5a;
     }
     std::fs::write(&wim, bytes).unwrap();
-    site.assert_refused(&wim, &["garbled.wim"]);
+    site.assert_refused(&wim, &["garbled.wim", "decompress"]);
 }

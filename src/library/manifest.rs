@@ -108,7 +108,10 @@ pub fn valid_id(id: &str) -> bool {
 
 /// Parses and validates a manifest. Every problem found is reported, one per line.
 pub fn parse(text: &str) -> Result<Manifest, Vec<String>> {
-    let raw: RawManifest = toml::from_str(text).map_err(|e| vec![e.message().trim().to_string()])?;
+    let raw: RawManifest = toml::from_str(text).map_err(|e| {
+        let line = e.span().map_or(0, |s| text[..s.start.min(text.len())].lines().count().max(1));
+        vec![format!("update.toml line {line}: {}", e.message().trim())]
+    })?;
     let mut problems = Vec::new();
     if !valid_id(&raw.id) {
         problems.push(format!("id {:?} must be 1 to 64 characters of A-Z a-z 0-9 . _ -", raw.id));
