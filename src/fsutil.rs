@@ -11,7 +11,10 @@ pub fn hex(bytes: &[u8]) -> String {
 }
 
 /// Copies `reader` to `writer` and returns the SHA-256 and length of what went through.
-pub fn copy_hashing(reader: &mut dyn Read, writer: &mut dyn Write) -> std::io::Result<(String, u64)> {
+pub fn copy_hashing(
+    reader: &mut dyn Read,
+    writer: &mut dyn Write,
+) -> std::io::Result<(String, u64)> {
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 1 << 20];
     let mut total = 0u64;

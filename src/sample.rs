@@ -31,7 +31,11 @@ pub fn write_tree(root: &Path, files: &[(&str, Vec<u8>)]) -> std::io::Result<()>
 
 /// Captures each tree as an index and sets the Windows facts in the XML the way Windows
 /// setup media carries them.
-pub fn build_wim(path: &Path, compression: Compression, indexes: &[IndexSpec]) -> Result<(), WimError> {
+pub fn build_wim(
+    path: &Path,
+    compression: Compression,
+    indexes: &[IndexSpec],
+) -> Result<(), WimError> {
     let wim = Wim::create(compression)?;
     for (i, spec) in indexes.iter().enumerate() {
         let n = i as u32 + 1;
@@ -39,7 +43,10 @@ pub fn build_wim(path: &Path, compression: Compression, indexes: &[IndexSpec]) -
         let arch = architecture_code(spec.architecture);
         for (key, value) in [
             ("WINDOWS/ARCH", arch.to_string()),
-            ("WINDOWS/PRODUCTNAME", "Microsoft® Windows® Operating System".to_string()),
+            (
+                "WINDOWS/PRODUCTNAME",
+                "Microsoft® Windows® Operating System".to_string(),
+            ),
             ("WINDOWS/EDITIONID", spec.edition.to_string()),
             ("WINDOWS/INSTALLATIONTYPE", "Client".to_string()),
             ("WINDOWS/VERSION/MAJOR", "10".to_string()),
@@ -57,17 +64,38 @@ pub fn build_wim(path: &Path, compression: Compression, indexes: &[IndexSpec]) -
 /// Text that compresses like system files do (neither random nor zeros).
 pub fn filler(seed: u64, len: usize) -> Vec<u8> {
     let words = [
-        "kernel", "driver", "registry", "service", "handle", "thread", "module", "section",
-        "buffer", "object", "policy", "update", "manifest", "assembly", "component",
+        "kernel",
+        "driver",
+        "registry",
+        "service",
+        "handle",
+        "thread",
+        "module",
+        "section",
+        "buffer",
+        "object",
+        "policy",
+        "update",
+        "manifest",
+        "assembly",
+        "component",
     ];
-    let mut state = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    let mut state = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
     let mut out = Vec::with_capacity(len + 16);
     while out.len() < len {
-        state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         let w = words[(state >> 33) as usize % words.len()];
         out.extend_from_slice(w.as_bytes());
-        out.push(if (state >> 20) % 7 == 0 { b'\n' } else { b' ' });
-        if (state >> 40) % 5 == 0 {
+        out.push(if (state >> 20).is_multiple_of(7) {
+            b'\n'
+        } else {
+            b' '
+        });
+        if (state >> 40).is_multiple_of(5) {
             out.extend_from_slice(&((state >> 8) as u32).to_le_bytes());
         }
     }
@@ -95,20 +123,39 @@ pub fn golden_image(work: &Path, dest: &Path) -> Result<(), Box<dyn std::error::
     let ent = work.join("enterprise");
     write_tree(&pro, &base)?;
     write_tree(&ent, &base)?;
-    write_tree(&ent, &[("Windows/System32/AppLocker.dll", filler(7, 20 * 1024))])?;
+    write_tree(
+        &ent,
+        &[("Windows/System32/AppLocker.dll", filler(7, 20 * 1024))],
+    )?;
     build_wim(
         dest,
         Compression::Lzx,
         &[
-            IndexSpec { name: "Windows 11 Pro", edition: "Professional", architecture: Architecture::X64, build: 22631, tree: &pro },
-            IndexSpec { name: "Windows 11 Enterprise", edition: "Enterprise", architecture: Architecture::X64, build: 22631, tree: &ent },
+            IndexSpec {
+                name: "Windows 11 Pro",
+                edition: "Professional",
+                architecture: Architecture::X64,
+                build: 22631,
+                tree: &pro,
+            },
+            IndexSpec {
+                name: "Windows 11 Enterprise",
+                edition: "Enterprise",
+                architecture: Architecture::X64,
+                build: 22631,
+                tree: &ent,
+            },
         ],
     )?;
     Ok(())
 }
 
 /// Writes a package directory (manifest plus payload files).
-pub fn write_package(dir: &Path, manifest: &str, payload: &[(&str, Vec<u8>)]) -> std::io::Result<PathBuf> {
+pub fn write_package(
+    dir: &Path,
+    manifest: &str,
+    payload: &[(&str, Vec<u8>)],
+) -> std::io::Result<PathBuf> {
     std::fs::create_dir_all(dir)?;
     std::fs::write(dir.join(crate::library::MANIFEST_NAME), manifest)?;
     write_tree(dir, payload)?;
@@ -148,7 +195,10 @@ max_build = 22631
 add = "payload/servicing"
 at = "Windows/servicing/Stack"
 "#,
-        &[("payload/servicing/CbsCore.dll", filler(20, 40 * 1024)), ("payload/servicing/TiWorker.exe", filler(21, 30 * 1024))],
+        &[
+            ("payload/servicing/CbsCore.dll", filler(20, 40 * 1024)),
+            ("payload/servicing/TiWorker.exe", filler(21, 30 * 1024)),
+        ],
     )?;
     let october = write_package(
         &dir.join("KB5039999"),

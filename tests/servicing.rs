@@ -17,11 +17,16 @@ fn all_applicable_changes_every_index_and_keeps_the_rest() {
     let before1 = index_files(&wim, 1);
     let before2 = index_files(&wim, 2);
 
-    let run = site.ois(&["service", "golden", "--all-applicable", "--json"]).ok();
+    let run = site
+        .ois(&["service", "golden", "--all-applicable", "--json"])
+        .ok();
     let out = &run.json_lines()[0];
     assert_eq!(out["image"], "golden");
     assert_eq!(out["status"], "Successful");
-    assert_eq!(out["applied"], serde_json::json!(["KB5040000", "KB5040001", "KB5040002"]));
+    assert_eq!(
+        out["applied"],
+        serde_json::json!(["KB5040000", "KB5040001", "KB5040002"])
+    );
     assert_eq!(out["failed"], serde_json::json!([]));
     assert_eq!(out["superseded"], serde_json::json!(["KB5039999"]));
     assert!(out["size_after"].as_u64().expect("size_after") > 0);
@@ -31,29 +36,63 @@ fn all_applicable_changes_every_index_and_keeps_the_rest() {
     for (index, before) in [(1, &before1), (2, &before2)] {
         let after = index_files(&wim, index);
         // Added and replaced files hold the payload's bytes.
-        assert_eq!(after["Windows/System32/ntoskrnl.exe"], payload(40, 110), "index {index}");
-        assert_eq!(after["Windows/System32/drivers/stornvme.sys"], payload(41, 20));
-        assert_eq!(after["Windows/System32/drivers/netadapter.sys"], payload(42, 18));
-        assert_eq!(after["Windows/servicing/Stack/CbsCore.dll"], payload(20, 40));
+        assert_eq!(
+            after["Windows/System32/ntoskrnl.exe"],
+            payload(40, 110),
+            "index {index}"
+        );
+        assert_eq!(
+            after["Windows/System32/drivers/stornvme.sys"],
+            payload(41, 20)
+        );
+        assert_eq!(
+            after["Windows/System32/drivers/netadapter.sys"],
+            payload(42, 18)
+        );
+        assert_eq!(
+            after["Windows/servicing/Stack/CbsCore.dll"],
+            payload(20, 40)
+        );
         // Deleted and renamed.
         assert!(!after.contains_key("Windows/Temp/legacy.log"));
         assert!(!after.contains_key("Windows/System32/old.dll"));
-        assert_eq!(after["Windows/System32/new.dll"], before["Windows/System32/old.dll"]);
+        assert_eq!(
+            after["Windows/System32/new.dll"],
+            before["Windows/System32/old.dll"]
+        );
         // Untouched files are unchanged.
-        for untouched in ["Windows/System32/kernel32.dll", "Windows/System32/drivers/disk.sys", "Users/Default/NTUSER.DAT"] {
-            assert_eq!(after[untouched], before[untouched], "{untouched} in index {index}");
+        for untouched in [
+            "Windows/System32/kernel32.dll",
+            "Windows/System32/drivers/disk.sys",
+            "Users/Default/NTUSER.DAT",
+        ] {
+            assert_eq!(
+                after[untouched], before[untouched],
+                "{untouched} in index {index}"
+            );
         }
     }
     // The Enterprise-only update (a CAB package) reached only the Enterprise index.
-    assert_eq!(index_files(&wim, 2)["Windows/System32/AppLocker.dll"], payload(50, 22));
+    assert_eq!(
+        index_files(&wim, 2)["Windows/System32/AppLocker.dll"],
+        payload(50, 22)
+    );
     assert!(!index_files(&wim, 1).contains_key("Windows/System32/AppLocker.dll"));
 
     let show = site.ois(&["image", "show", "golden", "--json"]).ok().json();
     let installed = |i: usize| -> Vec<String> {
-        show["indexes"][i]["installed"].as_array().expect("installed").iter().map(|u| u["id"].as_str().expect("id").to_string()).collect()
+        show["indexes"][i]["installed"]
+            .as_array()
+            .expect("installed")
+            .iter()
+            .map(|u| u["id"].as_str().expect("id").to_string())
+            .collect()
     };
     assert_eq!(installed(0), ["KB5030000", "KB5040000", "KB5040001"]);
-    assert_eq!(installed(1), ["KB5030000", "KB5040000", "KB5040001", "KB5040002"]);
+    assert_eq!(
+        installed(1),
+        ["KB5030000", "KB5040000", "KB5040001", "KB5040002"]
+    );
     assert_eq!(show["runs"][0]["status"], "Successful");
     assert!(show["provisioning_mode"].is_null());
     // The stage is gone.
@@ -61,7 +100,10 @@ fn all_applicable_changes_every_index_and_keeps_the_rest() {
     assert_eq!(std::fs::read_dir(&stage).map(|d| d.count()).unwrap_or(0), 0);
 
     // Nothing is applicable any more; a second run is a no-op.
-    let applicable = site.ois(&["image", "applicable", "golden", "--json"]).ok().json();
+    let applicable = site
+        .ois(&["image", "applicable", "golden", "--json"])
+        .ok()
+        .json();
     assert_eq!(applicable, serde_json::json!([]));
     let bytes = std::fs::read(&wim).expect("read");
     site.ois(&["service", "golden", "--all-applicable"]).ok();
@@ -73,39 +115,74 @@ fn serviced_image_carries_its_installed_updates_to_a_new_site() {
     let site = TestSite::new();
     site.sample_packages();
     let wim = site.golden_image("golden");
-    site.ois(&["service", "golden", "--updates", "KB5040000,KB5040001"]).ok();
+    site.ois(&["service", "golden", "--updates", "KB5040000,KB5040001"])
+        .ok();
 
     let other = TestSite::new();
-    let show = other.ois(&["image", "import", wim.to_str().expect("utf8"), "--json"]).ok().json();
+    let show = other
+        .ois(&["image", "import", wim.to_str().expect("utf8"), "--json"])
+        .ok()
+        .json();
     let index1: Vec<(String, String)> = show["indexes"][0]["installed"]
         .as_array()
         .expect("installed")
         .iter()
-        .map(|u| (u["id"].as_str().expect("id").into(), u["source"].as_str().expect("source").into()))
+        .map(|u| {
+            (
+                u["id"].as_str().expect("id").into(),
+                u["source"].as_str().expect("source").into(),
+            )
+        })
         .collect();
-    assert!(index1.contains(&("KB5030000".into(), "windows-package".into())), "{index1:?}");
-    assert!(index1.contains(&("KB5040000".into(), "ois-record".into())), "{index1:?}");
-    assert!(index1.contains(&("KB5040001".into(), "ois-record".into())), "{index1:?}");
+    assert!(
+        index1.contains(&("KB5030000".into(), "windows-package".into())),
+        "{index1:?}"
+    );
+    assert!(
+        index1.contains(&("KB5040000".into(), "ois-record".into())),
+        "{index1:?}"
+    );
+    assert!(
+        index1.contains(&("KB5040001".into(), "ois-record".into())),
+        "{index1:?}"
+    );
 }
 
 #[test]
 fn other_wim_tools_read_the_serviced_image() {
     if !have("wimlib-imagex") || !have("7z") {
-        eprintln!("skipped: wimtools or p7zip-full is not installed (scripts/setup.sh installs them)");
+        eprintln!(
+            "skipped: wimtools or p7zip-full is not installed (scripts/setup.sh installs them)"
+        );
         return;
     }
     let site = TestSite::new();
     site.sample_packages();
     let wim = site.golden_image("golden");
     site.ois(&["service", "golden", "--all-applicable"]).ok();
-    let verify = std::process::Command::new("wimlib-imagex").arg("verify").arg(&wim).output().expect("wimlib-imagex");
-    assert!(verify.status.success(), "{}", String::from_utf8_lossy(&verify.stderr));
-    let list = std::process::Command::new("7z").arg("l").arg(&wim).output().expect("7z");
+    let verify = std::process::Command::new("wimlib-imagex")
+        .arg("verify")
+        .arg(&wim)
+        .output()
+        .expect("wimlib-imagex");
+    assert!(
+        verify.status.success(),
+        "{}",
+        String::from_utf8_lossy(&verify.stderr)
+    );
+    let list = std::process::Command::new("7z")
+        .arg("l")
+        .arg(&wim)
+        .output()
+        .expect("7z");
     assert!(list.status.success());
     let listing = String::from_utf8_lossy(&list.stdout);
     for (index, files) in [(1, index_files(&wim, 1)), (2, index_files(&wim, 2))] {
         for path in files.keys() {
-            assert!(listing.contains(&format!("{index}/{path}")), "7z does not list {index}/{path}:\n{listing}");
+            assert!(
+                listing.contains(&format!("{index}/{path}")),
+                "7z does not list {index}/{path}:\n{listing}"
+            );
         }
     }
     assert!(!listing.contains("legacy.log"));
@@ -117,20 +194,39 @@ fn several_images_in_parallel() {
     site.sample_packages();
     let a = site.golden_image("a");
     let b = site.golden_image("b");
-    let run = site.ois(&["service", "a", "b", "--updates", "KB5040000", "--jobs", "2", "--json"]).ok();
+    let run = site
+        .ois(&[
+            "service",
+            "a",
+            "b",
+            "--updates",
+            "KB5040000",
+            "--jobs",
+            "2",
+            "--json",
+        ])
+        .ok();
     let lines = run.json_lines();
     assert_eq!(lines.len(), 2);
     assert!(lines.iter().all(|l| l["status"] == "Successful"));
     for wim in [a, b] {
         for i in 1..=2 {
-            assert_eq!(index_files(&wim, i)["Windows/servicing/Stack/TiWorker.exe"], payload(21, 30));
+            assert_eq!(
+                index_files(&wim, i)["Windows/servicing/Stack/TiWorker.exe"],
+                payload(21, 30)
+            );
         }
     }
 }
 
 fn package(site: &TestSite, name: &str, manifest: &str) -> String {
     let dir = site.path(&format!("extra/{name}"));
-    ois::sample::write_package(&dir, manifest, &[("payload/a.txt", b"new content".to_vec())]).expect("package");
+    ois::sample::write_package(
+        &dir,
+        manifest,
+        &[("payload/a.txt", b"new content".to_vec())],
+    )
+    .expect("package");
     dir.to_str().expect("utf8").to_string()
 }
 
@@ -152,14 +248,38 @@ fn a_failing_update_stops_the_image_unless_continue_on_error() {
     let wim = site.golden_image("golden");
     let original = std::fs::read(&wim).expect("read");
 
-    let run = site.ois(&["service", "golden", "--updates", "KB7000001,KB7000002", "--json"]).failed();
+    let run = site
+        .ois(&[
+            "service",
+            "golden",
+            "--updates",
+            "KB7000001,KB7000002",
+            "--json",
+        ])
+        .failed();
     let out = &run.json_lines()[0];
     assert_eq!(out["status"], "Failed");
     assert_eq!(out["failed"][0]["id"], "KB7000001");
-    assert!(out["failed"][0]["error"].as_str().expect("error").contains("index 1"));
-    assert_eq!(std::fs::read(&wim).expect("read"), original, "the original must stay byte-identical");
+    assert!(out["failed"][0]["error"]
+        .as_str()
+        .expect("error")
+        .contains("index 1"));
+    assert_eq!(
+        std::fs::read(&wim).expect("read"),
+        original,
+        "the original must stay byte-identical"
+    );
 
-    let run = site.ois(&["service", "golden", "--updates", "KB7000001,KB7000002", "--continue-on-error", "--json"]).failed();
+    let run = site
+        .ois(&[
+            "service",
+            "golden",
+            "--updates",
+            "KB7000001,KB7000002",
+            "--continue-on-error",
+            "--json",
+        ])
+        .failed();
     let out = &run.json_lines()[0];
     assert_eq!(out["applied"], serde_json::json!(["KB7000002"]));
     assert_eq!(out["failed"][0]["id"], "KB7000001");
@@ -169,7 +289,11 @@ fn a_failing_update_stops_the_image_unless_continue_on_error() {
     let show = site.ois(&["image", "show", "golden", "--json"]).ok().json();
     let run0 = &show["runs"][0];
     assert_eq!(run0["status"], "Failed");
-    assert!(run0["updates"].as_array().expect("updates").iter().any(|u| u["update"] == "KB7000001" && u["applied"] == false));
+    assert!(run0["updates"]
+        .as_array()
+        .expect("updates")
+        .iter()
+        .any(|u| u["update"] == "KB7000001" && u["applied"] == false));
 }
 
 #[test]
@@ -180,12 +304,30 @@ fn requests_that_cannot_be_planned_touch_nothing() {
     let original = std::fs::read(&wim).expect("read");
     let db_before = std::fs::read(site.root().join("site.db")).expect("db");
 
-    let unknown = site.ois(&["service", "golden", "--updates", "KB404"]).failed();
-    assert!(unknown.stderr.contains("KB404 is not in the content library"), "{}", unknown.stderr);
-    let requires = site.ois(&["service", "golden", "--updates", "KB5040001"]).failed();
-    assert!(requires.stderr.contains("requires KB5040000"), "{}", requires.stderr);
+    let unknown = site
+        .ois(&["service", "golden", "--updates", "KB404"])
+        .failed();
+    assert!(
+        unknown
+            .stderr
+            .contains("KB404 is not in the content library"),
+        "{}",
+        unknown.stderr
+    );
+    let requires = site
+        .ois(&["service", "golden", "--updates", "KB5040001"])
+        .failed();
+    assert!(
+        requires.stderr.contains("requires KB5040000"),
+        "{}",
+        requires.stderr
+    );
     let missing_image = site.ois(&["service", "nope", "--all-applicable"]).failed();
-    assert!(missing_image.stderr.contains("no image \"nope\""), "{}", missing_image.stderr);
+    assert!(
+        missing_image.stderr.contains("no image \"nope\""),
+        "{}",
+        missing_image.stderr
+    );
 
     // An Enterprise-only update on an image with no Enterprise index.
     let pro = site.path("pro-tree");
@@ -194,13 +336,26 @@ fn requests_that_cannot_be_planned_touch_nothing() {
     ois::sample::build_wim(
         &pro_wim,
         ois::wim::Compression::Xpress,
-        &[ois::sample::IndexSpec { name: "Pro", edition: "Professional", architecture: ois::library::Architecture::X64, build: 22631, tree: &pro }],
+        &[ois::sample::IndexSpec {
+            name: "Pro",
+            edition: "Professional",
+            architecture: ois::library::Architecture::X64,
+            build: 22631,
+            tree: &pro,
+        }],
     )
     .expect("wim");
-    site.ois(&["image", "import", pro_wim.to_str().expect("utf8")]).ok();
+    site.ois(&["image", "import", pro_wim.to_str().expect("utf8")])
+        .ok();
     let pro_bytes = std::fs::read(&pro_wim).expect("read");
-    let inapplicable = site.ois(&["service", "pro", "--updates", "KB5040002"]).failed();
-    assert!(inapplicable.stderr.contains("applies to no index"), "{}", inapplicable.stderr);
+    let inapplicable = site
+        .ois(&["service", "pro", "--updates", "KB5040002"])
+        .failed();
+    assert!(
+        inapplicable.stderr.contains("applies to no index"),
+        "{}",
+        inapplicable.stderr
+    );
     assert_eq!(std::fs::read(&pro_wim).expect("read"), pro_bytes);
 
     assert_eq!(std::fs::read(&wim).expect("read"), original);
@@ -222,14 +377,25 @@ fn an_image_already_being_serviced_is_refused() {
         [],
     )
     .expect("insert");
-    let run = site.ois(&["service", "golden", "--all-applicable", "--json"]).failed();
+    let run = site
+        .ois(&["service", "golden", "--all-applicable", "--json"])
+        .failed();
     let out = &run.json_lines()[0];
     assert_eq!(out["status"], "Failed");
     let error = out["error"].as_str().expect("error");
-    assert!(error.contains("already being serviced") && error.contains("4242"), "{error}");
+    assert!(
+        error.contains("already being serviced") && error.contains("4242"),
+        "{error}"
+    );
     assert_eq!(std::fs::read(&wim).expect("read"), original);
     // The other run's claim is untouched.
-    let holder: i64 = db.query_row("SELECT owner_pid FROM provisioning WHERE image_id = 1", [], |r| r.get(0)).expect("row");
+    let holder: i64 = db
+        .query_row(
+            "SELECT owner_pid FROM provisioning WHERE image_id = 1",
+            [],
+            |r| r.get(0),
+        )
+        .expect("row");
     assert_eq!(holder, 4242);
 }
 
@@ -239,15 +405,26 @@ fn a_damaged_wim_is_caught_before_the_original_is_replaced() {
     site.sample_packages();
     // Built without an integrity table so that only the damaged blob betrays it.
     let tree = site.path("tree");
-    ois::sample::write_tree(&tree, &[("Windows/System32/big.dll", filler(99, 256 * 1024)), ("Windows/Temp/legacy.log", b"x".to_vec())])
-        .expect("tree");
+    ois::sample::write_tree(
+        &tree,
+        &[
+            ("Windows/System32/big.dll", filler(99, 256 * 1024)),
+            ("Windows/Temp/legacy.log", b"x".to_vec()),
+        ],
+    )
+    .expect("tree");
     let wim_path = site.path("images/damaged.wim");
     let wim = ois::wim::Wim::create(ois::wim::Compression::Lzx).expect("create");
     wim.add_image(&tree, "Pro").expect("add");
-    for (k, v) in [("WINDOWS/ARCH", "9"), ("WINDOWS/EDITIONID", "Professional"), ("WINDOWS/VERSION/BUILD", "22631")] {
+    for (k, v) in [
+        ("WINDOWS/ARCH", "9"),
+        ("WINDOWS/EDITIONID", "Professional"),
+        ("WINDOWS/VERSION/BUILD", "22631"),
+    ] {
         wim.set_property(1, k, Some(v)).expect("prop");
     }
-    wim.write(&wim_path, false, 0, &mut |_| ois::wim::Progress::Continue).expect("write");
+    wim.write(&wim_path, false, 0, &mut |_| ois::wim::Progress::Continue)
+        .expect("write");
     drop(wim);
     let mut bytes = std::fs::read(&wim_path).expect("read");
     // The big file's compressed data starts right after the 208-byte header.
@@ -255,15 +432,35 @@ fn a_damaged_wim_is_caught_before_the_original_is_replaced() {
         *b ^= 0x5a;
     }
     std::fs::write(&wim_path, &bytes).expect("write");
-    site.ois(&["image", "import", wim_path.to_str().expect("utf8"), "--name", "damaged"]).ok();
+    site.ois(&[
+        "image",
+        "import",
+        wim_path.to_str().expect("utf8"),
+        "--name",
+        "damaged",
+    ])
+    .ok();
 
-    let run = site.ois(&["service", "damaged", "--updates", "KB5040000", "--json"]).failed();
+    let run = site
+        .ois(&["service", "damaged", "--updates", "KB5040000", "--json"])
+        .failed();
     let out = &run.json_lines()[0];
     let error = out["error"].as_str().expect("error");
-    assert!(error.contains("damaged") || error.contains("verification"), "{error}");
-    assert_eq!(std::fs::read(&wim_path).expect("read"), bytes, "the original must stay byte-identical");
+    assert!(
+        error.contains("damaged") || error.contains("verification"),
+        "{error}"
+    );
+    assert_eq!(
+        std::fs::read(&wim_path).expect("read"),
+        bytes,
+        "the original must stay byte-identical"
+    );
     let stage = site.root().join("ConfigMgr_OfflineImageServicing");
-    assert_eq!(std::fs::read_dir(&stage).map(|d| d.count()).unwrap_or(0), 0, "the stage must be removed");
+    assert_eq!(
+        std::fs::read_dir(&stage).map(|d| d.count()).unwrap_or(0),
+        0,
+        "the stage must be removed"
+    );
 }
 
 #[test]
@@ -274,20 +471,33 @@ fn a_wim_changed_after_registration_is_not_serviced() {
     let mut bytes = std::fs::read(&wim).expect("read");
     bytes.extend_from_slice(b"appended by someone else");
     std::fs::write(&wim, &bytes).expect("write");
-    let run = site.ois(&["service", "golden", "--all-applicable", "--json"]).failed();
-    assert!(run.json_lines()[0]["error"].as_str().expect("error").contains("changed on disk"));
+    let run = site
+        .ois(&["service", "golden", "--all-applicable", "--json"])
+        .failed();
+    assert!(run.json_lines()[0]["error"]
+        .as_str()
+        .expect("error")
+        .contains("changed on disk"));
     assert_eq!(std::fs::read(&wim).expect("read"), bytes);
 }
 
 #[test]
 fn bad_wim_files_are_refused_at_import() {
     let site = TestSite::new();
-    let missing = site.ois(&["image", "import", "/nonexistent/install.wim"]).failed();
-    assert!(missing.stderr.contains("does not exist"), "{}", missing.stderr);
+    let missing = site
+        .ois(&["image", "import", "/nonexistent/install.wim"])
+        .failed();
+    assert!(
+        missing.stderr.contains("does not exist"),
+        "{}",
+        missing.stderr
+    );
 
     let not_wim = site.path("images/notes.wim");
     std::fs::write(&not_wim, b"this is not a WIM file at all, just text").expect("write");
-    let run = site.ois(&["image", "import", not_wim.to_str().expect("utf8")]).failed();
+    let run = site
+        .ois(&["image", "import", not_wim.to_str().expect("utf8")])
+        .failed();
     assert!(run.stderr.contains("notes.wim"), "{}", run.stderr);
 
     let scratch = tempfile::tempdir().expect("tempdir");
@@ -296,10 +506,18 @@ fn bad_wim_files_are_refused_at_import() {
     let bytes = std::fs::read(&good).expect("read");
     let truncated = site.path("images/truncated.wim");
     std::fs::write(&truncated, &bytes[..bytes.len() / 2]).expect("write");
-    let run = site.ois(&["image", "import", truncated.to_str().expect("utf8")]).failed();
+    let run = site
+        .ois(&["image", "import", truncated.to_str().expect("utf8")])
+        .failed();
     assert!(run.stderr.contains("truncated.wim"), "{}", run.stderr);
-    assert_eq!(std::fs::read(&truncated).expect("read"), &bytes[..bytes.len() / 2]);
-    assert_eq!(site.ois(&["image", "list", "--json"]).ok().json(), serde_json::json!([]));
+    assert_eq!(
+        std::fs::read(&truncated).expect("read"),
+        &bytes[..bytes.len() / 2]
+    );
+    assert_eq!(
+        site.ois(&["image", "list", "--json"]).ok().json(),
+        serde_json::json!([])
+    );
 }
 
 #[test]
@@ -324,17 +542,38 @@ fn not_enough_space_on_the_servicing_drive_is_refused() {
         }
     }
     let _guard = Unmount(drive.clone());
-    site.ois(&["site", "init", "--servicing-drive", drive.to_str().expect("utf8")]).ok();
+    site.ois(&[
+        "site",
+        "init",
+        "--servicing-drive",
+        drive.to_str().expect("utf8"),
+    ])
+    .ok();
     let drives = site.ois(&["site", "drives"]).ok();
-    assert!(drives.stdout.contains(&format!("*  {}", drive.display())), "{}", drives.stdout);
+    assert!(
+        drives.stdout.contains(&format!("*  {}", drive.display())),
+        "{}",
+        drives.stdout
+    );
     site.sample_packages();
     let wim = site.golden_image("golden");
     let original = std::fs::read(&wim).expect("read");
-    let run = site.ois(&["service", "golden", "--all-applicable", "--json"]).failed();
-    let error = run.json_lines()[0]["error"].as_str().expect("error").to_string();
-    assert!(error.contains("not enough free space") && error.contains("small-drive"), "{error}");
+    let run = site
+        .ois(&["service", "golden", "--all-applicable", "--json"])
+        .failed();
+    let error = run.json_lines()[0]["error"]
+        .as_str()
+        .expect("error")
+        .to_string();
+    assert!(
+        error.contains("not enough free space") && error.contains("small-drive"),
+        "{error}"
+    );
     assert_eq!(std::fs::read(&wim).expect("read"), original);
     let show = site.ois(&["image", "show", "golden", "--json"]).ok().json();
     assert_eq!(show["runs"][0]["status"], "Failed");
-    assert!(show["provisioning_mode"].is_null(), "a handled failure leaves provisioning mode");
+    assert!(
+        show["provisioning_mode"].is_null(),
+        "a handled failure leaves provisioning mode"
+    );
 }

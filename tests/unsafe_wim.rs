@@ -56,7 +56,12 @@ fn sha1(data: &[u8]) -> [u8; 20] {
                 40..=59 => ((b & c) | (b & d) | (c & d), 0x8F1BBCDC),
                 _ => (b ^ c ^ d, 0xCA62C1D6),
             };
-            let t = a.rotate_left(5).wrapping_add(f).wrapping_add(e).wrapping_add(k).wrapping_add(*wi);
+            let t = a
+                .rotate_left(5)
+                .wrapping_add(f)
+                .wrapping_add(e)
+                .wrapping_add(k)
+                .wrapping_add(*wi);
             (e, d, c, b, a) = (d, c, b.rotate_left(30), a, t);
         }
         for (hi, v) in h.iter_mut().zip([a, b, c, d, e]) {
@@ -74,13 +79,21 @@ fn sha1(data: &[u8]) -> [u8; 20] {
 fn sha1_matches_known_vectors() {
     let hex = |d: [u8; 20]| d.iter().map(|b| format!("{b:02x}")).collect::<String>();
     assert_eq!(hex(sha1(b"")), "da39a3ee5e6b4b0d3255bfef95601890afd80709");
-    assert_eq!(hex(sha1(b"abc")), "a9993e364706816aba3e25717850c26c9cd0d89d");
+    assert_eq!(
+        hex(sha1(b"abc")),
+        "a9993e364706816aba3e25717850c26c9cd0d89d"
+    );
     // Two blocks of padding.
     assert_eq!(
-        hex(sha1(b"abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq")),
+        hex(sha1(
+            b"abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq"
+        )),
         "84983e441c3bd26ebaae4aa1f95129e5e54670f1"
     );
-    assert_eq!(hex(sha1(&[b'a'; 1000])), "291e9a6c66994949b57ba5e650361e98fc36b1ba");
+    assert_eq!(
+        hex(sha1(&[b'a'; 1000])),
+        "291e9a6c66994949b57ba5e650361e98fc36b1ba"
+    );
 }
 
 // ---------------------------------------------------------------------------------------
@@ -94,7 +107,11 @@ fn u64_at(b: &[u8], at: usize) -> u64 {
 fn reshdr(b: &[u8], at: usize) -> (usize, usize, u8) {
     let mut size = [0u8; 8];
     size[..7].copy_from_slice(&b[at..at + 7]);
-    (u64_at(b, at + 8) as usize, u64::from_le_bytes(size) as usize, b[at + 7])
+    (
+        u64_at(b, at + 8) as usize,
+        u64::from_le_bytes(size) as usize,
+        b[at + 7],
+    )
 }
 
 /// Captures `files` as the single image of an uncompressed WIM written without an integrity
@@ -106,10 +123,13 @@ fn plain_wim(work: &Path, name: &str, files: &[(&str, Vec<u8>)]) -> PathBuf {
     let wim = Wim::create(Compression::None).unwrap();
     wim.add_image(&tree, "Windows 11 Pro").unwrap();
     wim.set_property(1, "WINDOWS/ARCH", Some("9")).unwrap();
-    wim.set_property(1, "WINDOWS/EDITIONID", Some("Professional")).unwrap();
-    wim.set_property(1, "WINDOWS/VERSION/BUILD", Some("22631")).unwrap();
+    wim.set_property(1, "WINDOWS/EDITIONID", Some("Professional"))
+        .unwrap();
+    wim.set_property(1, "WINDOWS/VERSION/BUILD", Some("22631"))
+        .unwrap();
     let path = work.join(format!("{name}.wim"));
-    wim.write(&path, false, 0, &mut |_| Progress::Continue).unwrap();
+    wim.write(&path, false, 0, &mut |_| Progress::Continue)
+        .unwrap();
     path
 }
 
@@ -125,10 +145,18 @@ fn patch_metadata(wim: &Path, patch: impl FnOnce(&mut [u8])) {
     assert_eq!(entries.len(), 1, "one image, so one metadata resource");
     let entry = entries[0];
     let (at, len, flags) = reshdr(&bytes, entry);
-    assert_eq!(flags & RESHDR_FLAG_COMPRESSED, 0, "the metadata resource must be stored uncompressed");
+    assert_eq!(
+        flags & RESHDR_FLAG_COMPRESSED,
+        0,
+        "the metadata resource must be stored uncompressed"
+    );
     let hash_at = entry + 24 + 2 + 4;
     // Proves the parsing above (and the SHA-1) before anything is changed.
-    assert_eq!(sha1(&bytes[at..at + len]), bytes[hash_at..hash_at + 20], "blob table entry holds the metadata SHA-1");
+    assert_eq!(
+        sha1(&bytes[at..at + len]),
+        bytes[hash_at..hash_at + 20],
+        "blob table entry holds the metadata SHA-1"
+    );
 
     patch(&mut bytes[at..at + len]);
 
@@ -152,7 +180,10 @@ fn find_dentry(metadata: &[u8], name: &str) -> usize {
         .collect();
     assert_eq!(hits.len(), 1, "exactly one entry named {name:?}");
     let dentry = hits[0];
-    assert!(u64_at(metadata, dentry) as usize >= DENTRY_NAME + needle.len(), "plausible entry length");
+    assert!(
+        u64_at(metadata, dentry) as usize >= DENTRY_NAME + needle.len(),
+        "plausible entry length"
+    );
     dentry
 }
 
@@ -180,9 +211,17 @@ impl Site {
         let root = dir.path().join("site");
         let work = dir.path().join("work");
         std::fs::create_dir_all(&work).unwrap();
-        let site = Site { root, work, _dir: dir };
+        let site = Site {
+            root,
+            work,
+            _dir: dir,
+        };
         let out = site.ois(&["site", "init"]);
-        assert!(out.status.success(), "site init failed: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "site init failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         site
     }
 
@@ -215,12 +254,28 @@ impl Site {
         let images = self.registered_images();
         let out = self.import(wim);
         let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-        assert!(!out.status.success(), "import of {} should fail; stdout: {}", wim.display(), String::from_utf8_lossy(&out.stdout));
+        assert!(
+            !out.status.success(),
+            "import of {} should fail; stdout: {}",
+            wim.display(),
+            String::from_utf8_lossy(&out.stdout)
+        );
         for e in expected {
-            assert!(stderr.contains(e), "error should mention {e:?}, got: {stderr}");
+            assert!(
+                stderr.contains(e),
+                "error should mention {e:?}, got: {stderr}"
+            );
         }
-        assert!(std::fs::read(wim).unwrap() == before, "{} was modified", wim.display());
-        assert_eq!(self.registered_images(), images, "nothing may be registered");
+        assert!(
+            std::fs::read(wim).unwrap() == before,
+            "{} was modified",
+            wim.display()
+        );
+        assert_eq!(
+            self.registered_images(),
+            images,
+            "nothing may be registered"
+        );
         stderr
     }
 }
@@ -244,7 +299,11 @@ fn patched_but_harmless_wim_imports() {
     let wim = plain_wim(&site.work, "harmless", &small_tree());
     patch_metadata(&wim, |m| rename_entry(m, "ab", "cd"));
     let out = site.import(&wim);
-    assert!(out.status.success(), "import failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "import failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(site.registered_images(), 1);
 }
 
@@ -256,7 +315,14 @@ fn dotdot_entry_is_refused() {
     let site = Site::new();
     let wim = plain_wim(&site.work, "dotdot", &small_tree());
     patch_metadata(&wim, |m| rename_entry(m, "ab", ".."));
-    let stderr = site.assert_refused(&wim, &["unsafe entries", "dotdot.wim", "Ignoring file named \".\" or \"..\""]);
+    let stderr = site.assert_refused(
+        &wim,
+        &[
+            "unsafe entries",
+            "dotdot.wim",
+            "Ignoring file named \".\" or \"..\"",
+        ],
+    );
     assert!(stderr.contains("index 1"), "{stderr}");
 }
 
@@ -268,8 +334,13 @@ fn cyclic_directory_is_refused() {
     let wim = plain_wim(&site.work, "cyclic", &small_tree());
     patch_metadata(&wim, |m| {
         let d = find_dentry(m, "d");
-        assert_ne!(u64_at(m, d + DENTRY_SUBDIR_OFFSET), 0, "d is a directory with children");
-        m[d + DENTRY_SUBDIR_OFFSET..d + DENTRY_SUBDIR_OFFSET + 8].copy_from_slice(&(d as u64).to_le_bytes());
+        assert_ne!(
+            u64_at(m, d + DENTRY_SUBDIR_OFFSET),
+            0,
+            "d is a directory with children"
+        );
+        m[d + DENTRY_SUBDIR_OFFSET..d + DENTRY_SUBDIR_OFFSET + 8]
+            .copy_from_slice(&(d as u64).to_le_bytes());
     });
     site.assert_refused(&wim, &["cyclic.wim", "too deep"]);
 }
@@ -299,7 +370,12 @@ fn truncated_wim_is_refused() {
     let site = Site::new();
     let wim = sample_lzx_wim(&site.work, "truncated");
     let len = std::fs::metadata(&wim).unwrap().len();
-    std::fs::OpenOptions::new().write(true).open(&wim).unwrap().set_len(len / 2).unwrap();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&wim)
+        .unwrap()
+        .set_len(len / 2)
+        .unwrap();
     site.assert_refused(&wim, &["truncated.wim", "end of the file"]);
 }
 
@@ -313,7 +389,8 @@ fn corrupt_compressed_metadata_is_refused() {
         // Same content as the sample, rewritten without an integrity table.
         let with_table = sample_lzx_wim(&site.work, "garbled-src");
         let src = Wim::open(&with_table, true).unwrap();
-        src.write(&wim, false, 0, &mut |_| Progress::Continue).unwrap();
+        src.write(&wim, false, 0, &mut |_| Progress::Continue)
+            .unwrap();
     }
     let mut bytes = std::fs::read(&wim).unwrap();
     let (table_at, table_len, _) = reshdr(&bytes, 0x30);

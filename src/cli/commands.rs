@@ -12,7 +12,9 @@ use super::render::{self, bytes, opt};
 use super::{Cli, Command, ImageCommand, ServiceArgs, SiteCommand, UpdateCommand, UpdateFilter};
 use ois::image::{self, ImageError, ImageKind};
 use ois::library::{self, ArchFilter, ContentLibrary, ImportStatus, LibraryError};
-use ois::servicing::{self, ImageOutcome, RunEvent, RunStatus, Selection, ServiceOptions, ServicingError};
+use ois::servicing::{
+    self, ImageOutcome, RunEvent, RunStatus, Selection, ServiceOptions, ServicingError,
+};
 use ois::site::{self, ServicingDrive, Site, SiteError};
 
 #[derive(Debug, thiserror::Error)]
@@ -37,19 +39,34 @@ pub fn run(cli: Cli) -> Result<u8, CliError> {
         println!("Creating site {}", cli.site.display());
         Site::init(&cli.site, ServicingDrive::Auto)?;
     }
-    let logs = if cli.site.join(site::CONFIG_FILE).is_file() { Some(cli.site.join(site::LOGS_DIR)) } else { None };
+    let logs = if cli.site.join(site::CONFIG_FILE).is_file() {
+        Some(cli.site.join(site::LOGS_DIR))
+    } else {
+        None
+    };
     ois::log::init(logs.as_deref(), cli.verbose, cli.quiet);
     match cli.command {
-        Command::Site(SiteCommand::Init { servicing_drive }) => site_init(&cli.site, &servicing_drive),
+        Command::Site(SiteCommand::Init { servicing_drive }) => {
+            site_init(&cli.site, &servicing_drive)
+        }
         Command::Site(SiteCommand::Show { json }) => site_show(&Site::open(&cli.site)?, json),
         Command::Site(SiteCommand::Drives { json }) => site_drives(&Site::open(&cli.site)?, json),
-        Command::Update(UpdateCommand::Import { paths, json }) => update_import(&Site::open(&cli.site)?, &paths, json),
-        Command::Update(UpdateCommand::List(filter)) => update_list(&Site::open(&cli.site)?, &filter),
-        Command::Image(ImageCommand::Import { wim, kind, name, json }) => {
-            image_import(&Site::open(&cli.site)?, &wim, &kind, name.as_deref(), json)
+        Command::Update(UpdateCommand::Import { paths, json }) => {
+            update_import(&Site::open(&cli.site)?, &paths, json)
         }
+        Command::Update(UpdateCommand::List(filter)) => {
+            update_list(&Site::open(&cli.site)?, &filter)
+        }
+        Command::Image(ImageCommand::Import {
+            wim,
+            kind,
+            name,
+            json,
+        }) => image_import(&Site::open(&cli.site)?, &wim, &kind, name.as_deref(), json),
         Command::Image(ImageCommand::List { json }) => image_list(&Site::open(&cli.site)?, json),
-        Command::Image(ImageCommand::Show { image, json }) => image_show(&Site::open(&cli.site)?, &image, json),
+        Command::Image(ImageCommand::Show { image, json }) => {
+            image_show(&Site::open(&cli.site)?, &image, json)
+        }
         Command::Image(ImageCommand::Applicable { image, filter }) => {
             image_applicable(&Site::open(&cli.site)?, &image, &filter)
         }
@@ -64,8 +81,14 @@ fn site_init(dir: &Path, drive: &str) -> Result<u8, CliError> {
     ois::log::init(Some(&site.logs_dir()), 0, false);
     tracing::info!("site created at {}", site.root().display());
     println!("Created site {}", site.root().display());
-    println!("  configuration     {}", site.root().join(site::CONFIG_FILE).display());
-    println!("  site database     {}", site.root().join(site::DATABASE_FILE).display());
+    println!(
+        "  configuration     {}",
+        site.root().join(site::CONFIG_FILE).display()
+    );
+    println!(
+        "  site database     {}",
+        site.root().join(site::DATABASE_FILE).display()
+    );
     println!("  content library   {}", site.library_dir().display());
     println!("  logs              {}", site.logs_dir().display());
     println!("  servicing folder  {}", site.staging_root().display());
@@ -87,7 +110,10 @@ fn site_show(site: &Site, json: bool) -> Result<u8, CliError> {
         println!("Servicing folder  {}", site.staging_root().display());
         println!("Content library   {}", site.library_dir().display());
         println!("Logs              {}", site.logs_dir().display());
-        println!("Integrity table   {}", if c.integrity_table { "yes" } else { "no" });
+        println!(
+            "Integrity table   {}",
+            if c.integrity_table { "yes" } else { "no" }
+        );
         println!("wimlib            {}", ois::wim::version());
     }
     Ok(0)
@@ -110,7 +136,11 @@ fn site_drives(site: &Site, json: bool) -> Result<u8, CliError> {
         .iter()
         .map(|d| {
             vec![
-                if Some(&d.mount_point) == used.as_ref() { "*".into() } else { String::new() },
+                if Some(&d.mount_point) == used.as_ref() {
+                    "*".into()
+                } else {
+                    String::new()
+                },
                 d.mount_point.display().to_string(),
                 d.file_system.clone(),
                 bytes(d.total_bytes),
@@ -119,7 +149,11 @@ fn site_drives(site: &Site, json: bool) -> Result<u8, CliError> {
         })
         .collect();
     render::table(&["", "Drive", "File system", "Size", "Free"], &rows);
-    println!("\n* servicing drive ({} = {})", site.config().servicing_drive, staging.display());
+    println!(
+        "\n* servicing drive ({} = {})",
+        site.config().servicing_drive,
+        staging.display()
+    );
     Ok(0)
 }
 
@@ -131,8 +165,16 @@ fn update_import(site: &Site, paths: &[std::path::PathBuf], json: bool) -> Resul
     } else {
         for o in &outcomes {
             match o.status {
-                ImportStatus::Imported => println!("Imported {}  {} ({} files, {})", o.id, o.title, o.files, bytes(o.bytes)),
-                ImportStatus::AlreadyPresent => println!("Already in the content library: {}  {}", o.id, o.title),
+                ImportStatus::Imported => println!(
+                    "Imported {}  {} ({} files, {})",
+                    o.id,
+                    o.title,
+                    o.files,
+                    bytes(o.bytes)
+                ),
+                ImportStatus::AlreadyPresent => {
+                    println!("Already in the content library: {}  {}", o.id, o.title)
+                }
             }
         }
     }
@@ -140,7 +182,9 @@ fn update_import(site: &Site, paths: &[std::path::PathBuf], json: bool) -> Resul
 }
 
 fn arch_filter(f: &UpdateFilter) -> Result<ArchFilter, CliError> {
-    f.arch.parse().map_err(|e| CliError::Usage(format!("--arch {e}")))
+    f.arch
+        .parse()
+        .map_err(|e| CliError::Usage(format!("--arch {e}")))
 }
 
 fn print_updates(updates: &[&library::Update], json: bool) {
@@ -152,7 +196,12 @@ fn print_updates(updates: &[&library::Update], json: bool) {
         .iter()
         .map(|u| {
             let m = &u.manifest;
-            vec![m.id.clone(), m.architecture.to_string(), opt(&m.classification), m.title.clone()]
+            vec![
+                m.id.clone(),
+                m.architecture.to_string(),
+                opt(&m.classification),
+                m.title.clone(),
+            ]
         })
         .collect();
     render::table(&["Id", "Arch", "Classification", "Title"], &rows);
@@ -165,14 +214,27 @@ fn update_list(site: &Site, f: &UpdateFilter) -> Result<u8, CliError> {
     Ok(0)
 }
 
-fn image_import(site: &Site, wim: &Path, kind: &str, name: Option<&str>, json: bool) -> Result<u8, CliError> {
-    let kind: ImageKind = kind.parse().map_err(|e| CliError::Usage(format!("--kind {e}")))?;
+fn image_import(
+    site: &Site,
+    wim: &Path,
+    kind: &str,
+    name: Option<&str>,
+    json: bool,
+) -> Result<u8, CliError> {
+    let kind: ImageKind = kind
+        .parse()
+        .map_err(|e| CliError::Usage(format!("--kind {e}")))?;
     let mut db = site.database()?;
     let (img, indexes) = image::import(site, &mut db, wim, kind, name)?;
     if json {
         render::json(&json!({"image": img, "indexes": indexes}));
     } else {
-        println!("Registered image {} (id {}) from {}", img.name, img.id, img.path.display());
+        println!(
+            "Registered image {} (id {}) from {}",
+            img.name,
+            img.id,
+            img.path.display()
+        );
         print_indexes(&indexes);
     }
     Ok(0)
@@ -190,11 +252,25 @@ fn print_indexes(indexes: &[image::IndexDetail]) {
                 info.architecture.map_or("-".into(), |a| a.to_string()),
                 opt(&info.version.clone().or(info.build.map(|b| b.to_string()))),
                 opt(&info.edition),
-                if installed.is_empty() { "-".into() } else { installed.join(" ") },
+                if installed.is_empty() {
+                    "-".into()
+                } else {
+                    installed.join(" ")
+                },
             ]
         })
         .collect();
-    render::table(&["Index", "Name", "Arch", "Version", "Edition", "Installed updates"], &rows);
+    render::table(
+        &[
+            "Index",
+            "Name",
+            "Arch",
+            "Version",
+            "Edition",
+            "Installed updates",
+        ],
+        &rows,
+    );
 }
 
 fn image_list(site: &Site, json: bool) -> Result<u8, CliError> {
@@ -214,11 +290,26 @@ fn image_list(site: &Site, json: bool) -> Result<u8, CliError> {
             img.kind.as_str().to_string(),
             bytes(img.size_bytes),
             last.map_or("-".into(), |r| r.status),
-            if provisioning.is_some() { "yes".into() } else { "no".into() },
+            if provisioning.is_some() {
+                "yes".into()
+            } else {
+                "no".into()
+            },
             img.path.display().to_string(),
         ]);
     }
-    render::table(&["Id", "Name", "Kind", "Size", "Last run", "Provisioning", "Path"], &rows);
+    render::table(
+        &[
+            "Id",
+            "Name",
+            "Kind",
+            "Size",
+            "Last run",
+            "Provisioning",
+            "Path",
+        ],
+        &rows,
+    );
     Ok(0)
 }
 
@@ -229,7 +320,9 @@ fn image_show(site: &Site, key: &str, json: bool) -> Result<u8, CliError> {
     let runs = servicing::history(&db, img.id)?;
     let provisioning = servicing::lease::current(&db, img.id).map_err(|e| db.error(e))?;
     if json {
-        render::json(&json!({"image": img, "provisioning_mode": provisioning, "indexes": indexes, "runs": runs}));
+        render::json(
+            &json!({"image": img, "provisioning_mode": provisioning, "indexes": indexes, "runs": runs}),
+        );
         return Ok(0);
     }
     println!("Image             {} (id {})", img.name, img.id);
@@ -241,7 +334,10 @@ fn image_show(site: &Site, key: &str, json: bool) -> Result<u8, CliError> {
     println!("Imported          {}", img.imported_at);
     println!("Last serviced     {}", opt(&img.serviced_at));
     match &provisioning {
-        Some(p) => println!("Provisioning mode yes, since {} (process {} on {})", p.since, p.owner_pid, p.owner_host),
+        Some(p) => println!(
+            "Provisioning mode yes, since {} (process {} on {})",
+            p.since, p.owner_pid, p.owner_host
+        ),
         None => println!("Provisioning mode no"),
     }
     println!();
@@ -258,10 +354,16 @@ fn image_show(site: &Site, key: &str, json: bool) -> Result<u8, CliError> {
             r.started_at,
             r.size_before.map_or("-".into(), bytes),
             r.size_after.map_or("-".into(), bytes),
-            r.error.as_ref().map_or(String::new(), |e| format!("  ({e})"))
+            r.error
+                .as_ref()
+                .map_or(String::new(), |e| format!("  ({e})"))
         );
         for u in &r.updates {
-            let result = if u.applied { "Applied".to_string() } else { format!("Failed: {}", opt(&u.error)) };
+            let result = if u.applied {
+                "Applied".to_string()
+            } else {
+                format!("Failed: {}", opt(&u.error))
+            };
             println!("      {}  index {}  {}", u.update, u.index, result);
         }
     }
@@ -276,13 +378,19 @@ fn image_applicable(site: &Site, key: &str, f: &UpdateFilter) -> Result<u8, CliE
     let arch = arch_filter(f)?;
     let updates: Vec<&library::Update> = servicing::applicable(&indexes, &all)
         .into_iter()
-        .filter(|u| arch.matches(u.manifest.architecture) && library::matches_text(&u.manifest, f.filter.as_deref()))
+        .filter(|u| {
+            arch.matches(u.manifest.architecture)
+                && library::matches_text(&u.manifest, f.filter.as_deref())
+        })
         .collect();
     print_updates(&updates, f.json);
     Ok(0)
 }
 
-pub(super) fn progress_observer(names: &[String], enabled: bool) -> (MultiProgress, HashMap<String, ProgressBar>) {
+pub(super) fn progress_observer(
+    names: &[String],
+    enabled: bool,
+) -> (MultiProgress, HashMap<String, ProgressBar>) {
     let multi = MultiProgress::new();
     if !enabled {
         multi.set_draw_target(indicatif::ProgressDrawTarget::hidden());
@@ -293,18 +401,33 @@ pub(super) fn progress_observer(names: &[String], enabled: bool) -> (MultiProgre
     let bars = names
         .iter()
         .map(|n| {
-            let bar = multi.add(ProgressBar::new(100).with_style(style.clone()).with_prefix(n.clone()));
+            let bar = multi.add(
+                ProgressBar::new(100)
+                    .with_style(style.clone())
+                    .with_prefix(n.clone()),
+            );
             (n.clone(), bar)
         })
         .collect();
     (multi, bars)
 }
 
-pub(super) fn service_images(site: &Site, images: &[String], options: &ServiceOptions, show_progress: bool) -> Result<Vec<ImageOutcome>, CliError> {
+pub(super) fn service_images(
+    site: &Site,
+    images: &[String],
+    options: &ServiceOptions,
+    show_progress: bool,
+) -> Result<Vec<ImageOutcome>, CliError> {
     let db = site.database()?;
-    let names: Vec<String> = images.iter().map(|k| image::find(&db, k).map(|i| i.name)).collect::<Result<_, _>>()?;
+    let names: Vec<String> = images
+        .iter()
+        .map(|k| image::find(&db, k).map(|i| i.name))
+        .collect::<Result<_, _>>()?;
     drop(db);
-    let (_multi, bars) = progress_observer(&names, show_progress && std::io::IsTerminal::is_terminal(&std::io::stderr()));
+    let (_multi, bars) = progress_observer(
+        &names,
+        show_progress && std::io::IsTerminal::is_terminal(&std::io::stderr()),
+    );
     let observer = |name: &str, event: RunEvent| {
         let Some(bar) = bars.get(name) else { return };
         match event {
@@ -318,11 +441,17 @@ pub(super) fn service_images(site: &Site, images: &[String], options: &ServiceOp
 }
 
 fn service(site: &Site, args: &ServiceArgs) -> Result<u8, CliError> {
-    let selection = if args.all_applicable { Selection::AllApplicable } else { Selection::Updates(args.updates.clone()) };
+    let selection = if args.all_applicable {
+        Selection::AllApplicable
+    } else {
+        Selection::Updates(args.updates.clone())
+    };
     let options = ServiceOptions {
         selection,
         continue_on_error: args.continue_on_error,
-        jobs: args.jobs.unwrap_or_else(|| servicing::default_jobs(args.images.len())),
+        jobs: args
+            .jobs
+            .unwrap_or_else(|| servicing::default_jobs(args.images.len())),
         cancel: Arc::new(AtomicBool::new(false)),
     };
     let outcomes = service_images(site, &args.images, &options, !args.json)?;
@@ -333,7 +462,13 @@ fn service(site: &Site, args: &ServiceArgs) -> Result<u8, CliError> {
             print_outcome(o);
         }
     }
-    Ok(if outcomes.iter().all(|o| o.status == RunStatus::Successful) { 0 } else { 1 })
+    Ok(
+        if outcomes.iter().all(|o| o.status == RunStatus::Successful) {
+            0
+        } else {
+            1
+        },
+    )
 }
 
 pub(super) fn print_outcome(o: &ImageOutcome) {

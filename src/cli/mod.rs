@@ -11,7 +11,11 @@ use clap::{Args, Parser, Subcommand};
 pub use commands::run;
 
 #[derive(Parser, Debug)]
-#[command(name = "ois", version, about = "Offline servicing of Windows images (WIM files)")]
+#[command(
+    name = "ois",
+    version,
+    about = "Offline servicing of Windows images (WIM files)"
+)]
 pub struct Cli {
     /// Site directory [default: $OIS_SITE, else ./ois-site]
     #[arg(long, global = true, env = "OIS_SITE", default_value = "ois-site")]
@@ -127,7 +131,12 @@ pub struct ServiceArgs {
     #[arg(required = true)]
     pub images: Vec<String>,
     /// Updates to apply, comma separated
-    #[arg(long, value_delimiter = ',', conflicts_with = "all_applicable", required_unless_present = "all_applicable")]
+    #[arg(
+        long,
+        value_delimiter = ',',
+        conflicts_with = "all_applicable",
+        required_unless_present = "all_applicable"
+    )]
     pub updates: Vec<String>,
     /// Apply every applicable update
     #[arg(long)]

@@ -21,7 +21,11 @@ fn listing(path: &Path) -> Result<Vec<BTreeMap<String, TreeEntry>>, CliError> {
     (1..=wim.header().image_count)
         .map(|i| {
             let entries = wim.list(i, "/", true).map_err(other)?;
-            Ok(entries.into_iter().filter(|e| !e.is_dir && !e.path.is_empty()).map(|e| (e.path.to_lowercase(), e)).collect())
+            Ok(entries
+                .into_iter()
+                .filter(|e| !e.is_dir && !e.path.is_empty())
+                .map(|e| (e.path.to_lowercase(), e))
+                .collect())
         })
         .collect()
 }
@@ -35,13 +39,22 @@ pub fn run(site_dir: &Path) -> Result<u8, CliError> {
     let wim_path = work.join("install.wim");
     let scratch = tempfile::tempdir().map_err(other)?;
 
-    println!("1. Creating a sample image with two indexes: {}", wim_path.display());
+    println!(
+        "1. Creating a sample image with two indexes: {}",
+        wim_path.display()
+    );
     ois::sample::golden_image(scratch.path(), &wim_path).map_err(other)?;
     let name = format!("Windows 11 sample {n}");
     let (img, indexes) = image::import(&site, &mut db, &wim_path, ImageKind::OsImage, Some(&name))?;
     for i in &indexes {
         let installed: Vec<&str> = i.installed.iter().map(|u| u.id.as_str()).collect();
-        println!("   index {}: {} ({}), installed: {}", i.info.index, i.info.name, i.info.edition.clone().unwrap_or_default(), installed.join(" "));
+        println!(
+            "   index {}: {} ({}), installed: {}",
+            i.info.index,
+            i.info.name,
+            i.info.edition.clone().unwrap_or_default(),
+            installed.join(" ")
+        );
     }
 
     println!("2. Importing sample update packages into the content library");
@@ -92,6 +105,10 @@ pub fn run(site_dir: &Path) -> Result<u8, CliError> {
             }
         }
     }
-    println!("\nSee `ois --site {} image show \"{}\"` for the record.", site_dir.display(), img.name);
+    println!(
+        "\nSee `ois --site {} image show \"{}\"` for the record.",
+        site_dir.display(),
+        img.name
+    );
     Ok(0)
 }

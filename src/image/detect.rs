@@ -25,7 +25,10 @@ pub fn kb_from_package_name(name: &str) -> Option<String> {
         return None;
     }
     let at = lower.find("_for_kb")? + "_for_kb".len();
-    let digits: String = lower[at..].chars().take_while(|c| c.is_ascii_digit()).collect();
+    let digits: String = lower[at..]
+        .chars()
+        .take_while(|c| c.is_ascii_digit())
+        .collect();
     (!digits.is_empty()).then(|| format!("KB{digits}"))
 }
 
@@ -36,7 +39,10 @@ pub fn kb_from_mum(text: &str) -> Option<String> {
         let needle = format!("identifier={quote}kb");
         if let Some(pos) = lower.find(&needle) {
             let start = pos + needle.len();
-            let digits: String = lower[start..].chars().take_while(|c| c.is_ascii_digit()).collect();
+            let digits: String = lower[start..]
+                .chars()
+                .take_while(|c| c.is_ascii_digit())
+                .collect();
             if !digits.is_empty() {
                 return Some(format!("KB{digits}"));
             }
@@ -47,7 +53,11 @@ pub fn kb_from_mum(text: &str) -> Option<String> {
 
 /// KBs of the Windows packages installed in an index. `scratch` receives the few `.mum`
 /// files whose name does not carry the KB (such as `Package_for_RollupFix`).
-pub fn from_windows_packages(wim: &Wim, index: u32, scratch: &Path) -> Result<BTreeSet<String>, WimError> {
+pub fn from_windows_packages(
+    wim: &Wim,
+    index: u32,
+    scratch: &Path,
+) -> Result<BTreeSet<String>, WimError> {
     let entries = match wim.list(index, PACKAGES_DIR, false) {
         Ok(e) => e,
         Err(e) if e.is_missing_path() => return Ok(BTreeSet::new()),
@@ -64,12 +74,15 @@ pub fn from_windows_packages(wim: &Wim, index: u32, scratch: &Path) -> Result<BT
             Some(kb) => {
                 found.insert(kb);
             }
-            None if name.to_ascii_lowercase().starts_with("package_") => to_read.push(e.path.clone()),
+            None if name.to_ascii_lowercase().starts_with("package_") => {
+                to_read.push(e.path.clone())
+            }
             None => {}
         }
     }
     if !to_read.is_empty() {
-        std::fs::create_dir_all(scratch).map_err(|err| WimError::io(wim.path(), "extracting package manifests from", err))?;
+        std::fs::create_dir_all(scratch)
+            .map_err(|err| WimError::io(wim.path(), "extracting package manifests from", err))?;
         wim.extract_flat(index, &to_read, scratch)?;
         for path in &to_read {
             let name = path.rsplit('/').next().unwrap_or(path);
@@ -90,19 +103,34 @@ mod tests {
     #[test]
     fn package_names() {
         assert_eq!(
-            kb_from_package_name("Package_for_KB5034441~31bf3856ad364e35~amd64~~10.0.1.0.mum").as_deref(),
+            kb_from_package_name("Package_for_KB5034441~31bf3856ad364e35~amd64~~10.0.1.0.mum")
+                .as_deref(),
             Some("KB5034441")
         );
-        assert_eq!(kb_from_package_name("package_1_for_kb5005565~31bf.mum").as_deref(), Some("KB5005565"));
-        assert_eq!(kb_from_package_name("Package_for_RollupFix~31bf3856ad364e35~amd64~~22621.3007.1.6.mum"), None);
-        assert_eq!(kb_from_package_name("Microsoft-Windows-Foo-Package~31bf.mum"), None);
+        assert_eq!(
+            kb_from_package_name("package_1_for_kb5005565~31bf.mum").as_deref(),
+            Some("KB5005565")
+        );
+        assert_eq!(
+            kb_from_package_name(
+                "Package_for_RollupFix~31bf3856ad364e35~amd64~~22621.3007.1.6.mum"
+            ),
+            None
+        );
+        assert_eq!(
+            kb_from_package_name("Microsoft-Windows-Foo-Package~31bf.mum"),
+            None
+        );
     }
 
     #[test]
     fn mum_identifier() {
         let mum = r#"<?xml version="1.0" encoding="UTF-8"?><assembly><package identifier="KB5034123" releaseType="Update"></package></assembly>"#;
         assert_eq!(kb_from_mum(mum).as_deref(), Some("KB5034123"));
-        assert_eq!(kb_from_mum("<package identifier='kb42' />").as_deref(), Some("KB42"));
+        assert_eq!(
+            kb_from_mum("<package identifier='kb42' />").as_deref(),
+            Some("KB42")
+        );
         assert_eq!(kb_from_mum("<package identifier=\"Foundation\" />"), None);
     }
 }

@@ -42,7 +42,11 @@ pub enum InspectError {
     #[error("{} has no images", .0.display())]
     Empty(std::path::PathBuf),
     #[error("index {index} of {} holds unsafe entries that wimlib would silently drop ({}): the WIM was not made by a well-behaved tool; rebuild it from a clean capture", path.display(), messages.join("; "))]
-    UnsafeEntries { path: std::path::PathBuf, index: u32, messages: Vec<String> },
+    UnsafeEntries {
+        path: std::path::PathBuf,
+        index: u32,
+        messages: Vec<String>,
+    },
 }
 
 /// wimlib's WINDOWS/ARCH codes.
@@ -89,13 +93,22 @@ pub fn inspect(path: &Path, scratch: &Path) -> Result<WimContents, InspectError>
         }
         installed.push(found);
     }
-    Ok(WimContents { compression: header.compression, chunk_size: header.chunk_size, indexes, installed })
+    Ok(WimContents {
+        compression: header.compression,
+        chunk_size: header.chunk_size,
+        indexes,
+        installed,
+    })
 }
 
 pub fn check_loads_whole(wim: &Wim, index: u32) -> Result<(), InspectError> {
     let dropped = wim.load_image_checked(index)?;
     if !dropped.is_empty() {
-        return Err(InspectError::UnsafeEntries { path: wim.path().to_path_buf(), index, messages: dropped });
+        return Err(InspectError::UnsafeEntries {
+            path: wim.path().to_path_buf(),
+            index,
+            messages: dropped,
+        });
     }
     Ok(())
 }
@@ -103,7 +116,11 @@ pub fn check_loads_whole(wim: &Wim, index: u32) -> Result<(), InspectError> {
 pub fn index_info(wim: &Wim, index: u32) -> IndexInfo {
     let prop = |name: &str| wim.property(index, name).filter(|v| !v.trim().is_empty());
     let build = prop("WINDOWS/VERSION/BUILD").and_then(|b| b.trim().parse().ok());
-    let version = match (prop("WINDOWS/VERSION/MAJOR"), prop("WINDOWS/VERSION/MINOR"), &build) {
+    let version = match (
+        prop("WINDOWS/VERSION/MAJOR"),
+        prop("WINDOWS/VERSION/MINOR"),
+        &build,
+    ) {
         (Some(ma), Some(mi), Some(b)) => {
             let sp = prop("WINDOWS/VERSION/SPBUILD").unwrap_or_else(|| "0".into());
             Some(format!("{ma}.{mi}.{b}.{sp}"))

@@ -88,7 +88,10 @@ pub enum ImageError {
     #[error("cannot use WIM {}: {source}", path.display())]
     Unreadable { path: PathBuf, source: InspectError },
     #[error("{}: {source}", path.display())]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error(transparent)]
     Site(#[from] SiteError),
 }
@@ -140,23 +143,44 @@ pub fn import(
     if !path.is_file() {
         return Err(ImageError::MissingFile(path.to_path_buf()));
     }
-    let path = std::fs::canonicalize(path).map_err(|e| ImageError::Io { path: path.to_path_buf(), source: e })?;
+    let path = std::fs::canonicalize(path).map_err(|e| ImageError::Io {
+        path: path.to_path_buf(),
+        source: e,
+    })?;
     let name = match name {
         Some(n) => n.trim().to_string(),
-        None => path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "image".into()),
+        None => path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "image".into()),
     };
     if let Some(existing) = find_by_path(db, &path)? {
-        return Err(ImageError::AlreadyRegistered { path, name: existing.name });
+        return Err(ImageError::AlreadyRegistered {
+            path,
+            name: existing.name,
+        });
     }
     if find_optional(db, &name)?.is_some() || name.is_empty() || name.parse::<i64>().is_ok() {
         return Err(ImageError::NameTaken(name));
     }
-    let scratch = tempfile::tempdir().map_err(|e| ImageError::Io { path: std::env::temp_dir(), source: e })?;
-    let contents = inspect::inspect(&path, scratch.path())
-        .map_err(|source| ImageError::Unreadable { path: path.clone(), source })?;
-    let (sha256, size) = hash_file(&path).map_err(|e| ImageError::Io { path: path.clone(), source: e })?;
+    let scratch = tempfile::tempdir().map_err(|e| ImageError::Io {
+        path: std::env::temp_dir(),
+        source: e,
+    })?;
+    let contents =
+        inspect::inspect(&path, scratch.path()).map_err(|source| ImageError::Unreadable {
+            path: path.clone(),
+            source,
+        })?;
+    let (sha256, size) = hash_file(&path).map_err(|e| ImageError::Io {
+        path: path.clone(),
+        source: e,
+    })?;
     let now = now_rfc3339();
-    let db_error = |e| SiteError::Database { path: site.root().join(crate::site::DATABASE_FILE), source: e };
+    let db_error = |e| SiteError::Database {
+        path: site.root().join(crate::site::DATABASE_FILE),
+        source: e,
+    };
     let tx = db.transaction().map_err(db_error)?;
     tx.execute(
         "INSERT INTO images (name, kind, path, size_bytes, sha256, compression, imported_at)
@@ -199,7 +223,11 @@ pub fn import(
         }
     }
     tx.commit().map_err(db_error)?;
-    tracing::info!("registered image {name} ({}) with {} index(es)", path.display(), contents.indexes.len());
+    tracing::info!(
+        "registered image {name} ({}) with {} index(es)",
+        path.display(),
+        contents.indexes.len()
+    );
     let image = find(db, &id.to_string())?;
     let indexes = indexes(db, &image)?;
     Ok((image, indexes))
@@ -220,7 +248,8 @@ fn row_to_image(r: &rusqlite::Row) -> rusqlite::Result<Image> {
     })
 }
 
-const IMAGE_COLUMNS: &str = "id, name, kind, path, size_bytes, sha256, compression, imported_at, serviced_at";
+const IMAGE_COLUMNS: &str =
+    "id, name, kind, path, size_bytes, sha256, compression, imported_at, serviced_at";
 
 fn find_by_path(db: &Database, path: &Path) -> Result<Option<Image>, ImageError> {
     db.query_row(
@@ -272,7 +301,9 @@ pub fn indexes(db: &Database, image: &Image) -> Result<Vec<IndexDetail>, ImageEr
             Ok(IndexInfo {
                 index: r.get(0)?,
                 name: r.get(1)?,
-                architecture: r.get::<_, Option<String>>(2)?.and_then(|a| Architecture::parse(&a)),
+                architecture: r
+                    .get::<_, Option<String>>(2)?
+                    .and_then(|a| Architecture::parse(&a)),
                 build: r.get(3)?,
                 version: r.get(4)?,
                 edition: r.get(5)?,
@@ -291,7 +322,12 @@ pub fn indexes(db: &Database, image: &Image) -> Result<Vec<IndexDetail>, ImageEr
         .query_map([image.id], |r| {
             Ok((
                 r.get::<_, u32>(0)?,
-                InstalledUpdate { id: r.get(1)?, source: r.get(2)?, run_id: r.get(3)?, installed_at: r.get(4)? },
+                InstalledUpdate {
+                    id: r.get(1)?,
+                    source: r.get(2)?,
+                    run_id: r.get(3)?,
+                    installed_at: r.get(4)?,
+                },
             ))
         })
         .and_then(|r| r.collect::<Result<Vec<_>, _>>())
@@ -299,7 +335,11 @@ pub fn indexes(db: &Database, image: &Image) -> Result<Vec<IndexDetail>, ImageEr
     Ok(infos
         .into_iter()
         .map(|info| {
-            let installed = installed.iter().filter(|(i, _)| *i == info.index).map(|(_, u)| u.clone()).collect();
+            let installed = installed
+                .iter()
+                .filter(|(i, _)| *i == info.index)
+                .map(|(_, u)| u.clone())
+                .collect();
             IndexDetail { info, installed }
         })
         .collect())

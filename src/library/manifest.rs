@@ -56,9 +56,17 @@ pub struct AppliesTo {
 #[serde(tag = "op", rename_all = "lowercase")]
 pub enum Change {
     /// `source` is a file or directory of the package, relative to its root.
-    Add { source: String, target: String },
-    Delete { path: String },
-    Rename { from: String, to: String },
+    Add {
+        source: String,
+        target: String,
+    },
+    Delete {
+        path: String,
+    },
+    Rename {
+        from: String,
+        to: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -103,18 +111,25 @@ struct RawChange {
 pub fn valid_id(id: &str) -> bool {
     !id.is_empty()
         && id.len() <= 64
-        && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-')
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-')
 }
 
 /// Parses and validates a manifest. Every problem found is reported, one per line.
 pub fn parse(text: &str) -> Result<Manifest, Vec<String>> {
     let raw: RawManifest = toml::from_str(text).map_err(|e| {
-        let line = e.span().map_or(0, |s| text[..s.start.min(text.len())].lines().count().max(1));
+        let line = e.span().map_or(0, |s| {
+            text[..s.start.min(text.len())].lines().count().max(1)
+        });
         vec![format!("update.toml line {line}: {}", e.message().trim())]
     })?;
     let mut problems = Vec::new();
     if !valid_id(&raw.id) {
-        problems.push(format!("id {:?} must be 1 to 64 characters of A-Z a-z 0-9 . _ -", raw.id));
+        problems.push(format!(
+            "id {:?} must be 1 to 64 characters of A-Z a-z 0-9 . _ -",
+            raw.id
+        ));
     }
     if raw.title.trim().is_empty() {
         problems.push("title is empty".to_string());
@@ -138,7 +153,9 @@ pub fn parse(text: &str) -> Result<Manifest, Vec<String>> {
     let applies_to = raw.applies_to.unwrap_or_default();
     if let (Some(lo), Some(hi)) = (applies_to.min_build, applies_to.max_build) {
         if lo > hi {
-            problems.push(format!("applies_to: min_build {lo} is above max_build {hi}"));
+            problems.push(format!(
+                "applies_to: min_build {lo} is above max_build {hi}"
+            ));
         }
     }
     let mut changes = Vec::new();
@@ -199,7 +216,9 @@ fn components(path: &str) -> Result<Vec<&str>, String> {
             return Err("`.` components are not allowed".to_string());
         }
         if p.chars().any(|c| c.is_control() || "<>:\"|?*".contains(c)) {
-            return Err(format!("{p:?} has a character Windows does not allow in names"));
+            return Err(format!(
+                "{p:?} has a character Windows does not allow in names"
+            ));
         }
     }
     Ok(parts)
@@ -246,9 +265,17 @@ to = "Windows/System32/new.dll"
         assert_eq!(m.applies_to.min_build, Some(22621));
         assert_eq!(
             m.changes[0],
-            Change::Add { source: "payload/ntoskrnl.exe".into(), target: "Windows/System32/ntoskrnl.exe".into() }
+            Change::Add {
+                source: "payload/ntoskrnl.exe".into(),
+                target: "Windows/System32/ntoskrnl.exe".into()
+            }
         );
-        assert_eq!(m.changes[1], Change::Delete { path: "Windows/Temp/legacy.log".into() });
+        assert_eq!(
+            m.changes[1],
+            Change::Delete {
+                path: "Windows/Temp/legacy.log".into()
+            }
+        );
     }
 
     #[test]
@@ -274,7 +301,10 @@ to = "Windows/System32/new.dll"
     #[test]
     fn rejects_unknown_fields_and_mixed_changes() {
         assert!(parse(&format!("{SAMPLE}\nbogus = 1")).is_err());
-        let mixed = SAMPLE.replace("delete = \"/Windows/Temp/legacy.log\"", "delete = \"a\"\nadd = \"b\"");
+        let mixed = SAMPLE.replace(
+            "delete = \"/Windows/Temp/legacy.log\"",
+            "delete = \"a\"\nadd = \"b\"",
+        );
         assert!(parse(&mixed).unwrap_err()[0].contains("exactly one"));
     }
 

@@ -12,8 +12,8 @@ use rusqlite::{params, OptionalExtension};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-pub use manifest::{Architecture, Change, Manifest};
 pub use manifest::AppliesTo;
+pub use manifest::{Architecture, Change, Manifest};
 pub use package::MANIFEST_NAME;
 
 use crate::fsutil::{copy_hashing, hex, now_rfc3339};
@@ -44,19 +44,34 @@ pub static MIGRATIONS: Migrations = Migrations {
 #[derive(Debug, thiserror::Error)]
 pub enum LibraryError {
     #[error("package {} is not valid:\n  - {}\nFix the package and import it again; nothing was imported.", origin.display(), problems.join("\n  - "))]
-    InvalidPackage { origin: PathBuf, problems: Vec<String> },
+    InvalidPackage {
+        origin: PathBuf,
+        problems: Vec<String>,
+    },
     #[error("update {id} is already in the content library with different content ({}): give the changed package a new id; nothing was imported", origin.display())]
     Conflict { id: String, origin: PathBuf },
     #[error("update {id} is given twice ({} and {}); nothing was imported", first.display(), second.display())]
-    DuplicateInBatch { id: String, first: PathBuf, second: PathBuf },
+    DuplicateInBatch {
+        id: String,
+        first: PathBuf,
+        second: PathBuf,
+    },
     #[error("update {0} is not in the content library: see `ois update list`, or import it with `ois update import`")]
     UnknownUpdate(String),
     #[error("content library file {path} of update {id} is damaged (SHA-256 {actual}, expected {expected}): import the package again to repair it")]
-    Damaged { id: String, path: String, expected: String, actual: String },
+    Damaged {
+        id: String,
+        path: String,
+        expected: String,
+        actual: String,
+    },
     #[error("content library file {path} of update {id} is missing: import the package again to repair it")]
     Missing { id: String, path: String },
     #[error("{}: {source}", path.display())]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error(transparent)]
     Site(#[from] SiteError),
 }
@@ -118,10 +133,14 @@ impl ArchFilter {
 
 /// Case-insensitive match of `filter` in an update's id, title and classification.
 pub fn matches_text(m: &Manifest, filter: Option<&str>) -> bool {
-    let Some(f) = filter.map(str::to_lowercase) else { return true };
+    let Some(f) = filter.map(str::to_lowercase) else {
+        return true;
+    };
     m.id.to_lowercase().contains(&f)
         || m.title.to_lowercase().contains(&f)
-        || m.classification.as_deref().is_some_and(|c| c.to_lowercase().contains(&f))
+        || m.classification
+            .as_deref()
+            .is_some_and(|c| c.to_lowercase().contains(&f))
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -153,17 +172,27 @@ pub struct ContentLibrary {
 
 impl ContentLibrary {
     pub fn new(site: &Site) -> Self {
-        ContentLibrary { store: FileStore::new(site.library_dir()) }
+        ContentLibrary {
+            store: FileStore::new(site.library_dir()),
+        }
     }
 
     /// Imports packages: every package is validated and hashed before anything is stored.
-    pub fn import(&self, db: &mut Database, origins: &[PathBuf]) -> Result<Vec<ImportOutcome>, LibraryError> {
+    pub fn import(
+        &self,
+        db: &mut Database,
+        origins: &[PathBuf],
+    ) -> Result<Vec<ImportOutcome>, LibraryError> {
         let mut validated = Vec::new();
         let mut seen: HashMap<String, PathBuf> = HashMap::new();
         for origin in origins {
             let v = validate(origin)?;
             if let Some(first) = seen.insert(v.manifest.id.to_lowercase(), origin.clone()) {
-                return Err(LibraryError::DuplicateInBatch { id: v.manifest.id, first, second: origin.clone() });
+                return Err(LibraryError::DuplicateInBatch {
+                    id: v.manifest.id,
+                    first,
+                    second: origin.clone(),
+                });
             }
             validated.push(v);
         }
@@ -171,7 +200,11 @@ impl ContentLibrary {
         let mut to_store = Vec::new();
         for v in validated {
             let existing: Option<String> = db
-                .query_row("SELECT digest FROM updates WHERE id = ?1", [&v.manifest.id], |r| r.get(0))
+                .query_row(
+                    "SELECT digest FROM updates WHERE id = ?1",
+                    [&v.manifest.id],
+                    |r| r.get(0),
+                )
                 .optional()
                 .map_err(|e| db.error(e))?;
             let outcome = ImportOutcome {
@@ -183,9 +216,17 @@ impl ContentLibrary {
             };
             match existing {
                 Some(d) if d == v.digest => {
-                    outcomes.push(ImportOutcome { status: ImportStatus::AlreadyPresent, ..outcome });
+                    outcomes.push(ImportOutcome {
+                        status: ImportStatus::AlreadyPresent,
+                        ..outcome
+                    });
                 }
-                Some(_) => return Err(LibraryError::Conflict { id: v.manifest.id, origin: v.package.origin }),
+                Some(_) => {
+                    return Err(LibraryError::Conflict {
+                        id: v.manifest.id,
+                        origin: v.package.origin,
+                    })
+                }
                 None => {
                     outcomes.push(outcome);
                     to_store.push(v);
@@ -194,18 +235,30 @@ impl ContentLibrary {
         }
         for v in &to_store {
             for f in &v.files {
-                let pf = v.package.file(&f.path).ok_or_else(|| LibraryError::InvalidPackage {
-                    origin: v.package.origin.clone(),
-                    problems: vec![format!("{} disappeared during the import", f.path)],
-                })?;
-                let io = |e: std::io::Error| LibraryError::Io { path: v.package.origin.join(&f.path), source: e };
-                let mut reader = v.package.reader(pf).map_err(|e| io(std::io::Error::other(e)))?;
+                let pf = v
+                    .package
+                    .file(&f.path)
+                    .ok_or_else(|| LibraryError::InvalidPackage {
+                        origin: v.package.origin.clone(),
+                        problems: vec![format!("{} disappeared during the import", f.path)],
+                    })?;
+                let io = |e: std::io::Error| LibraryError::Io {
+                    path: v.package.origin.join(&f.path),
+                    source: e,
+                };
+                let mut reader = v
+                    .package
+                    .reader(pf)
+                    .map_err(|e| io(std::io::Error::other(e)))?;
                 self.store.put(&f.sha256, &mut reader).map_err(io)?;
             }
         }
         let now = now_rfc3339();
         let db_path = db.path().to_path_buf();
-        let db_error = |e| SiteError::Database { path: db_path.clone(), source: e };
+        let db_error = |e| SiteError::Database {
+            path: db_path.clone(),
+            source: e,
+        };
         let tx = db.transaction().map_err(db_error)?;
         for v in &to_store {
             let m = &v.manifest;
@@ -231,7 +284,12 @@ impl ContentLibrary {
                     Ok(())
                 });
             insert.map_err(db_error)?;
-            tracing::info!("imported update {} ({}) from {}", m.id, m.title, v.package.origin.display());
+            tracing::info!(
+                "imported update {} ({}) from {}",
+                m.id,
+                m.title,
+                v.package.origin.display()
+            );
         }
         tx.commit().map_err(db_error)?;
         Ok(outcomes)
@@ -240,11 +298,19 @@ impl ContentLibrary {
     /// Every update in the library, ordered by id.
     pub fn all(&self, db: &Database) -> Result<Vec<Update>, LibraryError> {
         let mut stmt = db
-            .prepare("SELECT manifest, size_bytes, imported_at, source, id FROM updates ORDER BY id")
+            .prepare(
+                "SELECT manifest, size_bytes, imported_at, source, id FROM updates ORDER BY id",
+            )
             .map_err(|e| db.error(e))?;
         let rows = stmt
             .query_map([], |r| {
-                Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?, r.get::<_, String>(2)?, r.get::<_, String>(3)?, r.get::<_, String>(4)?))
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, String>(3)?,
+                    r.get::<_, String>(4)?,
+                ))
             })
             .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
             .map_err(|e| db.error(e))?;
@@ -274,7 +340,11 @@ impl ContentLibrary {
             .query_map([], |r| {
                 Ok((
                     r.get::<_, String>(0)?,
-                    PayloadFile { path: r.get(1)?, sha256: r.get(2)?, size: r.get::<_, i64>(3)? as u64 },
+                    PayloadFile {
+                        path: r.get(1)?,
+                        sha256: r.get(2)?,
+                        size: r.get::<_, i64>(3)? as u64,
+                    },
                 ))
             })
             .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
@@ -286,7 +356,12 @@ impl ContentLibrary {
         Ok(map)
     }
 
-    pub fn list(&self, db: &Database, filter: Option<&str>, arch: ArchFilter) -> Result<Vec<Update>, LibraryError> {
+    pub fn list(
+        &self,
+        db: &Database,
+        filter: Option<&str>,
+        arch: ArchFilter,
+    ) -> Result<Vec<Update>, LibraryError> {
         Ok(self
             .all(db)?
             .into_iter()
@@ -300,9 +375,15 @@ impl ContentLibrary {
         let root = dest.join(update.id());
         for f in &update.files {
             let target = root.join(&f.path);
-            let io = |e| LibraryError::Io { path: target.clone(), source: e };
+            let io = |e| LibraryError::Io {
+                path: target.clone(),
+                source: e,
+            };
             if !self.store.contains(&f.sha256) {
-                return Err(LibraryError::Missing { id: update.id().to_string(), path: f.path.clone() });
+                return Err(LibraryError::Missing {
+                    id: update.id().to_string(),
+                    path: f.path.clone(),
+                });
             }
             if let Err(actual) = self.store.copy_out(&f.sha256, &target).map_err(io)? {
                 return Err(LibraryError::Damaged {
@@ -319,7 +400,10 @@ impl ContentLibrary {
 
 /// Reads a package, validates its manifest against its files and hashes its payload.
 fn validate(origin: &Path) -> Result<Validated, LibraryError> {
-    let invalid = |problems: Vec<String>| LibraryError::InvalidPackage { origin: origin.to_path_buf(), problems };
+    let invalid = |problems: Vec<String>| LibraryError::InvalidPackage {
+        origin: origin.to_path_buf(),
+        problems,
+    };
     let package = Package::open(origin).map_err(|e| invalid(vec![e]))?;
     let text = package.read_manifest().map_err(|e| invalid(vec![e]))?;
     let manifest = manifest::parse(&text).map_err(invalid)?;
@@ -346,7 +430,10 @@ fn validate(origin: &Path) -> Result<Validated, LibraryError> {
                     }
                     for f in under {
                         payload.insert(f.path.to_lowercase(), f.path.clone());
-                        claim(format!("{target}/{}", &f.path[source.len() + 1..]), &mut problems);
+                        claim(
+                            format!("{target}/{}", &f.path[source.len() + 1..]),
+                            &mut problems,
+                        );
                     }
                 }
             }
@@ -359,16 +446,30 @@ fn validate(origin: &Path) -> Result<Validated, LibraryError> {
     }
     let mut files = Vec::new();
     for path in payload.values() {
-        let f = package.file(path).ok_or_else(|| invalid(vec![format!("payload {path} is missing")]))?;
+        let f = package
+            .file(path)
+            .ok_or_else(|| invalid(vec![format!("payload {path} is missing")]))?;
         let mut reader = package.reader(f).map_err(|e| invalid(vec![e]))?;
-        let (sha256, size) = copy_hashing(&mut reader, &mut std::io::sink())
-            .map_err(|e| LibraryError::Io { path: origin.join(path), source: e })?;
-        files.push(PayloadFile { path: f.path.clone(), sha256, size });
+        let (sha256, size) =
+            copy_hashing(&mut reader, &mut std::io::sink()).map_err(|e| LibraryError::Io {
+                path: origin.join(path),
+                source: e,
+            })?;
+        files.push(PayloadFile {
+            path: f.path.clone(),
+            sha256,
+            size,
+        });
     }
     let mut hasher = Sha256::new();
     hasher.update(serde_json::to_vec(&manifest).unwrap_or_default());
     for f in &files {
         hasher.update(format!("{}\0{}\0{}\n", f.path, f.sha256, f.size));
     }
-    Ok(Validated { package, manifest, files, digest: hex(&hasher.finalize()) })
+    Ok(Validated {
+        package,
+        manifest,
+        files,
+        digest: hex(&hasher.finalize()),
+    })
 }

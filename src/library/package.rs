@@ -44,10 +44,17 @@ impl Package {
         for f in entries {
             let key = f.path.to_lowercase();
             if files.insert(key, f.clone()).is_some() {
-                return Err(format!("{} appears twice in the package (names are case-insensitive)", f.path));
+                return Err(format!(
+                    "{} appears twice in the package (names are case-insensitive)",
+                    f.path
+                ));
             }
         }
-        Ok(Package { origin: origin.to_path_buf(), cab, files })
+        Ok(Package {
+            origin: origin.to_path_buf(),
+            cab,
+            files,
+        })
     }
 
     pub fn file(&self, path: &str) -> Option<&PackageFile> {
@@ -57,7 +64,11 @@ impl Package {
     /// The files under a directory of the package (empty when it is not a directory).
     pub fn files_under(&self, dir: &str) -> Vec<&PackageFile> {
         let prefix = format!("{}/", dir.to_lowercase());
-        self.files.range(prefix.clone()..).take_while(|(k, _)| k.starts_with(&prefix)).map(|(_, f)| f).collect()
+        self.files
+            .range(prefix.clone()..)
+            .take_while(|(k, _)| k.starts_with(&prefix))
+            .map(|(_, f)| f)
+            .collect()
     }
 
     pub fn read_manifest(&self) -> Result<String, String> {
@@ -65,7 +76,10 @@ impl Package {
             .file(MANIFEST_NAME)
             .ok_or_else(|| format!("no {MANIFEST_NAME} at the root of the package"))?;
         if f.size > super::manifest::MAX_MANIFEST_BYTES {
-            return Err(format!("{MANIFEST_NAME} is {} bytes; the limit is 1 MiB", f.size));
+            return Err(format!(
+                "{MANIFEST_NAME} is {} bytes; the limit is 1 MiB",
+                f.size
+            ));
         }
         let mut text = String::new();
         self.reader(f)?
@@ -81,9 +95,13 @@ impl Package {
                 File::open(p).map_err(|e| format!("{}: {e}", p.display()))?,
             ))),
             Location::Cab(name) => {
-                let cab_path = self.cab.as_ref().ok_or("internal: CAB entry without a CAB")?;
+                let cab_path = self
+                    .cab
+                    .as_ref()
+                    .ok_or("internal: CAB entry without a CAB")?;
                 let file = File::open(cab_path).map_err(|e| e.to_string())?;
-                let mut cabinet = cab::Cabinet::new(BufReader::new(file)).map_err(|e| e.to_string())?;
+                let mut cabinet =
+                    cab::Cabinet::new(BufReader::new(file)).map_err(|e| e.to_string())?;
                 let mut data = Vec::with_capacity(f.size as usize);
                 cabinet
                     .read_file(name)
@@ -128,14 +146,23 @@ fn walk_directory(root: &Path) -> Result<Vec<PackageFile>, String> {
         for entry in entries {
             let entry = entry.map_err(|e| format!("{}: {e}", dir.display()))?;
             let name = entry.file_name().to_string_lossy().into_owned();
-            let rel_path = if rel.is_empty() { name.clone() } else { format!("{rel}/{name}") };
+            let rel_path = if rel.is_empty() {
+                name.clone()
+            } else {
+                format!("{rel}/{name}")
+            };
             let path = entry.path();
-            let file_type = entry.file_type().map_err(|e| format!("{}: {e}", path.display()))?;
+            let file_type = entry
+                .file_type()
+                .map_err(|e| format!("{}: {e}", path.display()))?;
             let target = if file_type.is_symlink() {
                 let resolved = std::fs::canonicalize(&path)
                     .map_err(|e| format!("link {rel_path} cannot be resolved: {e}"))?;
                 if !resolved.starts_with(&canonical_root) {
-                    return Err(format!("link {rel_path} points outside the package, to {}", resolved.display()));
+                    return Err(format!(
+                        "link {rel_path} points outside the package, to {}",
+                        resolved.display()
+                    ));
                 }
                 resolved
             } else {
@@ -145,8 +172,13 @@ fn walk_directory(root: &Path) -> Result<Vec<PackageFile>, String> {
             if meta.is_dir() {
                 stack.push((target, rel_path));
             } else if meta.is_file() {
-                let normalised = package_path(&rel_path).map_err(|e| format!("{rel_path:?}: {e}"))?;
-                out.push(PackageFile { path: normalised, size: meta.len(), location: Location::File(target) });
+                let normalised =
+                    package_path(&rel_path).map_err(|e| format!("{rel_path:?}: {e}"))?;
+                out.push(PackageFile {
+                    path: normalised,
+                    size: meta.len(),
+                    location: Location::File(target),
+                });
             } else {
                 return Err(format!("{rel_path} is neither a file nor a directory"));
             }

@@ -28,7 +28,11 @@ pub fn init(logs_dir: Option<&Path>, verbosity: u8, quiet: bool) {
         .with_filter(level);
     let file = logs_dir.and_then(|dir| {
         std::fs::create_dir_all(dir).ok()?;
-        let f = OpenOptions::new().create(true).append(true).open(dir.join(SERVICING_LOG)).ok()?;
+        let f = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join(SERVICING_LOG))
+            .ok()?;
         Some(
             tracing_subscriber::fmt::layer()
                 .with_writer(Mutex::new(f))
@@ -37,5 +41,8 @@ pub fn init(logs_dir: Option<&Path>, verbosity: u8, quiet: bool) {
                 .with_filter(LevelFilter::INFO),
         )
     });
-    let _ = tracing_subscriber::registry().with(stderr).with(file).try_init();
+    let _ = tracing_subscriber::registry()
+        .with(stderr)
+        .with(file)
+        .try_init();
 }

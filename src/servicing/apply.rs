@@ -25,9 +25,17 @@ pub fn commands(update: &Update, root: &std::path::Path) -> Vec<UpdateCommand> {
         .changes
         .iter()
         .map(|c| match c {
-            Change::Add { source, target } => UpdateCommand::Add { source: root.join(source), target: format!("/{target}") },
-            Change::Delete { path } => UpdateCommand::Delete { path: format!("/{path}") },
-            Change::Rename { from, to } => UpdateCommand::Rename { from: format!("/{from}"), to: format!("/{to}") },
+            Change::Add { source, target } => UpdateCommand::Add {
+                source: root.join(source),
+                target: format!("/{target}"),
+            },
+            Change::Delete { path } => UpdateCommand::Delete {
+                path: format!("/{path}"),
+            },
+            Change::Rename { from, to } => UpdateCommand::Rename {
+                from: format!("/{from}"),
+                to: format!("/{to}"),
+            },
         })
         .collect()
 }
@@ -55,27 +63,47 @@ pub fn apply(
             if canceled() {
                 return Err(Stop::Canceled);
             }
-            let Some((update, root)) = updates.get(&id.to_lowercase()) else { continue };
+            let Some((update, root)) = updates.get(&id.to_lowercase()) else {
+                continue;
+            };
             let blocked_by = update
                 .manifest
                 .requires
                 .iter()
                 .find(|r| failed_here.iter().any(|f| f.eq_ignore_ascii_case(r)));
             let outcome = match blocked_by {
-                Some(r) => Err(format!("not applied: it requires {r}, which failed on this index")),
-                None => wim.update(index_plan.index, &commands(update, root)).map_err(|e| {
-                    let detail = if e.details.is_empty() { String::new() } else { format!(" ({})", e.details.join("; ")) };
-                    format!("{}{detail}", e.message)
-                }),
+                Some(r) => Err(format!(
+                    "not applied: it requires {r}, which failed on this index"
+                )),
+                None => wim
+                    .update(index_plan.index, &commands(update, root))
+                    .map_err(|e| {
+                        let detail = if e.details.is_empty() {
+                            String::new()
+                        } else {
+                            format!(" ({})", e.details.join("; "))
+                        };
+                        format!("{}{detail}", e.message)
+                    }),
             };
             match outcome {
                 Ok(()) => {
                     tracing::info!("applied {id} to index {}", index_plan.index);
-                    results.push(UpdateResult { update: id.clone(), index: index_plan.index, applied: true, error: None });
+                    results.push(UpdateResult {
+                        update: id.clone(),
+                        index: index_plan.index,
+                        applied: true,
+                        error: None,
+                    });
                 }
                 Err(error) => {
                     tracing::warn!("update {id} failed on index {}: {error}", index_plan.index);
-                    results.push(UpdateResult { update: id.clone(), index: index_plan.index, applied: false, error: Some(error) });
+                    results.push(UpdateResult {
+                        update: id.clone(),
+                        index: index_plan.index,
+                        applied: false,
+                        error: Some(error),
+                    });
                     failed_here.push(id.clone());
                     if !continue_on_error {
                         return Err(Stop::Failed);

@@ -19,7 +19,9 @@ pub fn verify(
         return Err(WimError::io(
             path,
             "verifying",
-            std::io::Error::other(format!("it holds {count} images instead of {expected_images}")),
+            std::io::Error::other(format!(
+                "it holds {count} images instead of {expected_images}"
+            )),
         ));
     }
     wim.verify(sink)
@@ -38,7 +40,10 @@ pub fn replace(new: &Path, original: &Path, run_id: i64) -> std::io::Result<(Str
         sync_dir(parent)?;
         return Ok((sha256, size));
     }
-    let name = original.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = original
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let tmp = parent.join(format!(".{name}.ois-run-{run_id}.tmp"));
     let result = (|| {
         let mut out = File::create(&tmp)?;
@@ -47,7 +52,9 @@ pub fn replace(new: &Path, original: &Path, run_id: i64) -> std::io::Result<(Str
         drop(out);
         let (check, _) = hash_file(&tmp)?;
         if check != sha256 {
-            return Err(std::io::Error::other("the copy beside the original does not match the verified WIM"));
+            return Err(std::io::Error::other(
+                "the copy beside the original does not match the verified WIM",
+            ));
         }
         std::fs::set_permissions(&tmp, permissions)?;
         std::fs::rename(&tmp, original)?;

@@ -38,7 +38,10 @@ pub fn enter(db: &Database, image_id: i64) -> rusqlite::Result<Result<(), Provis
 }
 
 pub fn attach_run(db: &Database, image_id: i64, run_id: i64) -> rusqlite::Result<()> {
-    db.execute("UPDATE provisioning SET run_id = ?2 WHERE image_id = ?1", params![image_id, run_id])?;
+    db.execute(
+        "UPDATE provisioning SET run_id = ?2 WHERE image_id = ?1",
+        params![image_id, run_id],
+    )?;
     Ok(())
 }
 
@@ -46,7 +49,14 @@ pub fn current(db: &Database, image_id: i64) -> rusqlite::Result<Option<Provisio
     db.query_row(
         "SELECT since, run_id, owner_pid, owner_host FROM provisioning WHERE image_id = ?1",
         [image_id],
-        |r| Ok(ProvisioningMode { since: r.get(0)?, run_id: r.get(1)?, owner_pid: r.get(2)?, owner_host: r.get(3)? }),
+        |r| {
+            Ok(ProvisioningMode {
+                since: r.get(0)?,
+                run_id: r.get(1)?,
+                owner_pid: r.get(2)?,
+                owner_host: r.get(3)?,
+            })
+        },
     )
     .optional()
 }

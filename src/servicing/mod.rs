@@ -146,8 +146,12 @@ pub fn service(
             continue;
         }
         let indexes = image::indexes(&db, &img)?;
-        let p = plan::plan(&indexes, &updates, &options.selection)
-            .map_err(|reason| ServicingError::Plan { image: img.name.clone(), reason })?;
+        let p = plan::plan(&indexes, &updates, &options.selection).map_err(|reason| {
+            ServicingError::Plan {
+                image: img.name.clone(),
+                reason,
+            }
+        })?;
         jobs.push((img, p));
     }
     drop(db);
@@ -155,7 +159,10 @@ pub fn service(
         .num_threads(options.jobs.max(1))
         .thread_name(|i| format!("servicing-{i}"))
         .build()
-        .map_err(|e| SiteError::Io { path: PathBuf::from("thread pool"), source: std::io::Error::other(e) })?;
+        .map_err(|e| SiteError::Io {
+            path: PathBuf::from("thread pool"),
+            source: std::io::Error::other(e),
+        })?;
     let outcomes = pool.install(|| {
         use rayon::prelude::*;
         jobs.par_iter()

@@ -45,13 +45,17 @@ pub fn targets(m: &Manifest, index: &IndexDetail) -> bool {
     }
     let a = &m.applies_to;
     if a.min_build.is_some() || a.max_build.is_some() {
-        let Some(build) = info.build else { return false };
+        let Some(build) = info.build else {
+            return false;
+        };
         if a.min_build.is_some_and(|lo| build < lo) || a.max_build.is_some_and(|hi| build > hi) {
             return false;
         }
     }
     if !a.editions.is_empty() {
-        let Some(edition) = &info.edition else { return false };
+        let Some(edition) = &info.edition else {
+            return false;
+        };
         if !a.editions.iter().any(|e| e.eq_ignore_ascii_case(edition)) {
             return false;
         }
@@ -105,10 +109,17 @@ fn not_needed(u: &Update, index: &IndexDetail, sup: &Supersedence) -> Option<Str
         return Some(format!("does not target index {}", index.info.index));
     }
     if index.is_installed(u.id()) {
-        return Some(format!("is already installed on index {}", index.info.index));
+        return Some(format!(
+            "is already installed on index {}",
+            index.info.index
+        ));
     }
-    sup.superseded_on(u.id(), index)
-        .map(|by| format!("is superseded on index {} by installed {by}", index.info.index))
+    sup.superseded_on(u.id(), index).map(|by| {
+        format!(
+            "is superseded on index {} by installed {by}",
+            index.info.index
+        )
+    })
 }
 
 /// Updates that apply to at least one index and are not installed there, minus those
@@ -122,9 +133,14 @@ pub fn applicable<'a>(indexes: &[IndexDetail], library: &'a [Update]) -> Vec<&'a
 }
 
 /// Builds the plan, or explains why the selection cannot be applied.
-pub fn plan(indexes: &[IndexDetail], library: &[Update], selection: &Selection) -> Result<Plan, String> {
+pub fn plan(
+    indexes: &[IndexDetail],
+    library: &[Update],
+    selection: &Selection,
+) -> Result<Plan, String> {
     let sup = Supersedence::new(library);
-    let by_id: HashMap<String, &Update> = library.iter().map(|u| (u.id().to_lowercase(), u)).collect();
+    let by_id: HashMap<String, &Update> =
+        library.iter().map(|u| (u.id().to_lowercase(), u)).collect();
     let mut selected: Vec<&Update> = match selection {
         Selection::AllApplicable => applicable(indexes, library),
         Selection::Updates(ids) => {
@@ -139,7 +155,10 @@ pub fn plan(indexes: &[IndexDetail], library: &[Update], selection: &Selection) 
             }
             for u in &out {
                 if indexes.iter().all(|i| not_needed(u, i, &sup).is_some()) {
-                    let reasons: Vec<String> = indexes.iter().filter_map(|i| not_needed(u, i, &sup)).collect();
+                    let reasons: Vec<String> = indexes
+                        .iter()
+                        .filter_map(|i| not_needed(u, i, &sup))
+                        .collect();
                     return Err(format!(
                         "update {} applies to no index of this image: it {}",
                         u.id(),
@@ -153,11 +172,16 @@ pub fn plan(indexes: &[IndexDetail], library: &[Update], selection: &Selection) 
 
     // A selected update superseded by another selected one is dropped.
     let mut superseded = Vec::new();
-    let closures: Vec<(String, BTreeSet<String>)> =
-        selected.iter().map(|u| (u.id().to_string(), sup.closure(u.id()))).collect();
+    let closures: Vec<(String, BTreeSet<String>)> = selected
+        .iter()
+        .map(|u| (u.id().to_string(), sup.closure(u.id())))
+        .collect();
     selected.retain(|u| {
         let lower = u.id().to_lowercase();
-        match closures.iter().find(|(by, c)| c.contains(&lower) && !by.eq_ignore_ascii_case(u.id())) {
+        match closures
+            .iter()
+            .find(|(by, c)| c.contains(&lower) && !by.eq_ignore_ascii_case(u.id()))
+        {
             Some((by, _)) => {
                 superseded.push((u.id().to_string(), by.clone()));
                 false
@@ -188,30 +212,47 @@ pub fn plan(indexes: &[IndexDetail], library: &[Update], selection: &Selection) 
             }
             updates.push(u.id().to_string());
         }
-        plans.push(IndexPlan { index: index.info.index, updates });
+        plans.push(IndexPlan {
+            index: index.info.index,
+            updates,
+        });
     }
     let order = order
         .iter()
         .map(|u| u.id().to_string())
         .filter(|id| plans.iter().any(|p| p.updates.contains(id)))
         .collect();
-    Ok(Plan { indexes: plans, superseded, order })
+    Ok(Plan {
+        indexes: plans,
+        superseded,
+        order,
+    })
 }
 
 /// Orders updates so that each comes after the selected updates it requires; otherwise by id.
 fn order_by_requires<'a>(selected: &[&'a Update]) -> Result<Vec<&'a Update>, String> {
-    let mut remaining: BTreeMap<String, &Update> =
-        selected.iter().map(|u| (u.id().to_lowercase(), *u)).collect();
+    let mut remaining: BTreeMap<String, &Update> = selected
+        .iter()
+        .map(|u| (u.id().to_lowercase(), *u))
+        .collect();
     let mut out = Vec::new();
     while !remaining.is_empty() {
         let ready: Vec<String> = remaining
             .iter()
-            .filter(|(_, u)| u.manifest.requires.iter().all(|r| !remaining.contains_key(&r.to_lowercase())))
+            .filter(|(_, u)| {
+                u.manifest
+                    .requires
+                    .iter()
+                    .all(|r| !remaining.contains_key(&r.to_lowercase()))
+            })
             .map(|(k, _)| k.clone())
             .collect();
         if ready.is_empty() {
             let ids: Vec<&str> = remaining.values().map(|u| u.id()).collect();
-            return Err(format!("updates {} require each other in a cycle: fix their manifests", ids.join(", ")));
+            return Err(format!(
+                "updates {} require each other in a cycle: fix their manifests",
+                ids.join(", ")
+            ));
         }
         for k in ready {
             if let Some(u) = remaining.remove(&k) {
@@ -260,7 +301,12 @@ mod tests {
             },
             installed: installed
                 .iter()
-                .map(|id| InstalledUpdate { id: id.to_string(), source: "test".into(), run_id: None, installed_at: String::new() })
+                .map(|id| InstalledUpdate {
+                    id: id.to_string(),
+                    source: "test".into(),
+                    run_id: None,
+                    installed_at: String::new(),
+                })
                 .collect(),
         }
     }
@@ -274,7 +320,10 @@ mod tests {
             update("KB1", X64, &[], &[]),
             update("KB9", X86, &[], &[]),
         ];
-        let idx = vec![index(1, X64, "Professional", &[]), index(2, X64, "Enterprise", &[])];
+        let idx = vec![
+            index(1, X64, "Professional", &[]),
+            index(2, X64, "Enterprise", &[]),
+        ];
         let p = plan(&idx, &lib, &Selection::AllApplicable).expect("plan");
         assert_eq!(p.order, vec!["KB2", "KB3"]);
         assert_eq!(p.superseded, vec![("KB1".to_string(), "KB3".to_string())]);
@@ -309,11 +358,19 @@ mod tests {
     #[test]
     fn missing_requirement_is_explained() {
         use Architecture::*;
-        let lib = vec![update("KB2", X64, &[], &["KB1"]), update("KB1", X64, &[], &[])];
+        let lib = vec![
+            update("KB2", X64, &[], &["KB1"]),
+            update("KB1", X64, &[], &[]),
+        ];
         let idx = vec![index(1, X64, "Professional", &[])];
         let err = plan(&idx, &lib, &Selection::Updates(vec!["KB2".into()])).unwrap_err();
         assert!(err.contains("requires KB1"), "{err}");
-        let ok = plan(&idx, &lib, &Selection::Updates(vec!["KB2".into(), "KB1".into()])).expect("plan");
+        let ok = plan(
+            &idx,
+            &lib,
+            &Selection::Updates(vec!["KB2".into(), "KB1".into()]),
+        )
+        .expect("plan");
         assert_eq!(ok.order, vec!["KB1", "KB2"]);
     }
 
@@ -321,8 +378,15 @@ mod tests {
     fn editions_and_builds_filter() {
         use Architecture::*;
         let mut u = update("KB5", X64, &[], &[]);
-        u.manifest.applies_to = AppliesTo { min_build: Some(22000), max_build: Some(22631), editions: vec!["enterprise".into()] };
-        let idx = vec![index(1, X64, "Professional", &[]), index(2, X64, "Enterprise", &[])];
+        u.manifest.applies_to = AppliesTo {
+            min_build: Some(22000),
+            max_build: Some(22631),
+            editions: vec!["enterprise".into()],
+        };
+        let idx = vec![
+            index(1, X64, "Professional", &[]),
+            index(2, X64, "Enterprise", &[]),
+        ];
         let p = plan(&idx, std::slice::from_ref(&u), &Selection::AllApplicable).expect("plan");
         assert!(p.indexes[0].updates.is_empty());
         assert_eq!(p.indexes[1].updates, vec!["KB5"]);

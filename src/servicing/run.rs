@@ -57,11 +57,25 @@ pub(super) fn run(
         results: Vec::new(),
     };
     let result = start(site, img, plan, &mut outcome).and_then(|db| {
-        let result = service(site, &db, library, updates, img, plan, options, observer, &mut outcome);
+        let result = service(
+            site,
+            &db,
+            library,
+            updates,
+            img,
+            plan,
+            options,
+            observer,
+            &mut outcome,
+        );
         finish(&db, img, &mut outcome, result)
     });
     if let Err(Ended(status, message)) = result {
-        tracing::error!("servicing of image {} ended {}: {message}", img.name, status.as_str());
+        tracing::error!(
+            "servicing of image {} ended {}: {message}",
+            img.name,
+            status.as_str()
+        );
         outcome.status = status;
         outcome.error = Some(message);
     }
@@ -71,11 +85,19 @@ pub(super) fn run(
 }
 
 /// Enters provisioning mode and records the run as In progress.
-fn start(site: &Site, img: &Image, plan: &Plan, outcome: &mut ImageOutcome) -> Result<Database, Ended> {
+fn start(
+    site: &Site,
+    img: &Image,
+    plan: &Plan,
+    outcome: &mut ImageOutcome,
+) -> Result<Database, Ended> {
     let db = site.database().map_err(|e| e.to_string())?;
     if plan.is_empty() {
         outcome.status = RunStatus::Successful;
-        return Err(Ended(RunStatus::Successful, "nothing to apply: the image is up to date".into()));
+        return Err(Ended(
+            RunStatus::Successful,
+            "nothing to apply: the image is up to date".into(),
+        ));
     }
     match lease::enter(&db, img.id).map_err(|e| db.error(e).to_string())? {
         Ok(()) => {}
@@ -103,7 +125,11 @@ fn start(site: &Site, img: &Image, plan: &Plan, outcome: &mut ImageOutcome) -> R
     match inserted {
         Ok(run_id) => {
             outcome.run_id = Some(run_id);
-            tracing::info!("servicing run {run_id} started for image {} ({})", img.name, img.path.display());
+            tracing::info!(
+                "servicing run {run_id} started for image {} ({})",
+                img.name,
+                img.path.display()
+            );
             Ok(db)
         }
         Err(e) => {
@@ -137,20 +163,34 @@ fn service(
     let original_state = check_original(img)?;
 
     let staging_root = site.staging_root();
-    let stage = Stage::create(&staging_root, run_id)
-        .map_err(|e| format!("cannot create the staging folder in {}: {e}", staging_root.display()))?;
-    let by_id: HashMap<String, &Update> = updates.iter().map(|u| (u.id().to_lowercase(), u)).collect();
-    let selected: Vec<&Update> = plan.order.iter().filter_map(|id| by_id.get(&id.to_lowercase()).copied()).collect();
+    let stage = Stage::create(&staging_root, run_id).map_err(|e| {
+        format!(
+            "cannot create the staging folder in {}: {e}",
+            staging_root.display()
+        )
+    })?;
+    let by_id: HashMap<String, &Update> =
+        updates.iter().map(|u| (u.id().to_lowercase(), u)).collect();
+    let selected: Vec<&Update> = plan
+        .order
+        .iter()
+        .filter_map(|id| by_id.get(&id.to_lowercase()).copied())
+        .collect();
     check_free_space(site, img, &stage, &selected)?;
 
     step("copying updates from the content library");
     let mut staged = HashMap::new();
     for u in &selected {
-        let root = library.stage(u, &stage.updates_dir()).map_err(|e| e.to_string())?;
+        let root = library
+            .stage(u, &stage.updates_dir())
+            .map_err(|e| e.to_string())?;
         staged.insert(u.id().to_lowercase(), (*u, root));
     }
     if canceled() {
-        return Err(Ended(RunStatus::Canceled, "canceled before the image was changed".into()));
+        return Err(Ended(
+            RunStatus::Canceled,
+            "canceled before the image was changed".into(),
+        ));
     }
 
     step("opening the image");
@@ -164,19 +204,35 @@ fn service(
         .into());
     }
     for i in 1..=count {
-        crate::image::inspect::check_loads_whole(&wim, i).map_err(|e| format!("image {name}: {e}"))?;
+        crate::image::inspect::check_loads_whole(&wim, i)
+            .map_err(|e| format!("image {name}: {e}"))?;
     }
 
     step("applying updates");
     let mut results: Vec<UpdateResult> = Vec::new();
-    let applied = apply::apply(&wim, plan, &staged, options.continue_on_error, &canceled, &mut results);
+    let applied = apply::apply(
+        &wim,
+        plan,
+        &staged,
+        options.continue_on_error,
+        &canceled,
+        &mut results,
+    );
     summarise(&results, outcome);
     outcome.results = results.clone();
     match applied {
         Ok(()) => {}
-        Err(Stop::Canceled) => return Err(Ended(RunStatus::Canceled, "canceled; the original image is unchanged".into())),
+        Err(Stop::Canceled) => {
+            return Err(Ended(
+                RunStatus::Canceled,
+                "canceled; the original image is unchanged".into(),
+            ))
+        }
         Err(Stop::Failed) => {
-            let f = outcome.failed.first().cloned().unwrap_or(FailedUpdate { id: "?".into(), error: String::new() });
+            let f = outcome.failed.first().cloned().unwrap_or(FailedUpdate {
+                id: "?".into(),
+                error: String::new(),
+            });
             return Err(format!(
                 "update {} failed: {}; the original image is unchanged (use --continue-on-error to skip failing updates)",
                 f.id, f.error
@@ -185,7 +241,11 @@ fn service(
         }
     }
     if outcome.applied.is_empty() && results.iter().all(|r| !r.applied) {
-        return Err("no update could be applied; the original image is unchanged".to_string().into());
+        return Err(
+            "no update could be applied; the original image is unchanged"
+                .to_string()
+                .into(),
+        );
     }
 
     record_in_wim(db, img, &wim, &results).map_err(|e| wim_message(name, &e))?;
@@ -206,25 +266,42 @@ fn service(
     drop(wim);
     if let Err(e) = written {
         if e.is_aborted() {
-            return Err(Ended(RunStatus::Canceled, "canceled while writing; the original image is unchanged".into()));
+            return Err(Ended(
+                RunStatus::Canceled,
+                "canceled while writing; the original image is unchanged".into(),
+            ));
         }
         return Err(wim_message(name, &e).into());
     }
 
     step("verifying the serviced image");
     commit::verify(&output, count, &mut on_progress).map_err(|e| {
-        format!("the serviced image failed verification, so the original was kept unchanged: {}", wim_message(name, &e))
+        format!(
+            "the serviced image failed verification, so the original was kept unchanged: {}",
+            wim_message(name, &e)
+        )
     })?;
 
     if canceled() {
-        return Err(Ended(RunStatus::Canceled, "canceled before the original was replaced; it is unchanged".into()));
+        return Err(Ended(
+            RunStatus::Canceled,
+            "canceled before the original was replaced; it is unchanged".into(),
+        ));
     }
     if metadata_state(&img.path) != Some(original_state) {
-        return Err(format!("{} changed on disk during servicing; it was left as it is", img.path.display()).into());
+        return Err(format!(
+            "{} changed on disk during servicing; it was left as it is",
+            img.path.display()
+        )
+        .into());
     }
     step("replacing the original image");
-    let replaced = commit::replace(&output, &img.path, run_id)
-        .map_err(|e| format!("cannot replace {}: {e}; the original is unchanged", img.path.display()))?;
+    let replaced = commit::replace(&output, &img.path, run_id).map_err(|e| {
+        format!(
+            "cannot replace {}: {e}; the original is unchanged",
+            img.path.display()
+        )
+    })?;
     drop(stage);
     Ok(replaced)
 }
@@ -259,7 +336,10 @@ fn finish(
         if let Some((sha256, size)) = &replaced {
             let mut installed: HashMap<u32, BTreeSet<String>> = HashMap::new();
             for r in outcome.results.iter().filter(|r| r.applied) {
-                installed.entry(r.index).or_default().insert(r.update.clone());
+                installed
+                    .entry(r.index)
+                    .or_default()
+                    .insert(r.update.clone());
             }
             let installed: Vec<(u32, BTreeSet<String>)> = installed.into_iter().collect();
             image::record_servicing(&tx, img.id, sha256, *size, run_id, &installed)?;
@@ -279,9 +359,16 @@ fn finish(
         tx.commit()
     })();
     if let Err(e) = recorded {
-        return Err(Ended(RunStatus::Failed, format!("the run could not be recorded: {}", db.error(e))));
+        return Err(Ended(
+            RunStatus::Failed,
+            format!("the run could not be recorded: {}", db.error(e)),
+        ));
     }
-    tracing::info!("servicing run {run_id} of image {} ended {}", img.name, status.as_str());
+    tracing::info!(
+        "servicing run {run_id} of image {} ended {}",
+        img.name,
+        status.as_str()
+    );
     match result {
         Ok(_) if status == RunStatus::Successful => {
             outcome.status = RunStatus::Successful;
@@ -314,13 +401,29 @@ fn summarise(results: &[UpdateResult], outcome: &mut ImageOutcome) {
 }
 
 /// Carries the installed set in the WIM's own XML, so the file keeps its history when it moves.
-fn record_in_wim(db: &Database, img: &Image, wim: &Wim, results: &[UpdateResult]) -> Result<(), WimError> {
-    let indexes = image::indexes(db, img).map_err(|e| WimError::io(&img.path, "reading the catalog for", std::io::Error::other(e.to_string())))?;
+fn record_in_wim(
+    db: &Database,
+    img: &Image,
+    wim: &Wim,
+    results: &[UpdateResult],
+) -> Result<(), WimError> {
+    let indexes = image::indexes(db, img).map_err(|e| {
+        WimError::io(
+            &img.path,
+            "reading the catalog for",
+            std::io::Error::other(e.to_string()),
+        )
+    })?;
     let now = now_rfc3339();
     for idx in &indexes {
         let mut ids: BTreeSet<String> = idx.installed.iter().map(|u| u.id.clone()).collect();
         ids.extend(detect::from_record(wim, idx.info.index));
-        ids.extend(results.iter().filter(|r| r.applied && r.index == idx.info.index).map(|r| r.update.clone()));
+        ids.extend(
+            results
+                .iter()
+                .filter(|r| r.applied && r.index == idx.info.index)
+                .map(|r| r.update.clone()),
+        );
         let value = ids.into_iter().collect::<Vec<_>>().join(" ");
         wim.set_property(idx.info.index, detect::RECORD_PROPERTY, Some(&value))?;
         wim.set_property(idx.info.index, detect::SERVICED_PROPERTY, Some(&now))?;
@@ -331,7 +434,9 @@ fn record_in_wim(db: &Database, img: &Image, wim: &Wim, results: &[UpdateResult]
 type FileState = (u64, Option<SystemTime>);
 
 fn metadata_state(path: &Path) -> Option<FileState> {
-    std::fs::metadata(path).ok().map(|m| (m.len(), m.modified().ok()))
+    std::fs::metadata(path)
+        .ok()
+        .map(|m| (m.len(), m.modified().ok()))
 }
 
 /// The original must be the file that was registered: same size and SHA-256.
@@ -348,7 +453,8 @@ fn check_original(img: &Image) -> Result<FileState, Ended> {
     if state.0 != img.size_bytes {
         return Err(changed());
     }
-    let (sha256, _) = hash_file(&img.path).map_err(|e| format!("cannot read {}: {e}", img.path.display()))?;
+    let (sha256, _) =
+        hash_file(&img.path).map_err(|e| format!("cannot read {}: {e}", img.path.display()))?;
     if sha256 != img.sha256 {
         return Err(changed());
     }
@@ -357,7 +463,12 @@ fn check_original(img: &Image) -> Result<FileState, Ended> {
 
 /// The run needs room for the staged payload and a full new WIM in the stage, and, when the
 /// stage is on another filesystem, for a second copy beside the original.
-fn check_free_space(site: &Site, img: &Image, stage: &Stage, selected: &[&Update]) -> Result<(), Ended> {
+fn check_free_space(
+    site: &Site,
+    img: &Image,
+    stage: &Stage,
+    selected: &[&Update],
+) -> Result<(), Ended> {
     let payload: u64 = selected.iter().map(|u| u.size_bytes).sum();
     let reserve = site.config().free_space_reserve_mib << 20;
     let need_stage = img.size_bytes + 2 * payload + reserve;

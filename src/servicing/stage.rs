@@ -36,7 +36,10 @@ impl Drop for Stage {
     fn drop(&mut self) {
         if let Err(e) = std::fs::remove_dir_all(&self.dir) {
             if e.kind() != std::io::ErrorKind::NotFound {
-                tracing::warn!("could not remove staging folder {}: {e}", self.dir.display());
+                tracing::warn!(
+                    "could not remove staging folder {}: {e}",
+                    self.dir.display()
+                );
             }
         }
     }

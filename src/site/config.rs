@@ -21,7 +21,9 @@ impl std::str::FromStr for ServicingDrive {
     fn from_str(s: &str) -> Result<Self, String> {
         match s.trim() {
             "" => Err("the servicing drive is empty: use `auto` or a path".into()),
-            t if t.eq_ignore_ascii_case("auto") || t.eq_ignore_ascii_case("automatic") => Ok(ServicingDrive::Auto),
+            t if t.eq_ignore_ascii_case("auto") || t.eq_ignore_ascii_case("automatic") => {
+                Ok(ServicingDrive::Auto)
+            }
             t => Ok(ServicingDrive::Path(PathBuf::from(t))),
         }
     }

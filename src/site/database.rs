@@ -42,14 +42,20 @@ impl std::ops::DerefMut for Database {
 
 impl Database {
     pub fn open(path: &Path) -> Result<Database, SiteError> {
-        let err = |source| SiteError::Database { path: path.to_path_buf(), source };
+        let err = |source| SiteError::Database {
+            path: path.to_path_buf(),
+            source,
+        };
         let conn = Connection::open(path).map_err(err)?;
         conn.busy_timeout(Duration::from_secs(30)).map_err(err)?;
         conn.execute_batch(
             "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;",
         )
         .map_err(err)?;
-        let mut db = Database { conn, path: path.to_path_buf() };
+        let mut db = Database {
+            conn,
+            path: path.to_path_buf(),
+        };
         db.migrate().map_err(err)?;
         Ok(db)
     }
@@ -60,11 +66,16 @@ impl Database {
 
     /// Wraps a rusqlite error with the database path.
     pub fn error(&self, source: rusqlite::Error) -> SiteError {
-        SiteError::Database { path: self.path.clone(), source }
+        SiteError::Database {
+            path: self.path.clone(),
+            source,
+        }
     }
 
     fn migrate(&mut self) -> rusqlite::Result<()> {
-        let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         tx.execute_batch(
             "CREATE TABLE IF NOT EXISTS schema_migrations (
                 module TEXT PRIMARY KEY, version INTEGER NOT NULL)",
@@ -82,7 +93,12 @@ impl Database {
                     e => Err(e),
                 })?;
             for (i, step) in m.steps.iter().enumerate().skip(current) {
-                tracing::info!("migrating site database: {} schema {} -> {}", m.module, i, i + 1);
+                tracing::info!(
+                    "migrating site database: {} schema {} -> {}",
+                    m.module,
+                    i,
+                    i + 1
+                );
                 tx.execute_batch(step)?;
             }
             if m.steps.len() > current {

@@ -79,7 +79,12 @@ pub fn drive_holding(path: &Path) -> Option<Drive> {
             })
         })
         .unwrap_or_else(|| "unknown".into());
-    Some(Drive { mount_point: mount, file_system, total_bytes, free_bytes })
+    Some(Drive {
+        mount_point: mount,
+        file_system,
+        total_bytes,
+        free_bytes,
+    })
 }
 
 /// Total and available bytes of the filesystem holding `path`.

@@ -41,7 +41,10 @@ pub enum SiteError {
 
 impl SiteError {
     pub(crate) fn io(path: &Path, source: std::io::Error) -> Self {
-        SiteError::Io { path: path.to_path_buf(), source }
+        SiteError::Io {
+            path: path.to_path_buf(),
+            source,
+        }
     }
 }
 
@@ -59,11 +62,18 @@ impl Site {
         if root.join(CONFIG_FILE).exists() {
             return Err(SiteError::AlreadyExists(root.to_path_buf()));
         }
-        for dir in [root.to_path_buf(), root.join(LIBRARY_DIR), root.join(LOGS_DIR)] {
+        for dir in [
+            root.to_path_buf(),
+            root.join(LIBRARY_DIR),
+            root.join(LOGS_DIR),
+        ] {
             std::fs::create_dir_all(&dir).map_err(|e| SiteError::io(&dir, e))?;
         }
         let root = std::fs::canonicalize(root).map_err(|e| SiteError::io(root, e))?;
-        let config = SiteConfig { servicing_drive, ..SiteConfig::default() };
+        let config = SiteConfig {
+            servicing_drive,
+            ..SiteConfig::default()
+        };
         config.save(&root.join(CONFIG_FILE))?;
         let site = Site { root, config };
         site.database()?;

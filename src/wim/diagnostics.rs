@@ -23,7 +23,9 @@ pub(super) fn install() {
     let cpath = super::c_path(named.path());
     // SAFETY: wimlib opens the named file for appending and keeps it for the process.
     let rc = unsafe { sys::wimlib_set_error_file_by_name(cpath.as_ptr()) };
-    let Ok(file) = File::open(named.path()) else { return };
+    let Ok(file) = File::open(named.path()) else {
+        return;
+    };
     if rc != 0 {
         return;
     }
@@ -39,14 +41,18 @@ pub(super) fn exclusive() -> MutexGuard<'static, ()> {
 
 /// The messages wimlib printed since the last call, also written to the log.
 pub(super) fn take() -> Vec<String> {
-    let Some(capture) = CAPTURE.get() else { return Vec::new() };
+    let Some(capture) = CAPTURE.get() else {
+        return Vec::new();
+    };
     let mut c = capture.lock().unwrap_or_else(|p| p.into_inner());
     let offset = c.offset;
     let mut text = String::new();
     if c.file.seek(SeekFrom::Start(offset)).is_err() {
         return Vec::new();
     }
-    let Ok(n) = (&c.file).read_to_string(&mut text) else { return Vec::new() };
+    let Ok(n) = (&c.file).read_to_string(&mut text) else {
+        return Vec::new();
+    };
     c.offset = offset + n as u64;
     text.split(['\n', '\r'])
         .map(|l| l.trim())

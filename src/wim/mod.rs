@@ -113,7 +113,9 @@ pub fn init() {
     static INIT: OnceLock<()> = OnceLock::new();
     INIT.get_or_init(|| {
         // SAFETY: called once, before any other wimlib call made by ois.
-        let rc = unsafe { sys::wimlib_global_init(sys::WIMLIB_INIT_FLAG_DEFAULT_CASE_INSENSITIVE as c_int) };
+        let rc = unsafe {
+            sys::wimlib_global_init(sys::WIMLIB_INIT_FLAG_DEFAULT_CASE_INSENSITIVE as c_int)
+        };
         if rc != 0 {
             tracing::error!("wimlib_global_init failed: {}", error_string(rc));
         }
@@ -181,9 +183,17 @@ pub struct WimHeader {
 #[derive(Debug, Clone)]
 pub enum UpdateCommand {
     /// Add a file or directory tree from the filesystem, replacing what is at `target`.
-    Add { source: PathBuf, target: String },
-    Delete { path: String },
-    Rename { from: String, to: String },
+    Add {
+        source: PathBuf,
+        target: String,
+    },
+    Delete {
+        path: String,
+    },
+    Rename {
+        from: String,
+        to: String,
+    },
 }
 
 /// An open WIM file. wimlib handles are not thread-safe, so this type is neither Send nor Sync.
@@ -298,15 +308,25 @@ impl Wim {
     /// An image property such as `WINDOWS/EDITIONID` or `NAME`.
     pub fn property(&self, index: u32, name: &str) -> Option<String> {
         let cname = c_str(name);
-        let ptr = unsafe { sys::wimlib_get_image_property(self.raw, index as c_int, cname.as_ptr()) };
+        let ptr =
+            unsafe { sys::wimlib_get_image_property(self.raw, index as c_int, cname.as_ptr()) };
         if ptr.is_null() {
             None
         } else {
-            Some(unsafe { CStr::from_ptr(ptr) }.to_string_lossy().into_owned())
+            Some(
+                unsafe { CStr::from_ptr(ptr) }
+                    .to_string_lossy()
+                    .into_owned(),
+            )
         }
     }
 
-    pub fn set_property(&self, index: u32, name: &str, value: Option<&str>) -> Result<(), WimError> {
+    pub fn set_property(
+        &self,
+        index: u32,
+        name: &str,
+        value: Option<&str>,
+    ) -> Result<(), WimError> {
         let cname = c_str(name);
         let cvalue = value.map(c_str);
         let rc = unsafe {
@@ -328,7 +348,14 @@ impl Wim {
         diagnostics::take();
         let root = c_str("/");
         let rc = unsafe {
-            sys::wimlib_iterate_dir_tree(self.raw, index as c_int, root.as_ptr(), 0, Some(tree::ignore_entry), null_mut())
+            sys::wimlib_iterate_dir_tree(
+                self.raw,
+                index as c_int,
+                root.as_ptr(),
+                0,
+                Some(tree::ignore_entry),
+                null_mut(),
+            )
         };
         self.check("reading the metadata of", rc)?;
         Ok(diagnostics::take()
@@ -353,7 +380,9 @@ impl Wim {
             .zip(&strings)
             .map(|(c, (a, b))| raw_command(c, a, b))
             .collect();
-        let rc = unsafe { sys::wimlib_update_image(self.raw, index as c_int, raw.as_ptr(), raw.len(), 0) };
+        let rc = unsafe {
+            sys::wimlib_update_image(self.raw, index as c_int, raw.as_ptr(), raw.len(), 0)
+        };
         self.check("updating", rc)
     }
 
@@ -361,16 +390,24 @@ impl Wim {
     pub fn add_image(&self, source: &Path, name: &str) -> Result<(), WimError> {
         let csrc = c_path(source);
         let cname = c_str(name);
-        let rc = unsafe { sys::wimlib_add_image(self.raw, csrc.as_ptr(), cname.as_ptr(), std::ptr::null(), 0) };
+        let rc = unsafe {
+            sys::wimlib_add_image(self.raw, csrc.as_ptr(), cname.as_ptr(), std::ptr::null(), 0)
+        };
         self.check("capturing an image into", rc)
     }
 
     /// Runs `f` with `sink` receiving wimlib's progress; `Progress::Abort` stops the operation.
-    fn with_progress<T>(&self, sink: &mut dyn FnMut(ProgressEvent) -> Progress, f: impl FnOnce() -> T) -> T {
+    fn with_progress<T>(
+        &self,
+        sink: &mut dyn FnMut(ProgressEvent) -> Progress,
+        f: impl FnOnce() -> T,
+    ) -> T {
         let mut sink: progress::Sink = sink;
         let ctx = &mut sink as *mut progress::Sink as *mut std::ffi::c_void;
         // SAFETY: the sink outlives the registration, which is removed before returning.
-        unsafe { sys::wimlib_register_progress_function(self.raw, Some(progress::trampoline), ctx) };
+        unsafe {
+            sys::wimlib_register_progress_function(self.raw, Some(progress::trampoline), ctx)
+        };
         let result = f();
         unsafe { sys::wimlib_register_progress_function(self.raw, None, null_mut()) };
         result
@@ -395,7 +432,13 @@ impl Wim {
         let cdest = c_path(dest);
         diagnostics::take();
         let rc = self.with_progress(sink, || unsafe {
-            sys::wimlib_write(self.raw, cdest.as_ptr(), sys::WIMLIB_ALL_IMAGES, flags as c_int, threads)
+            sys::wimlib_write(
+                self.raw,
+                cdest.as_ptr(),
+                sys::WIMLIB_ALL_IMAGES,
+                flags as c_int,
+                threads,
+            )
         });
         if rc != 0 {
             return Err(WimError::new(dest, "writing", rc));
@@ -410,13 +453,23 @@ impl Wim {
     }
 
     /// Lists an image's tree below `path` (recursive) or the entries directly in it.
-    pub fn list(&self, index: u32, path: &str, recursive: bool) -> Result<Vec<TreeEntry>, WimError> {
+    pub fn list(
+        &self,
+        index: u32,
+        path: &str,
+        recursive: bool,
+    ) -> Result<Vec<TreeEntry>, WimError> {
         tree::list(self, index, path, recursive)
     }
 
     /// Extracts `paths` of an image into `target`, flattening directories (the files land
     /// directly in `target` by their base names).
-    pub fn extract_flat(&self, index: u32, paths: &[String], target: &Path) -> Result<(), WimError> {
+    pub fn extract_flat(
+        &self,
+        index: u32,
+        paths: &[String],
+        target: &Path,
+    ) -> Result<(), WimError> {
         let cpaths: Vec<CString> = paths.iter().map(|p| c_str(p)).collect();
         let ptrs: Vec<*const std::ffi::c_char> = cpaths.iter().map(|p| p.as_ptr()).collect();
         let ctarget = c_path(target);
@@ -424,7 +477,14 @@ impl Wim {
             | sys::WIMLIB_EXTRACT_FLAG_NO_ACLS
             | sys::WIMLIB_EXTRACT_FLAG_NORPFIX;
         let rc = unsafe {
-            sys::wimlib_extract_paths(self.raw, index as c_int, ctarget.as_ptr(), ptrs.as_ptr(), ptrs.len(), flags as c_int)
+            sys::wimlib_extract_paths(
+                self.raw,
+                index as c_int,
+                ctarget.as_ptr(),
+                ptrs.as_ptr(),
+                ptrs.len(),
+                flags as c_int,
+            )
         };
         self.check("extracting files from", rc)
     }
@@ -433,7 +493,9 @@ impl Wim {
     pub fn extract_image(&self, index: u32, target: &Path) -> Result<(), WimError> {
         let ctarget = c_path(target);
         let flags = sys::WIMLIB_EXTRACT_FLAG_NO_ACLS | sys::WIMLIB_EXTRACT_FLAG_NORPFIX;
-        let rc = unsafe { sys::wimlib_extract_image(self.raw, index as c_int, ctarget.as_ptr(), flags as c_int) };
+        let rc = unsafe {
+            sys::wimlib_extract_image(self.raw, index as c_int, ctarget.as_ptr(), flags as c_int)
+        };
         self.check("extracting an image from", rc)
     }
 
@@ -453,7 +515,8 @@ fn raw_command(c: &UpdateCommand, a: &CString, b: &CString) -> sys::wimlib_updat
                     fs_source_path: a.as_ptr() as *mut _,
                     wim_target_path: b.as_ptr() as *mut _,
                     config_file: null_mut(),
-                    add_flags: (sys::WIMLIB_ADD_FLAG_NO_ACLS | sys::WIMLIB_ADD_FLAG_NORPFIX) as c_int,
+                    add_flags: (sys::WIMLIB_ADD_FLAG_NO_ACLS | sys::WIMLIB_ADD_FLAG_NORPFIX)
+                        as c_int,
                 };
             }
             UpdateCommand::Delete { .. } => {

@@ -35,11 +35,17 @@ pub(super) unsafe extern "C" fn trampoline(
         match msg {
             sys::wimlib_progress_msg_WIMLIB_PROGRESS_MSG_WRITE_STREAMS => {
                 let w = &(*info).write_streams;
-                Some(ProgressEvent::Write { done: w.completed_bytes, total: w.total_bytes })
+                Some(ProgressEvent::Write {
+                    done: w.completed_bytes,
+                    total: w.total_bytes,
+                })
             }
             sys::wimlib_progress_msg_WIMLIB_PROGRESS_MSG_VERIFY_STREAMS => {
                 let v = &(*info).verify_streams;
-                Some(ProgressEvent::Verify { done: v.completed_bytes, total: v.total_bytes })
+                Some(ProgressEvent::Verify {
+                    done: v.completed_bytes,
+                    total: v.total_bytes,
+                })
             }
             _ => None,
         }

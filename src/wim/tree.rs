@@ -18,7 +18,10 @@ pub struct TreeEntry {
     pub sha1: [u8; 20],
 }
 
-pub(super) unsafe extern "C" fn ignore_entry(_: *const sys::wimlib_dir_entry, _: *mut c_void) -> c_int {
+pub(super) unsafe extern "C" fn ignore_entry(
+    _: *const sys::wimlib_dir_entry,
+    _: *mut c_void,
+) -> c_int {
     0
 }
 
@@ -43,7 +46,12 @@ unsafe extern "C" fn collect(entry: *const sys::wimlib_dir_entry, ctx: *mut c_vo
     0
 }
 
-pub(super) fn list(wim: &Wim, index: u32, path: &str, recursive: bool) -> Result<Vec<TreeEntry>, WimError> {
+pub(super) fn list(
+    wim: &Wim,
+    index: u32,
+    path: &str,
+    recursive: bool,
+) -> Result<Vec<TreeEntry>, WimError> {
     let mut out: Vec<TreeEntry> = Vec::new();
     let cpath = c_str(path);
     let flags = if recursive {

@@ -20,22 +20,35 @@ pub struct Run {
 
 impl Run {
     pub fn ok(self) -> Run {
-        assert_eq!(self.code, 0, "ois failed:\nstdout:\n{}\nstderr:\n{}", self.stdout, self.stderr);
+        assert_eq!(
+            self.code, 0,
+            "ois failed:\nstdout:\n{}\nstderr:\n{}",
+            self.stdout, self.stderr
+        );
         self
     }
 
     pub fn failed(self) -> Run {
-        assert_ne!(self.code, 0, "ois unexpectedly succeeded:\nstdout:\n{}\nstderr:\n{}", self.stdout, self.stderr);
+        assert_ne!(
+            self.code, 0,
+            "ois unexpectedly succeeded:\nstdout:\n{}\nstderr:\n{}",
+            self.stdout, self.stderr
+        );
         self
     }
 
     pub fn json(&self) -> serde_json::Value {
-        serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("not JSON ({e}):\n{}", self.stdout))
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("not JSON ({e}):\n{}", self.stdout))
     }
 
     /// One JSON object per line.
     pub fn json_lines(&self) -> Vec<serde_json::Value> {
-        self.stdout.lines().filter(|l| l.starts_with('{')).map(|l| serde_json::from_str(l).expect("JSON line")).collect()
+        self.stdout
+            .lines()
+            .filter(|l| l.starts_with('{'))
+            .map(|l| serde_json::from_str(l).expect("JSON line"))
+            .collect()
     }
 
     pub fn all_output(&self) -> String {
@@ -60,7 +73,9 @@ impl TestSite {
     }
 
     pub fn uninitialised() -> TestSite {
-        TestSite { dir: tempfile::tempdir().expect("tempdir") }
+        TestSite {
+            dir: tempfile::tempdir().expect("tempdir"),
+        }
     }
 
     pub fn root(&self) -> PathBuf {
@@ -90,7 +105,14 @@ impl TestSite {
         let wim = self.path(&format!("images/{name}.wim"));
         let scratch = tempfile::tempdir().expect("tempdir");
         ois::sample::golden_image(scratch.path(), &wim).expect("golden image");
-        self.ois(&["image", "import", wim.to_str().expect("utf8"), "--name", name]).ok();
+        self.ois(&[
+            "image",
+            "import",
+            wim.to_str().expect("utf8"),
+            "--name",
+            name,
+        ])
+        .ok();
         wim
     }
 
@@ -109,7 +131,10 @@ impl TestSite {
 pub fn index_files(wim: &Path, index: u32) -> BTreeMap<String, Vec<u8>> {
     let dir = tempfile::tempdir().expect("tempdir");
     let target = dir.path().join("x");
-    Wim::open(wim, false).expect("open").extract_image(index, &target).expect("extract");
+    Wim::open(wim, false)
+        .expect("open")
+        .extract_image(index, &target)
+        .expect("extract");
     let mut out = BTreeMap::new();
     let mut stack = vec![target.clone()];
     while let Some(d) = stack.pop() {
@@ -118,7 +143,11 @@ pub fn index_files(wim: &Path, index: u32) -> BTreeMap<String, Vec<u8>> {
             if p.is_dir() {
                 stack.push(p);
             } else {
-                let rel = p.strip_prefix(&target).expect("prefix").to_string_lossy().into_owned();
+                let rel = p
+                    .strip_prefix(&target)
+                    .expect("prefix")
+                    .to_string_lossy()
+                    .into_owned();
                 out.insert(rel, std::fs::read(&p).expect("read"));
             }
         }
@@ -131,5 +160,9 @@ pub fn image_count(wim: &Path) -> u32 {
 }
 
 pub fn have(tool: &str) -> bool {
-    Command::new("sh").arg("-c").arg(format!("command -v {tool}")).output().is_ok_and(|o| o.status.success())
+    Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {tool}"))
+        .output()
+        .is_ok_and(|o| o.status.success())
 }
