@@ -520,28 +520,36 @@ fn bad_wim_files_are_refused_at_import() {
     );
 }
 
+/// A real small filesystem (tmpfs) mounted for the test; `None` when this is not root.
+struct Tmpfs(std::path::PathBuf);
+
+impl Tmpfs {
+    fn mount(dir: &std::path::Path, size: &str) -> Option<Tmpfs> {
+        std::fs::create_dir_all(dir).ok()?;
+        let ok = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir)
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        ok.then(|| Tmpfs(dir.to_path_buf()))
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.0).status();
+    }
+}
+
 #[test]
 fn not_enough_space_on_the_servicing_drive_is_refused() {
-    // A real small filesystem as the servicing drive; needs root to mount a tmpfs.
     let site = TestSite::uninitialised();
     let drive = site.path("small-drive");
-    std::fs::create_dir_all(&drive).expect("mkdir");
-    let mounted = std::process::Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=256k", "tmpfs"])
-        .arg(&drive)
-        .status()
-        .is_ok_and(|s| s.success());
-    if !mounted {
+    let Some(_tmpfs) = Tmpfs::mount(&drive, "256k") else {
         eprintln!("skipped: cannot mount a tmpfs here (not root)");
         return;
-    }
-    struct Unmount(std::path::PathBuf);
-    impl Drop for Unmount {
-        fn drop(&mut self) {
-            let _ = std::process::Command::new("umount").arg(&self.0).status();
-        }
-    }
-    let _guard = Unmount(drive.clone());
+    };
     site.ois(&[
         "site",
         "init",
@@ -576,4 +584,64 @@ fn not_enough_space_on_the_servicing_drive_is_refused() {
         show["provisioning_mode"].is_null(),
         "a handled failure leaves provisioning mode"
     );
+}
+
+#[test]
+fn a_stage_on_another_filesystem_replaces_the_original_through_a_copy_beside_it() {
+    let site = TestSite::uninitialised();
+    let drive = site.path("servicing-drive");
+    let Some(_tmpfs) = Tmpfs::mount(&drive, "128m") else {
+        eprintln!("skipped: cannot mount a tmpfs here (not root)");
+        return;
+    };
+    site.ois(&[
+        "site",
+        "init",
+        "--servicing-drive",
+        drive.to_str().expect("utf8"),
+    ])
+    .ok();
+    site.sample_packages();
+    let wim = site.golden_image("golden");
+    site.ois(&["service", "golden", "--all-applicable"]).ok();
+    assert_eq!(
+        index_files(&wim, 1)["Windows/System32/ntoskrnl.exe"],
+        payload(40, 110)
+    );
+    let beside: Vec<String> = std::fs::read_dir(wim.parent().expect("parent"))
+        .expect("read_dir")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(
+        beside,
+        ["golden.wim"],
+        "no temporary file is left beside the original"
+    );
+    let stage = drive.join("ConfigMgr_OfflineImageServicing");
+    assert_eq!(std::fs::read_dir(&stage).map(|d| d.count()).unwrap_or(0), 0);
+}
+
+#[test]
+fn fixture_package_adds_a_directory_renames_and_deletes_a_tree() {
+    let site = TestSite::new();
+    let fixture = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/packages/KB5041000");
+    site.ois(&["update", "import", fixture]).ok();
+    let wim = site.golden_image("golden");
+    let before = index_files(&wim, 2);
+    site.ois(&["service", "golden", "--updates", "KB5041000"])
+        .ok();
+    for i in 1..=2 {
+        let after = index_files(&wim, i);
+        assert_eq!(after["Windows/Fonts/a.ttf"], b"fixture font A\n");
+        assert_eq!(after["Windows/Fonts/b.ttf"], b"fixture font B\n");
+        assert_eq!(
+            after["Windows/System32/kernel32.old"],
+            before["Windows/System32/kernel32.dll"]
+        );
+        assert!(!after.contains_key("Windows/System32/kernel32.dll"));
+        assert!(
+            !after.keys().any(|k| k.starts_with("Program Files")),
+            "index {i}"
+        );
+    }
 }
