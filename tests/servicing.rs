@@ -542,13 +542,16 @@ impl Drop for Tmpfs {
     }
 }
 
-#[test]
-fn not_enough_space_on_the_servicing_drive_is_refused() {
+/// A new site whose servicing drive is a tmpfs of `size`.
+fn site_with_servicing_drive_on_tmpfs(
+    name: &str,
+    size: &str,
+) -> Option<(TestSite, std::path::PathBuf, Tmpfs)> {
     let site = TestSite::uninitialised();
-    let drive = site.path("small-drive");
-    let Some(_tmpfs) = Tmpfs::mount(&drive, "256k") else {
+    let drive = site.path(name);
+    let Some(tmpfs) = Tmpfs::mount(&drive, size) else {
         eprintln!("skipped: cannot mount a tmpfs here (not root)");
-        return;
+        return None;
     };
     site.ois(&[
         "site",
@@ -557,6 +560,15 @@ fn not_enough_space_on_the_servicing_drive_is_refused() {
         drive.to_str().expect("utf8"),
     ])
     .ok();
+    Some((site, drive, tmpfs))
+}
+
+#[test]
+fn not_enough_space_on_the_servicing_drive_is_refused() {
+    let Some((site, drive, _tmpfs)) = site_with_servicing_drive_on_tmpfs("small-drive", "256k")
+    else {
+        return;
+    };
     let drives = site.ois(&["site", "drives"]).ok();
     assert!(
         drives.stdout.contains(&format!("*  {}", drive.display())),
@@ -588,19 +600,10 @@ fn not_enough_space_on_the_servicing_drive_is_refused() {
 
 #[test]
 fn a_stage_on_another_filesystem_replaces_the_original_through_a_copy_beside_it() {
-    let site = TestSite::uninitialised();
-    let drive = site.path("servicing-drive");
-    let Some(_tmpfs) = Tmpfs::mount(&drive, "128m") else {
-        eprintln!("skipped: cannot mount a tmpfs here (not root)");
+    let Some((site, drive, _tmpfs)) = site_with_servicing_drive_on_tmpfs("servicing-drive", "128m")
+    else {
         return;
     };
-    site.ois(&[
-        "site",
-        "init",
-        "--servicing-drive",
-        drive.to_str().expect("utf8"),
-    ])
-    .ok();
     site.sample_packages();
     let wim = site.golden_image("golden");
     site.ois(&["service", "golden", "--all-applicable"]).ok();
