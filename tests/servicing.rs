@@ -479,6 +479,17 @@ fn a_wim_changed_after_registration_is_not_serviced() {
         .expect("error")
         .contains("changed on disk"));
     assert_eq!(std::fs::read(&wim).expect("read"), bytes);
+    // The way out the message gives works: remove, register again, service.
+    site.ois(&["image", "remove", "golden"]).ok();
+    site.ois(&[
+        "image",
+        "import",
+        wim.to_str().expect("utf8"),
+        "--name",
+        "golden",
+    ])
+    .ok();
+    site.ois(&["service", "golden", "--all-applicable"]).ok();
 }
 
 #[test]

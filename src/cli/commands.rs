@@ -67,6 +67,18 @@ pub fn run(cli: Cli) -> Result<u8, CliError> {
         Command::Image(ImageCommand::Show { image, json }) => {
             image_show(&Site::open(&cli.site)?, &image, json)
         }
+        Command::Image(ImageCommand::Remove { image }) => {
+            let site = Site::open(&cli.site)?;
+            let db = site.database()?;
+            let img = image::find(&db, &image)?;
+            image::remove(&db, &img)?;
+            println!(
+                "Removed image {} from the catalog; {} is kept",
+                img.name,
+                img.path.display()
+            );
+            Ok(0)
+        }
         Command::Image(ImageCommand::Applicable { image, filter }) => {
             image_applicable(&Site::open(&cli.site)?, &image, &filter)
         }

@@ -117,6 +117,8 @@ pub enum ImageCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Remove an image from the catalog, with its history (the WIM file is kept)
+    Remove { image: String },
     /// Updates that apply to the image and are not installed yet
     Applicable {
         image: String,

@@ -92,6 +92,10 @@ pub enum ImageError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error(
+        "image {0} is in provisioning mode (a servicing run holds it): wait for the run to end"
+    )]
+    InProvisioningMode(String),
     #[error(transparent)]
     Site(#[from] SiteError),
 }
@@ -343,6 +347,25 @@ pub fn indexes(db: &Database, image: &Image) -> Result<Vec<IndexDetail>, ImageEr
             IndexDetail { info, installed }
         })
         .collect())
+}
+
+/// Removes an image from the catalog (the WIM file stays). Refused while a run holds it.
+pub fn remove(db: &Database, image: &Image) -> Result<(), ImageError> {
+    let removed = db
+        .execute(
+            "DELETE FROM images WHERE id = ?1 AND NOT EXISTS (SELECT 1 FROM provisioning WHERE image_id = ?1)",
+            [image.id],
+        )
+        .map_err(|e| db.error(e))?;
+    if removed == 0 {
+        return Err(ImageError::InProvisioningMode(image.name.clone()));
+    }
+    tracing::info!(
+        "removed image {} from the catalog; {} was left in place",
+        image.name,
+        image.path.display()
+    );
+    Ok(())
 }
 
 /// Records a serviced image: its new file hash and size, and what each index gained.

@@ -199,7 +199,7 @@ fn service(
     let known = plan.indexes.len() as u32;
     if count != known {
         return Err(format!(
-            "image {name} now holds {count} indexes but {known} were registered: the file changed outside ois; register it again"
+            "image {name} now holds {count} indexes but {known} were registered: the file changed outside ois; register it again (`ois image remove`, then `ois image import`)"
         )
         .into());
     }
@@ -442,11 +442,11 @@ fn metadata_state(path: &Path) -> Option<FileState> {
 /// The original must be the file that was registered: same size and SHA-256.
 fn check_original(img: &Image) -> Result<FileState, Ended> {
     let state = metadata_state(&img.path).ok_or_else(|| {
-        format!("WIM file {} of image {} is missing: restore it, or register the new location with `ois image import`", img.path.display(), img.name)
+        format!("WIM file {} of image {} is missing: restore it, or register the new location (`ois image remove`, then `ois image import`)", img.path.display(), img.name)
     })?;
     let changed = || {
         Ended::from(format!(
-            "{} changed on disk since ois registered it (size or SHA-256 differ): nothing was done; check who changed it, then register it again with `ois image import`",
+            "{} changed on disk since ois registered it (size or SHA-256 differ): nothing was done; check who changed it, then register it again (`ois image remove`, then `ois image import`)",
             img.path.display()
         ))
     };
