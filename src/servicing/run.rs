@@ -56,7 +56,7 @@ pub(super) fn run(
         seconds: 0.0,
         results: Vec::new(),
     };
-    let result = start(site, img, plan, &mut outcome).and_then(|db| {
+    let result = start(site, img, plan, options.continue_on_error, &mut outcome).and_then(|db| {
         let result = service(
             site,
             &db,
@@ -89,6 +89,7 @@ fn start(
     site: &Site,
     img: &Image,
     plan: &Plan,
+    continue_on_error: bool,
     outcome: &mut ImageOutcome,
 ) -> Result<Database, Ended> {
     let db = site.database().map_err(|e| e.to_string())?;
@@ -115,7 +116,7 @@ fn start(
         .execute(
             "INSERT INTO servicing_runs (image_id, status, started_at, continue_on_error, size_before, owner_pid, owner_host)
              VALUES (?1, 'In progress', ?2, ?3, ?4, ?5, ?6)",
-            params![img.id, now_rfc3339(), false, img.size_bytes as i64, std::process::id(), lease::host_name()],
+            params![img.id, now_rfc3339(), continue_on_error, img.size_bytes as i64, std::process::id(), lease::host_name()],
         )
         .and_then(|_| {
             let run_id = db.last_insert_rowid();
@@ -326,13 +327,9 @@ fn finish(
         }
         Err(Ended(status, message)) => (*status, Some(message.clone()), None),
     };
-    let mut conn = match rusqlite::Connection::open(db.path()) {
-        Ok(c) => c,
-        Err(e) => return Err(Ended(RunStatus::Failed, db.error(e).to_string())),
-    };
-    let _ = conn.busy_timeout(std::time::Duration::from_secs(30));
     let recorded = (|| -> rusqlite::Result<()> {
-        let tx = conn.transaction()?;
+        // This connection runs no other transaction, so the unchecked form is safe here.
+        let tx = db.unchecked_transaction()?;
         if let Some((sha256, size)) = &replaced {
             let mut installed: HashMap<u32, BTreeSet<String>> = HashMap::new();
             for r in outcome.results.iter().filter(|r| r.applied) {
