@@ -16,7 +16,7 @@ pub use manifest::AppliesTo;
 pub use manifest::{Architecture, Change, Manifest};
 pub use package::MANIFEST_NAME;
 
-use crate::fsutil::{copy_hashing, hex, now_rfc3339};
+use crate::fsutil::{hex, now_rfc3339};
 use crate::site::{Database, Migrations, Site, SiteError};
 use package::Package;
 use store::FileStore;
@@ -162,7 +162,8 @@ pub struct ImportOutcome {
 struct Validated {
     package: Package,
     manifest: Manifest,
-    files: Vec<PayloadFile>,
+    /// Each payload file with where it landed in the library's incoming area.
+    files: Vec<(PayloadFile, PathBuf)>,
     digest: String,
 }
 
@@ -185,8 +186,13 @@ impl ContentLibrary {
     ) -> Result<Vec<ImportOutcome>, LibraryError> {
         let mut validated = Vec::new();
         let mut seen: HashMap<String, PathBuf> = HashMap::new();
-        for origin in origins {
-            let v = validate(origin)?;
+        // Every payload file is read once: hashed while it lands here.
+        let incoming = self.store.incoming().map_err(|e| LibraryError::Io {
+            path: self.store.incoming_root(),
+            source: e,
+        })?;
+        for (n, origin) in origins.iter().enumerate() {
+            let v = validate(origin, &incoming.path().join(n.to_string()))?;
             if let Some(first) = seen.insert(v.manifest.id.to_lowercase(), origin.clone()) {
                 return Err(LibraryError::DuplicateInBatch {
                     id: v.manifest.id,
@@ -212,7 +218,7 @@ impl ContentLibrary {
                 title: v.manifest.title.clone(),
                 status: ImportStatus::Imported,
                 files: v.files.len(),
-                bytes: v.files.iter().map(|f| f.size).sum(),
+                bytes: v.files.iter().map(|(f, _)| f.size).sum(),
             };
             match existing {
                 Some(d) if d == v.digest => {
@@ -234,23 +240,13 @@ impl ContentLibrary {
             }
         }
         for v in &to_store {
-            for f in &v.files {
-                let pf = v
-                    .package
-                    .file(&f.path)
-                    .ok_or_else(|| LibraryError::InvalidPackage {
-                        origin: v.package.origin.clone(),
-                        problems: vec![format!("{} disappeared during the import", f.path)],
+            for (f, received) in &v.files {
+                self.store
+                    .adopt(received, &f.sha256)
+                    .map_err(|e| LibraryError::Io {
+                        path: received.clone(),
+                        source: e,
                     })?;
-                let io = |e: std::io::Error| LibraryError::Io {
-                    path: v.package.origin.join(&f.path),
-                    source: e,
-                };
-                let mut reader = v
-                    .package
-                    .reader(pf)
-                    .map_err(|e| io(std::io::Error::other(e)))?;
-                self.store.put(&f.sha256, &mut reader).map_err(io)?;
             }
         }
         let now = now_rfc3339();
@@ -266,7 +262,7 @@ impl ContentLibrary {
                 path: v.package.origin.clone(),
                 source: std::io::Error::other(e),
             })?;
-            let size: u64 = v.files.iter().map(|f| f.size).sum();
+            let size: u64 = v.files.iter().map(|(f, _)| f.size).sum();
             let insert = tx
                 .execute(
                     "INSERT INTO updates (id, title, classification, architecture, manifest, digest, source, size_bytes, imported_at)
@@ -275,7 +271,7 @@ impl ContentLibrary {
                         v.package.origin.display().to_string(), size as i64, now],
                 )
                 .and_then(|_| {
-                    for f in &v.files {
+                    for (f, _) in &v.files {
                         tx.execute(
                             "INSERT INTO update_files (update_id, path, sha256, size_bytes) VALUES (?1, ?2, ?3, ?4)",
                             params![m.id, f.path, f.sha256, f.size as i64],
@@ -399,7 +395,7 @@ impl ContentLibrary {
 }
 
 /// Reads a package, validates its manifest against its files and hashes its payload.
-fn validate(origin: &Path) -> Result<Validated, LibraryError> {
+fn validate(origin: &Path, incoming: &Path) -> Result<Validated, LibraryError> {
     let invalid = |problems: Vec<String>| LibraryError::InvalidPackage {
         origin: origin.to_path_buf(),
         problems,
@@ -445,25 +441,30 @@ fn validate(origin: &Path) -> Result<Validated, LibraryError> {
         return Err(invalid(problems));
     }
     let mut files = Vec::new();
+    std::fs::create_dir_all(incoming).map_err(|e| LibraryError::Io {
+        path: incoming.to_path_buf(),
+        source: e,
+    })?;
     for path in payload.values() {
         let f = package
             .file(path)
             .ok_or_else(|| invalid(vec![format!("payload {path} is missing")]))?;
         let mut reader = package.reader(f).map_err(|e| invalid(vec![e]))?;
-        let (sha256, size) =
-            copy_hashing(&mut reader, &mut std::io::sink()).map_err(|e| LibraryError::Io {
+        let (received, sha256, size) = FileStore::receive(incoming, files.len(), &mut reader)
+            .map_err(|e| LibraryError::Io {
                 path: origin.join(path),
                 source: e,
             })?;
-        files.push(PayloadFile {
+        let file = PayloadFile {
             path: f.path.clone(),
             sha256,
             size,
-        });
+        };
+        files.push((file, received));
     }
     let mut hasher = Sha256::new();
     hasher.update(serde_json::to_vec(&manifest).unwrap_or_default());
-    for f in &files {
+    for (f, _) in &files {
         hasher.update(format!("{}\0{}\0{}\n", f.path, f.sha256, f.size));
     }
     Ok(Validated {

@@ -15,6 +15,10 @@ impl FileStore {
         FileStore { root }
     }
 
+    pub fn incoming_root(&self) -> PathBuf {
+        self.root.join("incoming")
+    }
+
     pub fn path_of(&self, sha256: &str) -> PathBuf {
         self.root.join("files").join(&sha256[..2]).join(sha256)
     }
@@ -23,25 +27,39 @@ impl FileStore {
         self.path_of(sha256).is_file()
     }
 
-    /// Stores a stream whose hash is known; the stored file appears only once complete and
-    /// checked, so an interrupted import leaves no partial file under a hash name.
-    pub fn put(&self, expected_sha256: &str, reader: &mut dyn Read) -> std::io::Result<()> {
-        let dest = self.path_of(expected_sha256);
+    /// A private area beside the store where an import lands its payload before it is
+    /// validated; removed when dropped. Being on the store's filesystem, adopting a file from
+    /// it is a rename.
+    pub fn incoming(&self) -> std::io::Result<tempfile::TempDir> {
+        let dir = self.incoming_root();
+        std::fs::create_dir_all(&dir)?;
+        tempfile::tempdir_in(dir)
+    }
+
+    /// Copies a stream into `incoming` and returns the landed file with its SHA-256 and size.
+    pub fn receive(
+        incoming: &Path,
+        n: usize,
+        reader: &mut dyn Read,
+    ) -> std::io::Result<(PathBuf, String, u64)> {
+        let path = incoming.join(n.to_string());
+        let mut out = File::create(&path)?;
+        let (sha256, size) = copy_hashing(reader, &mut out)?;
+        out.sync_all()?;
+        Ok((path, sha256, size))
+    }
+
+    /// Moves a received file under its hash name, unless the store has it already. The file
+    /// appears under that name only complete, so an interrupted import leaves nothing partial.
+    pub fn adopt(&self, received: &Path, sha256: &str) -> std::io::Result<()> {
+        let dest = self.path_of(sha256);
         if dest.is_file() {
             return Ok(());
         }
         let dir = dest.parent().unwrap_or(&self.root);
         std::fs::create_dir_all(dir)?;
-        let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
-        let (actual, _) = copy_hashing(reader, tmp.as_file_mut())?;
-        if actual != expected_sha256 {
-            return Err(std::io::Error::other(format!(
-                "the file changed while it was imported (SHA-256 {actual}, expected {expected_sha256})"
-            )));
-        }
-        tmp.as_file().sync_all()?;
-        tmp.persist(&dest).map_err(|e| e.error)?;
-        Ok(())
+        std::fs::rename(received, &dest)?;
+        crate::fsutil::sync_dir(dir)
     }
 
     /// Copies a stored file to `dest`, re-checking its hash on the way.
