@@ -298,11 +298,7 @@ fn a_failing_update_stops_the_image_unless_continue_on_error() {
 
 #[test]
 fn requests_that_cannot_be_planned_touch_nothing() {
-    let site = TestSite::new();
-    site.sample_packages();
-    let wim = site.golden_image("golden");
-    let original = std::fs::read(&wim).expect("read");
-    let db_before = std::fs::read(site.root().join("site.db")).expect("db");
+    let (site, wim, original) = TestSite::with_golden_image();
 
     let unknown = site
         .ois(&["service", "golden", "--updates", "KB404"])
@@ -361,15 +357,11 @@ fn requests_that_cannot_be_planned_touch_nothing() {
     assert_eq!(std::fs::read(&wim).expect("read"), original);
     let show = site.ois(&["image", "show", "golden", "--json"]).ok().json();
     assert_eq!(show["runs"], serde_json::json!([]));
-    let _ = db_before;
 }
 
 #[test]
 fn an_image_already_being_serviced_is_refused() {
-    let site = TestSite::new();
-    site.sample_packages();
-    let wim = site.golden_image("golden");
-    let original = std::fs::read(&wim).expect("read");
+    let (site, wim, original) = TestSite::with_golden_image();
     // Another process holds the image in provisioning mode.
     let db = rusqlite::Connection::open(site.root().join("site.db")).expect("db");
     db.execute(

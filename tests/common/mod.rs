@@ -72,6 +72,16 @@ impl TestSite {
         s
     }
 
+    /// A new site with the sample packages and the golden image registered as `golden`;
+    /// returns the WIM's path and its bytes before anything touched it.
+    pub fn with_golden_image() -> (TestSite, PathBuf, Vec<u8>) {
+        let site = TestSite::new();
+        site.sample_packages();
+        let wim = site.golden_image("golden");
+        let original = std::fs::read(&wim).expect("read");
+        (site, wim, original)
+    }
+
     pub fn uninitialised() -> TestSite {
         TestSite {
             dir: tempfile::tempdir().expect("tempdir"),
