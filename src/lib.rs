@@ -8,6 +8,7 @@ pub mod image;
 pub mod library;
 pub mod log;
 pub mod sample;
+pub mod schedule;
 pub mod servicing;
 pub mod site;
 pub mod wim;

@@ -2,14 +2,15 @@
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::atomic::AtomicBool;
-use std::sync::Arc;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use serde_json::json;
 
 use super::render::{self, bytes, opt};
-use super::{Cli, Command, ImageCommand, ServiceArgs, SiteCommand, UpdateCommand, UpdateFilter};
+use super::{
+    Cli, Command, ImageCommand, SchedulerCommand, ServiceArgs, SiteCommand, UpdateCommand,
+    UpdateFilter,
+};
 use ois::image::{self, ImageError, ImageKind};
 use ois::library::{self, ArchFilter, ContentLibrary, ImportStatus, LibraryError};
 use ois::servicing::{
@@ -27,10 +28,18 @@ pub enum CliError {
     Image(#[from] ImageError),
     #[error(transparent)]
     Servicing(#[from] ServicingError),
+    #[error(transparent)]
+    Schedule(Box<ois::schedule::ScheduleError>),
     #[error("{0}")]
     Usage(String),
     #[error("{0}")]
     Other(String),
+}
+
+impl From<ois::schedule::ScheduleError> for CliError {
+    fn from(e: ois::schedule::ScheduleError) -> Self {
+        CliError::Schedule(Box::new(e))
+    }
 }
 
 /// Runs a command; the returned code is the process exit code.
@@ -39,12 +48,18 @@ pub fn run(cli: Cli) -> Result<u8, CliError> {
         println!("Creating site {}", cli.site.display());
         Site::init(&cli.site, ServicingDrive::Auto)?;
     }
-    let logs = if cli.site.join(site::CONFIG_FILE).is_file() {
-        Some(cli.site.join(site::LOGS_DIR))
-    } else {
-        None
-    };
-    ois::log::init(logs.as_deref(), cli.verbose, cli.quiet);
+    // A site whose configuration does not load logs nowhere; its command reports the error.
+    let logs = Site::open(&cli.site)
+        .ok()
+        .map(|s| (s.logs_dir(), s.config().log_max_bytes()));
+    ois::log::init(
+        logs.as_ref().map(|(dir, max_bytes)| ois::log::LogFiles {
+            dir,
+            max_bytes: *max_bytes,
+        }),
+        cli.verbose,
+        cli.quiet,
+    );
     match cli.command {
         Command::Site(SiteCommand::Init { servicing_drive }) => {
             site_init(&cli.site, &servicing_drive)
@@ -82,6 +97,25 @@ pub fn run(cli: Cli) -> Result<u8, CliError> {
         Command::Image(ImageCommand::Applicable { image, filter }) => {
             image_applicable(&Site::open(&cli.site)?, &image, &filter)
         }
+        Command::Image(ImageCommand::Schedule(args)) => {
+            super::schedule::schedule(&Site::open(&cli.site)?, &args)
+        }
+        Command::Image(ImageCommand::Unschedule { image }) => {
+            super::schedule::unschedule(&Site::open(&cli.site)?, &image)
+        }
+        Command::Image(ImageCommand::Cancel { image, wait, json }) => {
+            super::schedule::cancel(&Site::open(&cli.site)?, &image, wait, json)
+        }
+        Command::Image(ImageCommand::SetProvisioningMode {
+            image,
+            enabled,
+            json,
+        }) => {
+            super::schedule::set_provisioning_mode(&Site::open(&cli.site)?, &image, enabled, json)
+        }
+        Command::Scheduler(SchedulerCommand::Run { once, jobs, json }) => {
+            super::schedule::scheduler_run(&Site::open(&cli.site)?, once, jobs, json)
+        }
         Command::Service(args) => service(&Site::open(&cli.site)?, &args),
         Command::Quickstart => super::quickstart::run(&cli.site),
     }
@@ -90,7 +124,14 @@ pub fn run(cli: Cli) -> Result<u8, CliError> {
 fn site_init(dir: &Path, drive: &str) -> Result<u8, CliError> {
     let drive: ServicingDrive = drive.parse().map_err(CliError::Usage)?;
     let site = Site::init(dir, drive)?;
-    ois::log::init(Some(&site.logs_dir()), 0, false);
+    ois::log::init(
+        Some(ois::log::LogFiles {
+            dir: &site.logs_dir(),
+            max_bytes: site.config().log_max_bytes(),
+        }),
+        0,
+        false,
+    );
     tracing::info!("site created at {}", site.root().display());
     println!("Created site {}", site.root().display());
     println!(
@@ -288,20 +329,27 @@ fn print_indexes(indexes: &[image::IndexDetail]) {
 fn image_list(site: &Site, json: bool) -> Result<u8, CliError> {
     let db = site.database()?;
     let images = image::list(&db)?;
-    if json {
-        render::json(&images);
-        return Ok(0);
-    }
     let mut rows = Vec::new();
+    let mut listed = Vec::new();
     for img in &images {
-        let last = servicing::history(&db, img.id)?.into_iter().next();
+        let (status, next) = ois::schedule::status(&db, img.id)?;
         let provisioning = servicing::lease::current(&db, img.id).map_err(|e| db.error(e))?;
+        if json {
+            let mut entry = serde_json::to_value(img).unwrap_or_default();
+            entry["scheduled_updates_date"] = json!(next);
+            entry["scheduled_updates_status"] = json!(status);
+            entry["provisioning_mode"] = json!(provisioning);
+            listed.push(entry);
+            continue;
+        }
         rows.push(vec![
             img.id.to_string(),
             img.name.clone(),
             img.kind.as_str().to_string(),
             bytes(img.size_bytes),
-            last.map_or("-".into(), |r| r.status),
+            next.as_deref()
+                .map_or("-".into(), super::schedule::local_time),
+            status.as_str().to_string(),
             if provisioning.is_some() {
                 "yes".into()
             } else {
@@ -310,13 +358,18 @@ fn image_list(site: &Site, json: bool) -> Result<u8, CliError> {
             img.path.display().to_string(),
         ]);
     }
+    if json {
+        render::json(&listed);
+        return Ok(0);
+    }
     render::table(
         &[
             "Id",
             "Name",
             "Kind",
             "Size",
-            "Last run",
+            "Scheduled Updates Date",
+            "Scheduled Updates Status",
             "Provisioning",
             "Path",
         ],
@@ -331,10 +384,33 @@ fn image_show(site: &Site, key: &str, json: bool) -> Result<u8, CliError> {
     let indexes = image::indexes(&db, &img)?;
     let runs = servicing::history(&db, img.id)?;
     let provisioning = servicing::lease::current(&db, img.id).map_err(|e| db.error(e))?;
+    let (status, next) = ois::schedule::status(&db, img.id)?;
+    let schedule = ois::schedule::get(&db, img.id)?;
+    // The Servicing view: what the schedule will apply if it ran now.
+    let will_apply = match &schedule {
+        Some(s) => {
+            let all = ContentLibrary::new(site).all(&db)?;
+            match servicing::plan::plan(&indexes, &all, &s.selection()) {
+                Ok(p) => Ok(p.order.clone()),
+                Err(reason) => Err(reason),
+            }
+        }
+        None => Ok(Vec::new()),
+    };
+    let last = runs.first();
     if json {
-        render::json(
-            &json!({"image": img, "provisioning_mode": provisioning, "indexes": indexes, "runs": runs}),
-        );
+        render::json(&json!({
+            "image": img,
+            "scheduled_updates_date": next,
+            "scheduled_updates_status": status,
+            "update_status": last.map(|r| &r.updates),
+            "installed_updates": indexes.iter().map(|i| json!({"index": i.info.index, "updates": i.installed})).collect::<Vec<_>>(),
+            "servicing": {"schedule": schedule, "will_apply": will_apply.as_ref().ok(), "plan_error": will_apply.as_ref().err()},
+            "provisioning_mode": provisioning,
+            "log": last.and_then(|r| r.log_path.clone()),
+            "indexes": indexes,
+            "runs": runs,
+        }));
         return Ok(0);
     }
     println!("Image             {} (id {})", img.name, img.id);
@@ -351,6 +427,55 @@ fn image_show(site: &Site, key: &str, json: bool) -> Result<u8, CliError> {
             p.since, p.owner_pid, p.owner_host
         ),
         None => println!("Provisioning mode no"),
+    }
+    println!(
+        "Scheduled Updates Date    {}",
+        next.as_deref()
+            .map_or("-".into(), super::schedule::local_time)
+    );
+    println!("Scheduled Updates Status  {}", status.as_str());
+    if let Some(r) = last {
+        println!("Update Status (run {}, {})", r.id, r.status);
+        if r.updates.is_empty() {
+            println!("  {}", opt(&r.error));
+        }
+        for u in &r.updates {
+            println!(
+                "  {}  index {}  {}",
+                u.update,
+                u.index,
+                if u.applied {
+                    "Installed".to_string()
+                } else {
+                    format!("Failed: {}", opt(&u.error))
+                }
+            );
+        }
+        if let Some(log) = &r.log_path {
+            println!("  log: {log}");
+        }
+    }
+    println!("Servicing");
+    match &schedule {
+        None => println!("  no schedule"),
+        Some(s) => {
+            println!(
+                "  schedule       {} (next run {})",
+                s.timing.describe(),
+                s.next_run_at
+                    .as_deref()
+                    .map_or("-".into(), super::schedule::local_time)
+            );
+            println!(
+                "  options        continue on error: {}, update distribution points: {}",
+                s.continue_on_error, s.update_dps
+            );
+            match &will_apply {
+                Ok(ids) if ids.is_empty() => println!("  will apply     nothing (up to date)"),
+                Ok(ids) => println!("  will apply     {}", ids.join(", ")),
+                Err(reason) => println!("  will apply     cannot plan: {reason}"),
+            }
+        }
     }
     println!();
     print_indexes(&indexes);
@@ -464,7 +589,8 @@ fn service(site: &Site, args: &ServiceArgs) -> Result<u8, CliError> {
         jobs: args
             .jobs
             .unwrap_or_else(|| servicing::default_jobs(args.images.len())),
-        cancel: Arc::new(AtomicBool::new(false)),
+        // Ctrl-C or SIGTERM cancels cleanly: the runs roll back at their next safe point.
+        cancel: super::schedule::stop_on_signals()?,
     };
     let outcomes = service_images(site, &args.images, &options, !args.json)?;
     for o in &outcomes {

@@ -3,6 +3,7 @@
 mod commands;
 mod quickstart;
 mod render;
+mod schedule;
 
 use std::path::PathBuf;
 
@@ -43,6 +44,9 @@ pub enum Command {
     Image(ImageCommand),
     /// Apply updates to images now
     Service(ServiceArgs),
+    /// Run scheduled servicing
+    #[command(subcommand)]
+    Scheduler(SchedulerCommand),
     /// Create a sample image and packages on the site, service it, and show what changed
     Quickstart,
 }
@@ -124,6 +128,79 @@ pub enum ImageCommand {
         image: String,
         #[command(flatten)]
         filter: UpdateFilter,
+    },
+    /// Schedule servicing of the image (replaces its schedule)
+    Schedule(ScheduleArgs),
+    /// Remove the image's schedule
+    Unschedule { image: String },
+    /// Cancel the run in progress (from any process), or the pending scheduled run
+    Cancel {
+        image: String,
+        /// Seconds to wait for the run to stop
+        #[arg(long, default_value_t = 60)]
+        wait: u64,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Take the image out of provisioning mode after a run that died: releases the lease,
+    /// removes the stage and partial output, checks the original, ends the run as Failed
+    SetProvisioningMode {
+        image: String,
+        /// Only `false` (an image enters provisioning mode only when a run starts)
+        #[arg(action = clap::ArgAction::Set)]
+        enabled: bool,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Args, Debug)]
+#[command(group(clap::ArgGroup::new("when").required(true).args(["now", "at", "cron"])))]
+pub struct ScheduleArgs {
+    pub image: String,
+    /// Updates to apply, comma separated
+    #[arg(
+        long,
+        value_delimiter = ',',
+        conflicts_with = "all_applicable",
+        required_unless_present = "all_applicable"
+    )]
+    pub updates: Vec<String>,
+    /// Apply what is applicable when each run starts (the monthly patch run)
+    #[arg(long)]
+    pub all_applicable: bool,
+    /// As soon as the scheduler runs
+    #[arg(long)]
+    pub now: bool,
+    /// Once, at RFC 3339 or local `YYYY-MM-DD HH:MM`
+    #[arg(long)]
+    pub at: Option<String>,
+    /// Recurring: `sec min hour day-of-month month day-of-week`, or the classic five fields
+    #[arg(long)]
+    pub cron: Option<String>,
+    /// Skip an update that fails and go on with the others
+    #[arg(long)]
+    pub continue_on_error: bool,
+    /// Send the serviced image to the distribution points after a successful run
+    #[arg(long)]
+    pub update_dps: bool,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum SchedulerCommand {
+    /// Run due servicing until SIGINT/SIGTERM (or, with --once, what is due now)
+    Run {
+        /// Do what is due now, then exit (for cron-driven setups)
+        #[arg(long)]
+        once: bool,
+        /// Images serviced at once [default: from CPU count and free memory]
+        #[arg(long)]
+        jobs: Option<usize>,
+        /// One JSON object per event on stdout
+        #[arg(long)]
+        json: bool,
     },
 }
 

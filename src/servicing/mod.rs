@@ -3,9 +3,11 @@
 //! `provisioning`).
 
 mod apply;
+pub mod cancel;
 mod commit;
 pub mod lease;
 pub mod plan;
+pub mod recovery;
 mod run;
 mod stage;
 
@@ -26,7 +28,8 @@ use crate::site::{Database, Migrations, Site, SiteError};
 
 pub static MIGRATIONS: Migrations = Migrations {
     module: "servicing",
-    steps: &["CREATE TABLE servicing_runs (
+    steps: &[
+        "CREATE TABLE servicing_runs (
             id INTEGER PRIMARY KEY AUTOINCREMENT,
             image_id INTEGER NOT NULL REFERENCES images(id) ON DELETE CASCADE,
             status TEXT NOT NULL,
@@ -51,13 +54,24 @@ pub static MIGRATIONS: Migrations = Migrations {
             run_id INTEGER,
             since TEXT NOT NULL,
             owner_pid INTEGER NOT NULL,
-            owner_host TEXT NOT NULL);"],
+            owner_host TEXT NOT NULL);",
+        // Cancel from another process, and the run's own log (ois's dism.log).
+        "ALTER TABLE servicing_runs ADD COLUMN cancel_requested INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE servicing_runs ADD COLUMN log_path TEXT;",
+    ],
 };
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServicingError {
     #[error("cannot service image {image}: {reason}")]
     Plan { image: String, reason: String },
+    #[error("image {image} is being serviced by run {run_id} in process {pid} on {host}, which is still running: cancel it with `ois image cancel {image}`, or wait for it to end")]
+    RunAlive {
+        image: String,
+        run_id: i64,
+        pid: u32,
+        host: String,
+    },
     #[error(transparent)]
     Library(#[from] LibraryError),
     #[error(transparent)]
@@ -163,11 +177,15 @@ pub fn service(
             path: PathBuf::from("thread pool"),
             source: std::io::Error::other(e),
         })?;
-    let outcomes = pool.install(|| {
-        use rayon::prelude::*;
-        jobs.par_iter()
-            .map(|(img, p)| run::run(site, &library, &updates, img, p, options, observer))
-            .collect::<Vec<_>>()
+    let outcomes = cancel::watching(site, |watch| {
+        pool.install(|| {
+            use rayon::prelude::*;
+            jobs.par_iter()
+                .map(|(img, p)| {
+                    run::run(site, &library, &updates, img, p, options, watch, observer)
+                })
+                .collect::<Vec<_>>()
+        })
     });
     Ok(outcomes)
 }
@@ -182,13 +200,15 @@ pub struct RunRecord {
     pub size_before: Option<u64>,
     pub size_after: Option<u64>,
     pub error: Option<String>,
+    /// The run's own log, ois's `dism.log`.
+    pub log_path: Option<String>,
     pub updates: Vec<UpdateResult>,
 }
 
 pub fn history(db: &Database, image_id: i64) -> Result<Vec<RunRecord>, SiteError> {
     let mut stmt = db
         .prepare(
-            "SELECT id, status, started_at, finished_at, size_before, size_after, error
+            "SELECT id, status, started_at, finished_at, size_before, size_after, error, log_path
              FROM servicing_runs WHERE image_id = ?1 ORDER BY id DESC",
         )
         .map_err(|e| db.error(e))?;
@@ -202,6 +222,7 @@ pub fn history(db: &Database, image_id: i64) -> Result<Vec<RunRecord>, SiteError
                 size_before: r.get::<_, Option<i64>>(4)?.map(|v| v as u64),
                 size_after: r.get::<_, Option<i64>>(5)?.map(|v| v as u64),
                 error: r.get(6)?,
+                log_path: r.get(7)?,
                 updates: Vec::new(),
             })
         })
@@ -228,4 +249,49 @@ pub fn history(db: &Database, image_id: i64) -> Result<Vec<RunRecord>, SiteError
 
 pub fn is_canceled(flag: &AtomicBool) -> bool {
     flag.load(Ordering::Relaxed)
+}
+
+/// Records a run that never started (the plan failed, or the admin canceled it while it was
+/// only scheduled), so the image's status tells what happened.
+pub fn record_unstarted(
+    db: &Database,
+    image_id: i64,
+    status: RunStatus,
+    message: &str,
+) -> Result<i64, SiteError> {
+    let now = crate::fsutil::now_rfc3339();
+    db.execute(
+        "INSERT INTO servicing_runs (image_id, status, started_at, finished_at, continue_on_error, error)
+         VALUES (?1, ?2, ?3, ?3, 0, ?4)",
+        params![image_id, status.as_str(), now, message],
+    )
+    .map_err(|e| db.error(e))?;
+    Ok(db.last_insert_rowid())
+}
+
+/// The run of the image that is In progress, if any.
+pub fn active_run(db: &Database, image_id: i64) -> Result<Option<i64>, SiteError> {
+    use rusqlite::OptionalExtension;
+    db.query_row(
+        "SELECT id FROM servicing_runs WHERE image_id = ?1 AND status = 'In progress' ORDER BY id DESC LIMIT 1",
+        [image_id],
+        |r| r.get(0),
+    )
+    .optional()
+    .map_err(|e| db.error(e))
+}
+
+/// The status of a run by id.
+pub fn run_status(
+    db: &Database,
+    run_id: i64,
+) -> Result<Option<(String, Option<String>)>, SiteError> {
+    use rusqlite::OptionalExtension;
+    db.query_row(
+        "SELECT status, error FROM servicing_runs WHERE id = ?1",
+        [run_id],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )
+    .optional()
+    .map_err(|e| db.error(e))
 }

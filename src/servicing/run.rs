@@ -7,6 +7,7 @@ use std::time::{Instant, SystemTime};
 use rusqlite::params;
 
 use super::apply::{self, Stop, UpdateResult};
+use super::cancel::CancelWatch;
 use super::plan::Plan;
 use super::stage::{free_space, same_filesystem, Stage};
 use super::{commit, is_canceled, lease, FailedUpdate, ImageOutcome, RunStatus, ServiceOptions};
@@ -33,6 +34,7 @@ impl From<String> for Ended {
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 pub(super) fn run(
     site: &Site,
     library: &ContentLibrary,
@@ -40,6 +42,7 @@ pub(super) fn run(
     img: &Image,
     plan: &Plan,
     options: &ServiceOptions,
+    watch: &CancelWatch,
     observer: &(dyn Fn(&str, RunEvent) + Sync),
 ) -> ImageOutcome {
     let started = Instant::now();
@@ -57,6 +60,13 @@ pub(super) fn run(
         results: Vec::new(),
     };
     let result = start(site, img, plan, options.continue_on_error, &mut outcome).and_then(|db| {
+        let run_id = outcome.run_id.unwrap_or_default();
+        let log = crate::log::run_log_path(&site.logs_dir(), run_id);
+        let span = tracing::info_span!("servicing_run", run_id, log = %log.display());
+        let _entered = span.enter();
+        log_plan(img, plan, options);
+        let requested = watch.register(run_id);
+        let canceled = || is_canceled(&options.cancel) || is_canceled(&requested);
         let result = service(
             site,
             &db,
@@ -65,9 +75,11 @@ pub(super) fn run(
             img,
             plan,
             options,
+            &canceled,
             observer,
             &mut outcome,
         );
+        watch.unregister(run_id);
         finish(&db, img, &mut outcome, result)
     });
     if let Err(Ended(status, message)) = result {
@@ -123,6 +135,19 @@ fn start(
             lease::attach_run(&db, img.id, run_id)?;
             Ok(run_id)
         });
+    let inserted = inserted.and_then(|run_id| {
+        db.execute(
+            "UPDATE servicing_runs SET stage_dir = ?2, log_path = ?3 WHERE id = ?1",
+            params![
+                run_id,
+                site.staging_root()
+                    .join(format!("run-{run_id}"))
+                    .to_string_lossy(),
+                crate::log::run_log_path(&site.logs_dir(), run_id).to_string_lossy()
+            ],
+        )?;
+        Ok(run_id)
+    });
     match inserted {
         Ok(run_id) => {
             outcome.run_id = Some(run_id);
@@ -134,7 +159,7 @@ fn start(
             Ok(db)
         }
         Err(e) => {
-            let _ = lease::leave(&db, img.id);
+            let _ = lease::leave(&db, img.id, None);
             Err(Ended(RunStatus::Failed, db.error(e).to_string()))
         }
     }
@@ -149,6 +174,7 @@ fn service(
     img: &Image,
     plan: &Plan,
     options: &ServiceOptions,
+    canceled: &dyn Fn() -> bool,
     observer: &(dyn Fn(&str, RunEvent) + Sync),
     outcome: &mut ImageOutcome,
 ) -> Result<(String, u64), Ended> {
@@ -157,11 +183,21 @@ fn service(
         tracing::info!("image {}: {s}", img.name);
         observer(&img.name, RunEvent::Step(s));
     };
-    let canceled = || is_canceled(&options.cancel);
     let name = &img.name;
+    let stop_if_canceled = || {
+        if canceled() {
+            Err(Ended(
+                RunStatus::Canceled,
+                "canceled before the image was changed".into(),
+            ))
+        } else {
+            Ok(())
+        }
+    };
 
     step("checking the original image");
     let original_state = check_original(img)?;
+    stop_if_canceled()?;
 
     let staging_root = site.staging_root();
     let stage = Stage::create(&staging_root, run_id).map_err(|e| {
@@ -178,6 +214,7 @@ fn service(
         .filter_map(|id| by_id.get(&id.to_lowercase()).copied())
         .collect();
     check_free_space(site, img, &stage, &selected)?;
+    stop_if_canceled()?;
 
     step("copying updates from the content library");
     let mut staged = HashMap::new();
@@ -187,12 +224,7 @@ fn service(
             .map_err(|e| e.to_string())?;
         staged.insert(u.id().to_lowercase(), (*u, root));
     }
-    if canceled() {
-        return Err(Ended(
-            RunStatus::Canceled,
-            "canceled before the image was changed".into(),
-        ));
-    }
+    stop_if_canceled()?;
 
     step("opening the image");
     let wim = Wim::open(&img.path, false).map_err(|e| wim_message(name, &e))?;
@@ -216,7 +248,7 @@ fn service(
         plan,
         &staged,
         options.continue_on_error,
-        &canceled,
+        canceled,
         &mut results,
     );
     summarise(&results, outcome);
@@ -277,10 +309,17 @@ fn service(
 
     step("verifying the serviced image");
     commit::verify(&output, count, &mut on_progress).map_err(|e| {
-        format!(
+        if e.is_aborted() {
+            return Ended(
+                RunStatus::Canceled,
+                "canceled while verifying the serviced image; the original image is unchanged"
+                    .into(),
+            );
+        }
+        Ended::from(format!(
             "the serviced image failed verification, so the original was kept unchanged: {}",
             wim_message(name, &e)
-        )
+        ))
     })?;
 
     if canceled() {
@@ -293,6 +332,14 @@ fn service(
         return Err(format!(
             "{} changed on disk during servicing; it was left as it is",
             img.path.display()
+        )
+        .into());
+    }
+    // A repair (by an admin or the provisioning timeout) ends the run; it must not then
+    // replace the original behind the repair's back.
+    if !lease::held_by(db, img.id, Some(run_id)).unwrap_or(false) {
+        return Err(format!(
+            "image {name} left provisioning mode during the run (repaired by an admin or the timeout); the original was kept unchanged"
         )
         .into());
     }
@@ -352,7 +399,7 @@ fn finish(
             "UPDATE servicing_runs SET status = ?2, finished_at = ?3, size_after = ?4, error = ?5 WHERE id = ?1",
             params![run_id, status.as_str(), now_rfc3339(), outcome.size_after as i64, error],
         )?;
-        lease::leave(&tx, img.id)?;
+        lease::leave(&tx, img.id, Some(run_id))?;
         tx.commit()
     })();
     if let Err(e) = recorded {
@@ -373,6 +420,29 @@ fn finish(
         }
         Ok(_) => Err(Ended(status, error.unwrap_or_default())),
         Err(e) => Err(e),
+    }
+}
+
+fn log_plan(img: &Image, plan: &Plan, options: &ServiceOptions) {
+    tracing::info!(
+        "servicing image {} ({}), continue on error: {}",
+        img.name,
+        img.path.display(),
+        options.continue_on_error
+    );
+    for index in &plan.indexes {
+        tracing::info!(
+            "index {}: updates to apply in order: {}",
+            index.index,
+            if index.updates.is_empty() {
+                "none".to_string()
+            } else {
+                index.updates.join(", ")
+            }
+        );
+    }
+    for (id, by) in &plan.superseded {
+        tracing::info!("{id} is superseded by {by}: not applied");
     }
 }
 

@@ -60,6 +60,15 @@ pub struct SiteConfig {
     pub integrity_table: bool,
     /// Extra free space to keep on the servicing drive, in MiB, beyond what a run needs.
     pub free_space_reserve_mib: u64,
+    /// How often the scheduler looks for images stuck in provisioning mode, in minutes
+    /// (fractions allowed; absent or 0 means 60).
+    pub provisioning_check_minutes: f64,
+    /// How long an image may stay in provisioning mode before the scheduler repairs it, in
+    /// minutes (fractions allowed; absent or 0 means 2880, 48 hours, as `ProvisioningMaxMinutes`).
+    pub provisioning_max_minutes: f64,
+    /// `OfflineServicingMgr.log` rolls over to `.lo_` when it reaches this size, in KiB
+    /// (absent or 0 means 2560, as Configuration Manager's default log size).
+    pub log_max_kib: u64,
 }
 
 impl Default for SiteConfig {
@@ -68,11 +77,50 @@ impl Default for SiteConfig {
             servicing_drive: ServicingDrive::Auto,
             integrity_table: true,
             free_space_reserve_mib: 64,
+            provisioning_check_minutes: DEFAULT_PROVISIONING_CHECK_MINUTES,
+            provisioning_max_minutes: DEFAULT_PROVISIONING_MAX_MINUTES,
+            log_max_kib: DEFAULT_LOG_MAX_KIB,
         }
     }
 }
 
+pub const DEFAULT_PROVISIONING_CHECK_MINUTES: f64 = 60.0;
+pub const DEFAULT_PROVISIONING_MAX_MINUTES: f64 = 2880.0;
+pub const DEFAULT_LOG_MAX_KIB: u64 = 2560;
+
+/// Absent, zero or nonsense (negative, NaN) means the default, as for `ProvisioningMaxMinutes`.
+fn minutes_or(value: f64, default: f64) -> std::time::Duration {
+    let minutes = if value.is_finite() && value > 0.0 {
+        value
+    } else {
+        default
+    };
+    std::time::Duration::from_secs_f64(minutes * 60.0)
+}
+
 impl SiteConfig {
+    pub fn provisioning_check_interval(&self) -> std::time::Duration {
+        minutes_or(
+            self.provisioning_check_minutes,
+            DEFAULT_PROVISIONING_CHECK_MINUTES,
+        )
+    }
+
+    pub fn provisioning_max_age(&self) -> std::time::Duration {
+        minutes_or(
+            self.provisioning_max_minutes,
+            DEFAULT_PROVISIONING_MAX_MINUTES,
+        )
+    }
+
+    pub fn log_max_bytes(&self) -> u64 {
+        if self.log_max_kib == 0 {
+            DEFAULT_LOG_MAX_KIB << 10
+        } else {
+            self.log_max_kib << 10
+        }
+    }
+
     pub fn load(path: &Path) -> Result<Self, SiteError> {
         let text = std::fs::read_to_string(path).map_err(|e| SiteError::io(path, e))?;
         toml::from_str(&text).map_err(|e| SiteError::Config {
@@ -89,7 +137,11 @@ impl SiteConfig {
         let text = format!(
             "# ois site configuration\n\
              # servicing_drive: `auto` (the site's drive) or a mount point / directory; the\n\
-             # staging folder ConfigMgr_OfflineImageServicing is created inside it.\n{body}"
+             # staging folder ConfigMgr_OfflineImageServicing is created inside it.\n\
+             # provisioning_check_minutes / provisioning_max_minutes: how often the scheduler\n\
+             # looks for images stuck in provisioning mode, and after how long it repairs them\n\
+             # (0 means the defaults, 60 and 2880 = 48 h). log_max_kib: size at which\n\
+             # OfflineServicingMgr.log rolls over to OfflineServicingMgr.lo_.\n{body}"
         );
         std::fs::write(path, text).map_err(|e| SiteError::io(path, e))
     }

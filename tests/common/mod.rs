@@ -110,6 +110,51 @@ impl TestSite {
         to_run(out)
     }
 
+    /// Starts ois in the background; its stdout and stderr go to `<name>.out` / `<name>.err`
+    /// in the test's directory.
+    pub fn spawn(&self, name: &str, args: &[&str]) -> std::process::Child {
+        let out = std::fs::File::create(self.path(&format!("{name}.out"))).expect("out");
+        let err = std::fs::File::create(self.path(&format!("{name}.err"))).expect("err");
+        Command::new(env!("CARGO_BIN_EXE_ois"))
+            .arg("--site")
+            .arg(self.root())
+            .args(args)
+            .env_remove("OIS_SITE")
+            .stdout(out)
+            .stderr(err)
+            .spawn()
+            .expect("spawn ois")
+    }
+
+    /// What a background ois wrote, for assertion messages.
+    pub fn output_of(&self, name: &str) -> String {
+        let read = |ext: &str| {
+            std::fs::read_to_string(self.dir.path().join(format!("{name}.{ext}")))
+                .unwrap_or_default()
+        };
+        format!("stdout:\n{}\nstderr:\n{}", read("out"), read("err"))
+    }
+
+    /// Sets `key = value` lines in site.toml, replacing the keys' current values.
+    pub fn configure(&self, toml: &str) {
+        let path = self.root().join("site.toml");
+        let keys: Vec<&str> = toml
+            .lines()
+            .filter_map(|l| l.split('=').next().map(str::trim))
+            .collect();
+        let current = std::fs::read_to_string(&path).expect("site.toml");
+        let mut kept: Vec<&str> = current
+            .lines()
+            .filter(|l| {
+                !keys
+                    .iter()
+                    .any(|k| l.split('=').next().map(str::trim) == Some(*k))
+            })
+            .collect();
+        kept.push(toml);
+        std::fs::write(&path, kept.join("\n") + "\n").expect("write site.toml");
+    }
+
     /// The sample golden image (two indexes), registered under `name`.
     pub fn golden_image(&self, name: &str) -> PathBuf {
         let wim = self.path(&format!("images/{name}.wim"));
@@ -167,6 +212,18 @@ pub fn index_files(wim: &Path, index: u32) -> BTreeMap<String, Vec<u8>> {
 
 pub fn image_count(wim: &Path) -> u32 {
     Wim::open(wim, false).expect("open").header().image_count
+}
+
+/// Polls `condition` every 50 ms until it holds; panics with `what` after `seconds`.
+pub fn wait_for(seconds: u64, what: &str, mut condition: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(seconds);
+    while !condition() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out after {seconds} s waiting for {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
 }
 
 pub fn have(tool: &str) -> bool {

@@ -1,0 +1,259 @@
+//! Leaving provisioning mode after a run that did not end by itself (killed, power loss, hung):
+//! the whole repair, as `SetClientProvisioningMode $false` does more than flip a flag. It
+//! releases the lease, removes the stage and any partial output, checks the original WIM
+//! against its recorded hash and ends the run with the reason.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use rusqlite::{params, OptionalExtension};
+use serde::Serialize;
+
+use super::lease::{self, Owner, ProvisioningMode};
+use super::{cancel, RunStatus, ServicingError};
+use crate::fsutil::{hash_file, now_rfc3339};
+use crate::image::{self, detect, Image};
+use crate::site::{Database, Site};
+use crate::wim::Wim;
+
+/// Why provisioning mode is being cleared.
+#[derive(Debug, Clone, Copy)]
+pub enum Trigger {
+    /// `ois image set-provisioning-mode IMAGE false`.
+    Admin,
+    /// In provisioning mode longer than `provisioning_max_minutes`.
+    Timeout { max_minutes: f64 },
+    /// The process that held it, on this host, no longer exists.
+    OwnerGone,
+}
+
+/// What the state of the original WIM turned out to be.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub enum Original {
+    /// Byte-identical to what the catalog recorded.
+    Intact,
+    /// The run had already put its verified output in place when it died; the catalog now
+    /// records that file.
+    Serviced,
+    /// Neither the recorded file nor the run's output: register it again.
+    Changed,
+    Missing,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Repair {
+    pub image: String,
+    pub run_id: Option<i64>,
+    pub since: String,
+    pub owner: String,
+    pub removed: Vec<PathBuf>,
+    pub original: Original,
+    pub run_status: RunStatus,
+    pub reason: String,
+}
+
+/// Repairs the image if it is in provisioning mode; `None` when it is not.
+pub fn repair(
+    site: &Site,
+    img: &Image,
+    trigger: Trigger,
+) -> Result<Option<Repair>, ServicingError> {
+    let db = site.database()?;
+    let Some(mode) = lease::current(&db, img.id).map_err(|e| db.error(e))? else {
+        return Ok(None);
+    };
+    let owner = mode.owner();
+    if matches!(trigger, Trigger::Admin) && owner == Owner::Alive {
+        return Err(ServicingError::RunAlive {
+            image: img.name.clone(),
+            run_id: mode.run_id.unwrap_or_default(),
+            pid: mode.owner_pid,
+            host: mode.owner_host.clone(),
+        });
+    }
+    let why = match trigger {
+        Trigger::Admin => "provisioning mode was cleared by an administrator".to_string(),
+        Trigger::Timeout { max_minutes } => format!(
+            "the image was in provisioning mode longer than {max_minutes} minutes (provisioning_max_minutes)"
+        ),
+        Trigger::OwnerGone => format!(
+            "the servicing process {} on {} ended without finishing the run",
+            mode.owner_pid, mode.owner_host
+        ),
+    };
+    tracing::warn!(
+        "repairing image {}: in provisioning mode since {} (run {:?}, process {} on {}): {why}",
+        img.name,
+        mode.since,
+        mode.run_id,
+        mode.owner_pid,
+        mode.owner_host
+    );
+    // A hung owner that wakes up must stop rather than go on writing.
+    if let Some(run_id) = mode.run_id {
+        cancel::request(&db, run_id).map_err(|e| db.error(e))?;
+    }
+    let removed = remove_leftovers(site, &db, img, &mode);
+    let original = check_original(img, &db, &mode)?;
+    let (run_status, outcome) = match &original {
+        Original::Intact => (RunStatus::Failed, "the original image is intact".to_string()),
+        Original::Serviced => (
+            RunStatus::Successful,
+            "the serviced image was already in place and verified; the catalog now records it"
+                .to_string(),
+        ),
+        Original::Changed => (
+            RunStatus::Failed,
+            format!(
+                "{} does not match its recorded SHA-256 and is not this run's output: check it, then register it again (`ois image remove`, then `ois image import`)",
+                img.path.display()
+            ),
+        ),
+        Original::Missing => (
+            RunStatus::Failed,
+            format!("{} is missing: restore it", img.path.display()),
+        ),
+    };
+    let reason = format!("{why}; {outcome}");
+    let recorded = (|| -> rusqlite::Result<()> {
+        let tx = db.unchecked_transaction()?;
+        if let Some(run_id) = mode.run_id {
+            tx.execute(
+                "UPDATE servicing_runs SET status = ?2, finished_at = ?3, error = ?4
+                 WHERE id = ?1 AND status = 'In progress'",
+                params![run_id, run_status.as_str(), now_rfc3339(), reason],
+            )?;
+        }
+        if original == Original::Serviced {
+            adopt(&tx, img, mode.run_id.unwrap_or_default())?;
+        }
+        tx.execute("DELETE FROM provisioning WHERE image_id = ?1", [img.id])?;
+        tx.commit()
+    })();
+    recorded.map_err(|e| db.error(e))?;
+    tracing::warn!(
+        "image {} left provisioning mode: {reason}; removed {}",
+        img.name,
+        if removed.is_empty() {
+            "nothing".to_string()
+        } else {
+            removed
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        }
+    );
+    Ok(Some(Repair {
+        image: img.name.clone(),
+        run_id: mode.run_id,
+        since: mode.since.clone(),
+        owner: format!("process {} on {}", mode.owner_pid, mode.owner_host),
+        removed,
+        original,
+        run_status,
+        reason,
+    }))
+}
+
+/// The run's stage folder and the copy it may have been writing beside the original.
+fn remove_leftovers(
+    site: &Site,
+    db: &Database,
+    img: &Image,
+    mode: &ProvisioningMode,
+) -> Vec<PathBuf> {
+    let Some(run_id) = mode.run_id else {
+        return Vec::new();
+    };
+    let recorded: Option<String> = db
+        .query_row(
+            "SELECT stage_dir FROM servicing_runs WHERE id = ?1",
+            [run_id],
+            |r| r.get(0),
+        )
+        .optional()
+        .ok()
+        .flatten()
+        .flatten();
+    let mut candidates = vec![site.staging_root().join(format!("run-{run_id}"))];
+    if let Some(dir) = recorded.map(PathBuf::from) {
+        if !candidates.contains(&dir) {
+            candidates.push(dir);
+        }
+    }
+    if let (Some(parent), Some(name)) = (img.path.parent(), img.path.file_name()) {
+        candidates.push(parent.join(format!(".{}.ois-run-{run_id}.tmp", name.to_string_lossy())));
+    }
+    let mut removed = Vec::new();
+    for path in candidates {
+        let result = if path.is_dir() {
+            std::fs::remove_dir_all(&path)
+        } else if path.exists() {
+            std::fs::remove_file(&path)
+        } else {
+            continue;
+        };
+        match result {
+            Ok(()) => removed.push(path),
+            Err(e) => tracing::error!("cannot remove {}: {e}; remove it by hand", path.display()),
+        }
+    }
+    removed
+}
+
+fn check_original(
+    img: &Image,
+    db: &Database,
+    mode: &ProvisioningMode,
+) -> Result<Original, ServicingError> {
+    if !img.path.exists() {
+        return Ok(Original::Missing);
+    }
+    let (sha256, _) = hash_file(&img.path).map_err(|e| ServicingError::Plan {
+        image: img.name.clone(),
+        reason: format!("cannot read {}: {e}", img.path.display()),
+    })?;
+    if sha256 == img.sha256 {
+        return Ok(Original::Intact);
+    }
+    let started: Option<String> = match mode.run_id {
+        Some(run_id) => db
+            .query_row(
+                "SELECT started_at FROM servicing_runs WHERE id = ?1",
+                [run_id],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(|e| db.error(e))?,
+        None => None,
+    };
+    match started {
+        Some(started) if is_output_of_run(&img.path, &started) => Ok(Original::Serviced),
+        _ => Ok(Original::Changed),
+    }
+}
+
+/// The run renames its verified output over the original before it records anything, so a
+/// process that died in between leaves a serviced WIM whose own record says so.
+fn is_output_of_run(path: &Path, run_started: &str) -> bool {
+    let Ok(wim) = Wim::open(path, true) else {
+        return false;
+    };
+    let count = wim.header().image_count;
+    (1..=count).all(|i| {
+        wim.property(i, detect::SERVICED_PROPERTY)
+            .is_some_and(|at| at.as_str() >= run_started)
+    })
+}
+
+/// Records the file in place as the image, with the installed set its own record carries.
+fn adopt(tx: &rusqlite::Transaction, img: &Image, run_id: i64) -> rusqlite::Result<()> {
+    let io = |e: std::io::Error| rusqlite::Error::ToSqlConversionFailure(Box::new(e));
+    let (sha256, size) = hash_file(&img.path).map_err(io)?;
+    let wim = Wim::open(&img.path, false).map_err(|e| io(std::io::Error::other(e.to_string())))?;
+    let installed: Vec<(u32, BTreeSet<String>)> = (1..=wim.header().image_count)
+        .map(|i| (i, detect::from_record(&wim, i)))
+        .collect();
+    image::record_servicing(tx, img.id, &sha256, size, run_id, &installed)
+}
