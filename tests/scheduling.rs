@@ -498,3 +498,47 @@ fn index_files_of_bytes(bytes: &[u8], index: u32) -> std::collections::BTreeMap<
     std::fs::write(&path, bytes).expect("write");
     index_files(&path, index)
 }
+
+#[test]
+fn a_run_killed_after_replacing_the_file_is_recorded_by_the_repair() {
+    let (site, wim, original) = TestSite::with_golden_image();
+    import_big_update(&site);
+    kill_during_write(&site);
+    // As if the process had died between putting its verified output in place and recording
+    // it: a WIM serviced after the run started, carrying ois's own record, is now the file.
+    let (other, other_wim, _) = TestSite::with_golden_image();
+    other
+        .ois(&["service", "golden", "--updates", "KB5040000"])
+        .ok();
+    std::fs::copy(&other_wim, &wim).expect("copy");
+
+    let repair = site
+        .ois(&[
+            "image",
+            "set-provisioning-mode",
+            "golden",
+            "false",
+            "--json",
+        ])
+        .ok()
+        .json();
+    assert_eq!(repair["repair"]["original"], "Serviced", "{repair}");
+    assert_eq!(repair["repair"]["run_status"], "Successful");
+    assert!(stage_dirs(&site).is_empty());
+    let shown = show(&site, "golden");
+    assert_ne!(
+        shown["image"]["sha256"],
+        serde_json::json!(common::sha256(&original))
+    );
+    assert_eq!(
+        shown["image"]["sha256"],
+        serde_json::json!(common::sha256(&std::fs::read(&wim).expect("read")))
+    );
+    let installed = shown["installed_updates"][0]["updates"].to_string();
+    assert!(installed.contains("KB5040000"), "{installed}");
+
+    // The catalog matches the file again, so the next run is not refused as "changed on disk".
+    site.ois(&["service", "golden", "--updates", "KB5040001"])
+        .ok();
+    assert_sample_serviced(&wim);
+}

@@ -94,7 +94,7 @@ pub fn repair(
         cancel::request(&db, run_id).map_err(|e| db.error(e))?;
     }
     let removed = remove_leftovers(site, &db, img, &mode);
-    let original = check_original(img, &db, &mode)?;
+    let (original, adoption) = check_original(img, &db, &mode)?;
     let (run_status, outcome) = match &original {
         Original::Intact => (RunStatus::Failed, "the original image is intact".to_string()),
         Original::Serviced => (
@@ -124,8 +124,15 @@ pub fn repair(
                 params![run_id, run_status.as_str(), now_rfc3339(), reason],
             )?;
         }
-        if original == Original::Serviced {
-            adopt(&tx, img, mode.run_id.unwrap_or_default())?;
+        if let Some(a) = &adoption {
+            image::record_servicing(
+                &tx,
+                img.id,
+                &a.sha256,
+                a.size,
+                mode.run_id.unwrap_or_default(),
+                &a.installed,
+            )?;
         }
         tx.execute("DELETE FROM provisioning WHERE image_id = ?1", [img.id])?;
         tx.commit()
@@ -202,20 +209,27 @@ fn remove_leftovers(
     removed
 }
 
+/// A serviced file found in place of the original, to record as the image.
+struct Adoption {
+    sha256: String,
+    size: u64,
+    installed: Vec<(u32, BTreeSet<String>)>,
+}
+
 fn check_original(
     img: &Image,
     db: &Database,
     mode: &ProvisioningMode,
-) -> Result<Original, ServicingError> {
+) -> Result<(Original, Option<Adoption>), ServicingError> {
     if !img.path.exists() {
-        return Ok(Original::Missing);
+        return Ok((Original::Missing, None));
     }
-    let (sha256, _) = hash_file(&img.path).map_err(|e| ServicingError::Plan {
+    let (sha256, size) = hash_file(&img.path).map_err(|e| ServicingError::Plan {
         image: img.name.clone(),
         reason: format!("cannot read {}: {e}", img.path.display()),
     })?;
     if sha256 == img.sha256 {
-        return Ok(Original::Intact);
+        return Ok((Original::Intact, None));
     }
     let started: Option<String> = match mode.run_id {
         Some(run_id) => db
@@ -228,32 +242,33 @@ fn check_original(
             .map_err(|e| db.error(e))?,
         None => None,
     };
-    match started {
-        Some(started) if is_output_of_run(&img.path, &started) => Ok(Original::Serviced),
-        _ => Ok(Original::Changed),
-    }
-}
-
-/// The run renames its verified output over the original before it records anything, so a
-/// process that died in between leaves a serviced WIM whose own record says so.
-fn is_output_of_run(path: &Path, run_started: &str) -> bool {
-    let Ok(wim) = Wim::open(path, true) else {
-        return false;
-    };
-    let count = wim.header().image_count;
-    (1..=count).all(|i| {
-        wim.property(i, detect::SERVICED_PROPERTY)
-            .is_some_and(|at| at.as_str() >= run_started)
+    let installed = started.and_then(|s| installed_by_run(&img.path, &s));
+    Ok(match installed {
+        Some(installed) => (
+            Original::Serviced,
+            Some(Adoption {
+                sha256,
+                size,
+                installed,
+            }),
+        ),
+        None => (Original::Changed, None),
     })
 }
 
-/// Records the file in place as the image, with the installed set its own record carries.
-fn adopt(tx: &rusqlite::Transaction, img: &Image, run_id: i64) -> rusqlite::Result<()> {
-    let io = |e: std::io::Error| rusqlite::Error::ToSqlConversionFailure(Box::new(e));
-    let (sha256, size) = hash_file(&img.path).map_err(io)?;
-    let wim = Wim::open(&img.path, false).map_err(|e| io(std::io::Error::other(e.to_string())))?;
-    let installed: Vec<(u32, BTreeSet<String>)> = (1..=wim.header().image_count)
-        .map(|i| (i, detect::from_record(&wim, i)))
-        .collect();
-    image::record_servicing(tx, img.id, &sha256, size, run_id, &installed)
+/// The run renames its verified output over the original before it records anything, so a
+/// process that died in between leaves a sound WIM whose own record says this run serviced
+/// every index; returns that record.
+fn installed_by_run(path: &Path, run_started: &str) -> Option<Vec<(u32, BTreeSet<String>)>> {
+    let wim = Wim::open(path, true).ok()?;
+    let count = wim.header().image_count;
+    let by_run = (1..=count).all(|i| {
+        wim.property(i, detect::SERVICED_PROPERTY)
+            .is_some_and(|at| at.as_str() >= run_started)
+    });
+    by_run.then(|| {
+        (1..=count)
+            .map(|i| (i, detect::from_record(&wim, i)))
+            .collect()
+    })
 }

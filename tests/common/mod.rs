@@ -226,6 +226,11 @@ pub fn wait_for(seconds: u64, what: &str, mut condition: impl FnMut() -> bool) {
     }
 }
 
+pub fn sha256(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    ois::fsutil::hex(&sha2::Sha256::digest(bytes))
+}
+
 pub fn have(tool: &str) -> bool {
     Command::new("sh")
         .arg("-c")
