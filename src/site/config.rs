@@ -60,6 +60,9 @@ pub struct SiteConfig {
     pub integrity_table: bool,
     /// Extra free space to keep on the servicing drive, in MiB, beyond what a run needs.
     pub free_space_reserve_mib: u64,
+    /// When the scheduler re-hashes the content of every DP (cron expression); absent = never.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub content_validation_cron: Option<String>,
 }
 
 impl Default for SiteConfig {
@@ -68,6 +71,7 @@ impl Default for SiteConfig {
             servicing_drive: ServicingDrive::Auto,
             integrity_table: true,
             free_space_reserve_mib: 64,
+            content_validation_cron: None,
         }
     }
 }

@@ -14,11 +14,12 @@ pub struct Migrations {
     pub steps: &'static [&'static str],
 }
 
-fn all_migrations() -> [&'static Migrations; 3] {
+fn all_migrations() -> [&'static Migrations; 4] {
     [
         &crate::library::MIGRATIONS,
         &crate::image::MIGRATIONS,
         &crate::servicing::MIGRATIONS,
+        &crate::distribution::MIGRATIONS,
     ]
 }
 
