@@ -27,6 +27,8 @@ pub enum CliError {
     Image(#[from] ImageError),
     #[error(transparent)]
     Servicing(#[from] ServicingError),
+    #[error(transparent)]
+    Distribution(#[from] ois::distribution::DistributionError),
     #[error("{0}")]
     Usage(String),
     #[error("{0}")]
@@ -82,7 +84,12 @@ pub fn run(cli: Cli) -> Result<u8, CliError> {
         Command::Image(ImageCommand::Applicable { image, filter }) => {
             image_applicable(&Site::open(&cli.site)?, &image, &filter)
         }
+        Command::Image(ImageCommand::Distribute(args)) => {
+            super::dp::distribute(&Site::open(&cli.site)?, &args)
+        }
         Command::Service(args) => service(&Site::open(&cli.site)?, &args),
+        Command::Dp(cmd) => super::dp::run(&Site::open(&cli.site)?, cmd),
+        Command::Content(cmd) => super::dp::content(&Site::open(&cli.site)?, cmd),
         Command::Quickstart => super::quickstart::run(&cli.site),
     }
 }
@@ -331,9 +338,11 @@ fn image_show(site: &Site, key: &str, json: bool) -> Result<u8, CliError> {
     let indexes = image::indexes(&db, &img)?;
     let runs = servicing::history(&db, img.id)?;
     let provisioning = servicing::lease::current(&db, img.id).map_err(|e| db.error(e))?;
+    let distribution = ois::distribution::image_distributions(&db, img.id)?;
     if json {
         render::json(
-            &json!({"image": img, "provisioning_mode": provisioning, "indexes": indexes, "runs": runs}),
+            &json!({"image": img, "provisioning_mode": provisioning, "indexes": indexes, "runs": runs,
+                "distribution": distribution}),
         );
         return Ok(0);
     }
@@ -379,6 +388,8 @@ fn image_show(site: &Site, key: &str, json: bool) -> Result<u8, CliError> {
             println!("      {}  index {}  {}", u.update, u.index, result);
         }
     }
+    println!("\nDistribution points");
+    super::dp::print_distributions(&distribution, true);
     Ok(0)
 }
 
@@ -467,16 +478,20 @@ fn service(site: &Site, args: &ServiceArgs) -> Result<u8, CliError> {
         cancel: Arc::new(AtomicBool::new(false)),
     };
     let outcomes = service_images(site, &args.images, &options, !args.json)?;
+    let mut dp_code = 0;
     for o in &outcomes {
         if args.json {
             render::json_line(o);
         } else {
             print_outcome(o);
         }
+        if args.update_dps && o.status == RunStatus::Successful {
+            dp_code = dp_code.max(super::dp::update_dps(site, &o.image, args.json)?);
+        }
     }
     Ok(
         if outcomes.iter().all(|o| o.status == RunStatus::Successful) {
-            0
+            dp_code
         } else {
             1
         },

@@ -1,6 +1,7 @@
 //! Command-line interface: argument definitions, and rendering of what the engine returns.
 
 mod commands;
+mod dp;
 mod quickstart;
 mod render;
 
@@ -43,6 +44,12 @@ pub enum Command {
     Image(ImageCommand),
     /// Apply updates to images now
     Service(ServiceArgs),
+    /// Distribution points: NAL paths, maintenance mode, content validation
+    #[command(subcommand)]
+    Dp(dp::DpCommand),
+    /// What clients are told about content
+    #[command(subcommand)]
+    Content(dp::ContentCommand),
     /// Create a sample image and packages on the site, service it, and show what changed
     Quickstart,
 }
@@ -119,6 +126,8 @@ pub enum ImageCommand {
     },
     /// Remove an image from the catalog, with its history (the WIM file is kept)
     Remove { image: String },
+    /// Send the image's current version to distribution points
+    Distribute(dp::DistributeArgs),
     /// Updates that apply to the image and are not installed yet
     Applicable {
         image: String,
@@ -146,6 +155,10 @@ pub struct ServiceArgs {
     /// Skip an update that fails and go on with the others
     #[arg(long)]
     pub continue_on_error: bool,
+    /// Send each successfully serviced image to the distribution points that hold it or are
+    /// assigned to it
+    #[arg(long)]
+    pub update_dps: bool,
     /// Images serviced at once [default: from CPU count and free memory]
     #[arg(long)]
     pub jobs: Option<usize>,

@@ -68,9 +68,11 @@ pub fn parse(target: &str) -> Result<Target, String> {
                 "azblob"
             }
         }
-        other => return Err(format!(
+        other => {
+            return Err(format!(
             "unknown target scheme {other:?}: use a path, file://, http(s)://, s3:// or azblob://"
-        )),
+        ))
+        }
     };
     Ok(Target { scheme, options })
 }
