@@ -52,7 +52,12 @@ pub enum DpCommand {
     /// Forget a distribution point (its content stays on the target)
     Remove { nal_path: String },
     /// SetDPMaintenanceMode: MODE 1 enables, 0 disables; prints the uint32 result
-    SetMaintenanceMode { nal_path: String, mode: String },
+    SetMaintenanceMode {
+        nal_path: String,
+        /// 1 enables, 0 disables
+        #[arg(allow_hyphen_values = true)]
+        mode: String,
+    },
     /// Re-hash what each DP holds against the site database
     Validate {
         nal_path: Option<String>,
