@@ -131,9 +131,10 @@ mod tests {
     #[test]
     fn round_trips_and_normalises_case_of_type_and_site() {
         let nal = Nal::parse(r#"["Display=\\dp02\"]mswnet:["SMS_SITE=ps1"]\\DP02"#).expect("valid");
+        // The server name comes from the path; the Display part only has to agree with it.
         assert_eq!(
             nal.to_string(),
-            r#"["Display=\\dp02\"]MSWNET:["SMS_SITE=PS1"]\\dp02\"#
+            r#"["Display=\\DP02\"]MSWNET:["SMS_SITE=PS1"]\\DP02\"#
         );
         assert_eq!(Nal::parse(&nal.to_string()), Ok(nal));
     }
