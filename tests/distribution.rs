@@ -800,3 +800,75 @@ fn an_image_in_provisioning_mode_is_not_distributed() {
     assert!(run.stderr.contains("provisioning mode"), "{}", run.stderr);
     assert!(files_under(&dp).is_empty());
 }
+
+#[test]
+fn failed_transfers_are_retried_once_their_backoff_has_passed() {
+    let (site, _wim, original) = TestSite::with_golden_image();
+    let (id, sha) = image_version(&site, "golden");
+    // A target under a regular file cannot be written.
+    let blocker = site.path("blocker");
+    std::fs::write(&blocker, b"a file, not a directory").expect("file");
+    let bad = blocker.join("dp");
+    site.ois(&[
+        "dp",
+        "add",
+        &nal("DP01"),
+        "--target",
+        bad.to_str().expect("utf8"),
+    ])
+    .ok();
+    let dp2 = add_dir_dp(&site, "DP02", &[]);
+    site.ois(&[
+        "image",
+        "distribute",
+        "golden",
+        "--dp",
+        &nal("DP01"),
+        "--dp",
+        &nal("DP02"),
+    ])
+    .failed();
+    assert_eq!(status_of(&site, "DP01"), "Failed");
+    assert_eq!(
+        std::fs::read(content_file(&dp2, id, &sha)).expect("DP02"),
+        original
+    );
+    let shown = site
+        .ois(&["dp", "show", &nal("DP01"), "--json"])
+        .ok()
+        .json();
+    let row = &shown["distributions"][0];
+    assert_eq!(row["attempts"], 1);
+    let next = row["next_attempt_at"].as_str().expect("next attempt");
+    assert!(next > chrono::Utc::now().to_rfc3339().as_str(), "{next}");
+
+    // Not due yet: nothing is tried.
+    let run = site.ois(&["dp", "retry", "--json"]).ok();
+    assert_eq!(run.json(), serde_json::json!([]));
+    // The admin fixes the target; once the backoff has passed, the retry goes out.
+    let fixed = add_dir_dp(&site, "SCRATCH", &[]);
+    site.ois(&["dp", "remove", &nal("SCRATCH")]).ok();
+    site.ois(&[
+        "dp",
+        "set",
+        &nal("DP01"),
+        "--target",
+        fixed.to_str().expect("utf8"),
+    ])
+    .ok();
+    site_db(&site)
+        .execute(
+            "UPDATE distributions SET next_attempt_at = '2000-01-01T00:00:00Z' WHERE status = 'Failed'",
+            [],
+        )
+        .expect("backoff passed");
+    let run = site.ois(&["dp", "retry", "--json"]).ok();
+    let outcomes = run.json();
+    assert_eq!(outcomes.as_array().expect("array").len(), 1, "{outcomes}");
+    assert_eq!(outcomes[0]["action"], "sent");
+    assert_eq!(
+        std::fs::read(content_file(&fixed, id, &sha)).expect("DP01"),
+        original
+    );
+    assert_eq!(status_of(&site, "DP01"), "Installed");
+}

@@ -577,7 +577,7 @@ fn try_distribute_to(
         loop {
             match transfer::send(&op, &img.path, img.id, sha, size) {
                 Ok(sent) => return Ok((op, sent)),
-                Err(e) if attempt < TRANSFER_ATTEMPTS => {
+                Err(e) if e.retry && attempt < TRANSFER_ATTEMPTS => {
                     let wait = Duration::from_secs(1 << (attempt - 1));
                     tracing::warn!(
                         "sending image {} to {} (try {attempt} of {TRANSFER_ATTEMPTS}) failed: {e}; \
@@ -589,10 +589,10 @@ fn try_distribute_to(
                     std::thread::sleep(wait);
                     attempt += 1;
                 }
-                Err(message) => {
+                Err(failure) => {
                     return Err(DistributionError::Storage {
                         dp: dp.nal_path.clone(),
-                        message: format!("image {}: {message}", img.name),
+                        message: format!("image {}: {failure}", img.name),
                     })
                 }
             }

@@ -77,6 +77,12 @@ pub fn parse(target: &str) -> Result<Target, String> {
     Ok(Target { scheme, options })
 }
 
+/// OpenDAL's WebDAV writer sends a file in one PUT whose body it collects first: a transfer to
+/// such a target holds the whole image in memory.
+pub fn buffers_whole_file(target: &str) -> bool {
+    parse(target).is_ok_and(|t| t.scheme == "webdav")
+}
+
 /// Where a client finds `rel` on the target: a URL for WebDAV, a path for directories.
 pub fn location(target: &str, rel: &str) -> String {
     let base = target.trim().trim_end_matches('/');

@@ -16,6 +16,51 @@ use crate::fsutil::hex;
 /// streaming service does not hold much in memory.
 const CHUNK: usize = 8 << 20;
 
+/// Why a transfer failed, and whether trying again at once may help: a refused login or a
+/// changed source file will not get better within seconds; a dropped connection may.
+#[derive(Debug)]
+pub struct Failure {
+    pub message: String,
+    pub retry: bool,
+}
+
+impl Failure {
+    fn storage(context: String, e: opendal::Error) -> Failure {
+        use opendal::ErrorKind as K;
+        Failure {
+            retry: !matches!(
+                e.kind(),
+                K::PermissionDenied
+                    | K::ConfigInvalid
+                    | K::Unsupported
+                    | K::IsADirectory
+                    | K::NotADirectory
+            ),
+            message: format!("{context}: {e}"),
+        }
+    }
+
+    fn io(context: String, e: std::io::Error) -> Failure {
+        Failure {
+            retry: true,
+            message: format!("{context}: {e}"),
+        }
+    }
+
+    fn permanent(message: String) -> Failure {
+        Failure {
+            retry: false,
+            message,
+        }
+    }
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Sent {
     /// The bytes went over the wire.
@@ -25,12 +70,12 @@ pub enum Sent {
 }
 
 /// SHA-256 and length of a file on the target.
-pub fn hash_remote(op: &Operator, path: &str) -> Result<(String, u64), String> {
+pub fn hash_remote(op: &Operator, path: &str) -> Result<(String, u64), Failure> {
     let reader = op
         .reader(path)
         .and_then(|r| r.into_std_read(..))
-        .map_err(|e| format!("cannot read {path}: {e}"))?;
-    hash_reader(reader).map_err(|e| format!("cannot read {path}: {e}"))
+        .map_err(|e| Failure::storage(format!("cannot read {path}"), e))?;
+    hash_reader(reader).map_err(|e| Failure::io(format!("cannot read {path}"), e))
 }
 
 fn hash_reader(mut reader: impl Read) -> std::io::Result<(String, u64)> {
@@ -57,7 +102,7 @@ pub fn send(
     image_id: i64,
     sha256: &str,
     size: u64,
-) -> Result<Sent, String> {
+) -> Result<Sent, Failure> {
     let final_path = layout::content_path(image_id, sha256);
     // Content put there by an earlier run whose record was lost, or copied by hand: hashing it
     // costs a read, sending it again costs a write of the same bytes and a read.
@@ -67,47 +112,51 @@ pub fn send(
         && hash_remote(op, &final_path).is_ok_and(|(h, _)| h == sha256)
     {
         layout::write_sidecar(op, image_id, sha256)
-            .map_err(|e| format!("cannot write the checksum file: {e}"))?;
+            .map_err(|e| Failure::storage("cannot write the checksum file".into(), e))?;
         return Ok(Sent::AlreadyThere);
     }
     let partial = layout::partial_path(image_id, sha256);
     let local_hash = upload(op, local, &partial)?;
     if local_hash != sha256 {
         let _ = op.delete(&partial);
-        return Err(format!(
+        return Err(Failure::permanent(format!(
             "{} changed since the catalog recorded it (SHA-256 {local_hash}, catalog {sha256}): \
              it was not distributed",
             local.display()
-        ));
+        )));
     }
     let (landed, landed_size) = hash_remote(op, &partial)?;
     if landed != sha256 || landed_size != size {
         let _ = op.delete(&partial);
-        return Err(format!(
+        return Err(Failure::io(
+            "verification".into(),
+            std::io::Error::other(format!(
             "what landed on the DP differs from the image: SHA-256 {landed} ({landed_size} bytes), \
              expected {sha256} ({size} bytes)"
+        )),
         ));
     }
     op.rename(&partial, &final_path)
-        .map_err(|e| format!("cannot move {partial} to {final_path}: {e}"))?;
+        .map_err(|e| Failure::storage(format!("cannot move {partial} to {final_path}"), e))?;
     layout::write_sidecar(op, image_id, sha256)
-        .map_err(|e| format!("cannot write the checksum file: {e}"))?;
-    layout::write_marker(op).map_err(|e| format!("cannot write {}: {e}", layout::MARKER))?;
+        .map_err(|e| Failure::storage("cannot write the checksum file".into(), e))?;
+    layout::write_marker(op)
+        .map_err(|e| Failure::storage(format!("cannot write {}", layout::MARKER), e))?;
     Ok(Sent::Sent(size))
 }
 
 /// Streams the local file to `dest`, returning the SHA-256 of what was read.
-fn upload(op: &Operator, local: &Path, dest: &str) -> Result<String, String> {
-    let mut file =
-        File::open(local).map_err(|e| format!("cannot open {}: {e}", local.display()))?;
+fn upload(op: &Operator, local: &Path, dest: &str) -> Result<String, Failure> {
+    let mut file = File::open(local)
+        .map_err(|e| Failure::permanent(format!("cannot open {}: {e}", local.display())))?;
     let mut writer = op
         .writer(dest)
-        .map_err(|e| format!("cannot write {dest}: {e}"))?;
+        .map_err(|e| Failure::storage(format!("cannot write {dest}"), e))?;
     let mut hasher = Sha256::new();
     loop {
         let mut buf = vec![0u8; CHUNK];
         let n = read_full(&mut file, &mut buf)
-            .map_err(|e| format!("cannot read {}: {e}", local.display()))?;
+            .map_err(|e| Failure::io(format!("cannot read {}", local.display()), e))?;
         if n == 0 {
             break;
         }
@@ -115,11 +164,11 @@ fn upload(op: &Operator, local: &Path, dest: &str) -> Result<String, String> {
         hasher.update(&buf);
         writer
             .write(buf)
-            .map_err(|e| format!("cannot write {dest}: {e}"))?;
+            .map_err(|e| Failure::storage(format!("cannot write {dest}"), e))?;
     }
     writer
         .close()
-        .map_err(|e| format!("cannot write {dest}: {e}"))?;
+        .map_err(|e| Failure::storage(format!("cannot write {dest}"), e))?;
     Ok(hex(&hasher.finalize()))
 }
 

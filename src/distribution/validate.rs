@@ -40,7 +40,7 @@ pub fn validate(site: &Site, dp: Option<&Nal>) -> Result<Vec<Validation>, Distri
             let problem = match &op {
                 Err(e) => Some(e.to_string()),
                 Ok(op) => match transfer::hash_remote(op, &path) {
-                    Err(e) => Some(e),
+                    Err(e) => Some(e.message),
                     Ok((h, len)) if h == row.sha256 && len == row.size_bytes => None,
                     Ok((h, len)) => Some(format!(
                         "{path} has SHA-256 {h} ({len} bytes); the site database expects {} ({} bytes)",
