@@ -330,8 +330,9 @@ pub fn change_maintenance_mode(
         Vec::new()
     };
     let changed = catalog::set_maintenance(&db, dp.id, mode == 1)?;
+    // Info, not warn: callers get the list and tell the admin in their own words.
     for image in &unserved_images {
-        tracing::warn!(
+        tracing::info!(
             "maintenance mode on {}: image {image} has no other distribution point that can serve it",
             dp.server
         );
