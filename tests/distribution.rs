@@ -872,3 +872,87 @@ fn failed_transfers_are_retried_once_their_backoff_has_passed() {
     );
     assert_eq!(status_of(&site, "DP01"), "Installed");
 }
+
+/// Bytes no compressor shrinks (xorshift), so the WIM is as large as asked.
+fn noise(len: usize, mut seed: u64) -> Vec<u8> {
+    let mut out = Vec::with_capacity(len + 8);
+    while out.len() < len {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        out.extend_from_slice(&seed.to_le_bytes());
+    }
+    out.truncate(len);
+    out
+}
+
+#[test]
+fn an_image_larger_than_one_upload_chunk_reaches_a_webdav_dp_whole() {
+    let site = TestSite::new();
+    let tree = site.path("big/tree/Windows/System32/x");
+    let tree = tree
+        .parent()
+        .expect("p")
+        .parent()
+        .expect("p")
+        .parent()
+        .expect("p");
+    ois::sample::write_tree(
+        tree,
+        &[("Windows/System32/payload.bin", noise(20 << 20, 0x5eed))],
+    )
+    .expect("tree");
+    let wim = site.path("big/big.wim");
+    ois::sample::build_wim(
+        &wim,
+        ois::wim::Compression::None,
+        &[ois::sample::IndexSpec {
+            name: "Big",
+            edition: "Enterprise",
+            architecture: ois::library::Architecture::X64,
+            build: 22631,
+            tree,
+        }],
+    )
+    .expect("wim");
+    let bytes = std::fs::read(&wim).expect("read");
+    assert!(bytes.len() > 20 << 20);
+    site.ois(&[
+        "image",
+        "import",
+        wim.to_str().expect("utf8"),
+        "--name",
+        "big",
+    ])
+    .ok();
+    let (id, sha) = image_version(&site, "big");
+    let nginx = Nginx::start(0, None);
+    site.ois(&["dp", "add", &nal("LINUXDP"), "--target", &nginx.url("/")])
+        .ok();
+    let dir = add_dir_dp(&site, "DP01", &[]);
+    site.ois(&[
+        "image",
+        "distribute",
+        "big",
+        "--dp",
+        &nal("LINUXDP"),
+        "--dp",
+        &nal("DP01"),
+    ])
+    .ok();
+    assert_eq!(
+        std::fs::read(nginx.www().join(format!("ois/images/{id}/{sha}.wim"))).expect("on DP"),
+        bytes
+    );
+    assert_eq!(
+        std::fs::read(content_file(&dir, id, &sha)).expect("on DP01"),
+        bytes
+    );
+    let run = site.ois(&["dp", "validate", "--json"]).ok();
+    assert!(run
+        .json()
+        .as_array()
+        .expect("array")
+        .iter()
+        .all(|r| r["ok"] == true));
+}

@@ -145,30 +145,35 @@ pub fn send(
     Ok(Sent::Sent(size))
 }
 
-/// Streams the local file to `dest`, returning the SHA-256 of what was read.
+/// Sends the local file to `dest`, returning the SHA-256 of what was read. Services that take
+/// a file in several writes get it in chunks; the others (WebDAV: one PUT) get one buffer
+/// holding the whole file, as they would collect it anyway.
 fn upload(op: &Operator, local: &Path, dest: &str) -> Result<String, Failure> {
     let mut file = File::open(local)
         .map_err(|e| Failure::permanent(format!("cannot open {}: {e}", local.display())))?;
-    let mut writer = op
-        .writer(dest)
-        .map_err(|e| Failure::storage(format!("cannot write {dest}"), e))?;
+    let write_err = |e| Failure::storage(format!("cannot write {dest}"), e);
+    let read_err = |e| Failure::io(format!("cannot read {}", local.display()), e);
     let mut hasher = Sha256::new();
+    if !op.info().capability().write_can_multi {
+        let size = file.metadata().map_err(read_err)?.len();
+        let mut whole = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
+        file.read_to_end(&mut whole).map_err(read_err)?;
+        hasher.update(&whole);
+        op.write(dest, whole).map_err(write_err)?;
+        return Ok(hex(&hasher.finalize()));
+    }
+    let mut writer = op.writer(dest).map_err(write_err)?;
     loop {
         let mut buf = vec![0u8; CHUNK];
-        let n = read_full(&mut file, &mut buf)
-            .map_err(|e| Failure::io(format!("cannot read {}", local.display()), e))?;
+        let n = read_full(&mut file, &mut buf).map_err(read_err)?;
         if n == 0 {
             break;
         }
         buf.truncate(n);
         hasher.update(&buf);
-        writer
-            .write(buf)
-            .map_err(|e| Failure::storage(format!("cannot write {dest}"), e))?;
+        writer.write(buf).map_err(write_err)?;
     }
-    writer
-        .close()
-        .map_err(|e| Failure::storage(format!("cannot write {dest}"), e))?;
+    writer.close().map_err(write_err)?;
     Ok(hex(&hasher.finalize()))
 }
 
