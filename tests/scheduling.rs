@@ -542,3 +542,106 @@ fn a_run_killed_after_replacing_the_file_is_recorded_by_the_repair() {
         .ok();
     assert_sample_serviced(&wim);
 }
+
+fn nal(server: &str) -> String {
+    format!(r#"["Display=\\{server}\"]MSWNET:["SMS_SITE=PS1"]\\{server}\"#)
+}
+
+/// A directory DP that already holds the image's current version.
+fn dir_dp_holding(site: &TestSite, server: &str, image: &str) -> PathBuf {
+    let root = site.path(&format!("dps/{server}/.keep"));
+    let root = root.parent().expect("dp dir").to_path_buf();
+    site.ois(&[
+        "dp",
+        "add",
+        &nal(server),
+        "--target",
+        root.to_str().expect("utf8"),
+    ])
+    .ok();
+    site.ois(&["image", "distribute", image, "--dp", &nal(server)])
+        .ok();
+    root
+}
+
+fn dp_file(root: &Path, site: &TestSite, image: &str) -> PathBuf {
+    let shown = show(site, image);
+    root.join(format!(
+        "ois/images/{}/{}.wim",
+        shown["image"]["id"],
+        shown["image"]["sha256"].as_str().expect("sha")
+    ))
+}
+
+#[test]
+fn a_scheduled_run_with_update_dps_sends_the_serviced_image() {
+    let (site, wim, original) = TestSite::with_golden_image();
+    let dp = dir_dp_holding(&site, "DP01", "golden");
+    let old = dp_file(&dp, &site, "golden");
+    assert_eq!(std::fs::read(&old).expect("old version"), original);
+    site.ois(&[
+        "image",
+        "schedule",
+        "golden",
+        "--all-applicable",
+        "--now",
+        "--update-dps",
+    ])
+    .ok();
+
+    let run = site.ois(&["scheduler", "run", "--once", "--json"]).ok();
+    let sent: Vec<Value> = run
+        .json_lines()
+        .into_iter()
+        .filter(|e| e["event"] == "distributed")
+        .collect();
+    assert_eq!(sent.len(), 1, "{}", run.stdout);
+    assert_eq!(
+        sent[0]["distributions"][0]["status"], "Installed",
+        "{}",
+        run.stdout
+    );
+
+    assert_sample_serviced(&wim);
+    let new = dp_file(&dp, &site, "golden");
+    assert_eq!(
+        std::fs::read(&new).expect("new version"),
+        std::fs::read(&wim).expect("wim")
+    );
+    assert!(
+        !old.exists(),
+        "the old version is removed once the new one is in place"
+    );
+}
+
+#[test]
+fn the_scheduler_validates_content_on_its_cron_even_in_maintenance_mode() {
+    let (site, _wim, original) = TestSite::with_golden_image();
+    let dp = dir_dp_holding(&site, "DP01", "golden");
+    site.ois(&["dp", "set-maintenance-mode", &nal("DP01"), "1"])
+        .ok();
+    let file = dp_file(&dp, &site, "golden");
+    let mut bytes = original.clone();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0xff;
+    std::fs::write(&file, &bytes).expect("corrupt");
+    site.configure("content_validation_cron = \"*/1 * * * * *\"");
+
+    let mut scheduler = site.spawn("validator", &["scheduler", "run", "--json"]);
+    wait_for(60, "scheduled validation to mark the DP Failed", || {
+        site.ois(&["dp", "show", &nal("DP01"), "--json"])
+            .ok()
+            .json()["distributions"][0]["status"]
+            == "Failed"
+    });
+    signal(&scheduler, libc::SIGTERM);
+    assert!(
+        scheduler.wait().expect("wait").success(),
+        "{}",
+        site.output_of("validator")
+    );
+    let out = site.output_of("validator");
+    assert!(out.contains("\"event\":\"validated\""), "{out}");
+    // Still in maintenance mode: the bad copy is reported, not repaired behind the admin's back.
+    assert_eq!(std::fs::read(&file).expect("read"), bytes);
+}

@@ -30,6 +30,8 @@ pub enum CliError {
     Servicing(#[from] ServicingError),
     #[error(transparent)]
     Schedule(Box<ois::schedule::ScheduleError>),
+    #[error(transparent)]
+    Distribution(#[from] ois::distribution::DistributionError),
     #[error("{0}")]
     Usage(String),
     #[error("{0}")]
@@ -116,7 +118,12 @@ pub fn run(cli: Cli) -> Result<u8, CliError> {
         Command::Scheduler(SchedulerCommand::Run { once, jobs, json }) => {
             super::schedule::scheduler_run(&Site::open(&cli.site)?, once, jobs, json)
         }
+        Command::Image(ImageCommand::Distribute(args)) => {
+            super::dp::distribute(&Site::open(&cli.site)?, &args)
+        }
         Command::Service(args) => service(&Site::open(&cli.site)?, &args),
+        Command::Dp(cmd) => super::dp::run(&Site::open(&cli.site)?, cmd),
+        Command::Content(cmd) => super::dp::content(&Site::open(&cli.site)?, cmd),
         Command::Quickstart => super::quickstart::run(&cli.site),
     }
 }
@@ -398,6 +405,7 @@ fn image_show(site: &Site, key: &str, json: bool) -> Result<u8, CliError> {
         None => Ok(Vec::new()),
     };
     let last = runs.first();
+    let distribution = ois::distribution::image_distributions(&db, img.id)?;
     if json {
         render::json(&json!({
             "image": img,
@@ -410,6 +418,7 @@ fn image_show(site: &Site, key: &str, json: bool) -> Result<u8, CliError> {
             "log": last.and_then(|r| r.log_path.clone()),
             "indexes": indexes,
             "runs": runs,
+            "distribution": distribution,
         }));
         return Ok(0);
     }
@@ -504,6 +513,8 @@ fn image_show(site: &Site, key: &str, json: bool) -> Result<u8, CliError> {
             println!("      {}  index {}  {}", u.update, u.index, result);
         }
     }
+    println!("\nDistribution points");
+    super::dp::print_distributions(&distribution, true);
     Ok(0)
 }
 
@@ -593,16 +604,20 @@ fn service(site: &Site, args: &ServiceArgs) -> Result<u8, CliError> {
         cancel: super::schedule::stop_on_signals()?,
     };
     let outcomes = service_images(site, &args.images, &options, !args.json)?;
+    let mut dp_code = 0;
     for o in &outcomes {
         if args.json {
             render::json_line(o);
         } else {
             print_outcome(o);
         }
+        if args.update_dps && o.status == RunStatus::Successful {
+            dp_code = dp_code.max(super::dp::update_dps(site, &o.image, args.json)?);
+        }
     }
     Ok(
         if outcomes.iter().all(|o| o.status == RunStatus::Successful) {
-            0
+            dp_code
         } else {
             1
         },

@@ -1,6 +1,7 @@
 //! Command-line interface: argument definitions, and rendering of what the engine returns.
 
 mod commands;
+mod dp;
 mod quickstart;
 mod render;
 mod schedule;
@@ -47,6 +48,12 @@ pub enum Command {
     /// Run scheduled servicing
     #[command(subcommand)]
     Scheduler(SchedulerCommand),
+    /// Distribution points: NAL paths, maintenance mode, content validation
+    #[command(subcommand)]
+    Dp(dp::DpCommand),
+    /// What clients are told about content
+    #[command(subcommand)]
+    Content(dp::ContentCommand),
     /// Create a sample image and packages on the site, service it, and show what changed
     Quickstart,
 }
@@ -123,6 +130,8 @@ pub enum ImageCommand {
     },
     /// Remove an image from the catalog, with its history (the WIM file is kept)
     Remove { image: String },
+    /// Send the image's current version to distribution points
+    Distribute(dp::DistributeArgs),
     /// Updates that apply to the image and are not installed yet
     Applicable {
         image: String,
@@ -223,6 +232,10 @@ pub struct ServiceArgs {
     /// Skip an update that fails and go on with the others
     #[arg(long)]
     pub continue_on_error: bool,
+    /// Send each successfully serviced image to the distribution points that hold it or are
+    /// assigned to it
+    #[arg(long)]
+    pub update_dps: bool,
     /// Images serviced at once [default: from CPU count and free memory]
     #[arg(long)]
     pub jobs: Option<usize>,

@@ -189,6 +189,13 @@ pub(super) fn scheduler_run(
             SchedulerEvent::RunNotStarted { .. } | SchedulerEvent::Error(_) => {
                 failures.fetch_add(1, Relaxed);
             }
+            SchedulerEvent::Distributed(outcomes)
+                if outcomes
+                    .iter()
+                    .any(|o| o.status == ois::distribution::DistStatus::Failed) =>
+            {
+                failures.fetch_add(1, Relaxed);
+            }
             _ => {}
         }
         if json {
@@ -206,6 +213,27 @@ pub(super) fn scheduler_run(
             }
             SchedulerEvent::Repaired(r) => {
                 println!("{}: left provisioning mode: {}", r.image, r.reason)
+            }
+            SchedulerEvent::Distributed(outcomes) => {
+                for o in &outcomes {
+                    println!("  {}", super::dp::outcome_line(o));
+                }
+            }
+            SchedulerEvent::Validated(results) => {
+                let bad: Vec<_> = results.iter().filter(|v| !v.ok).collect();
+                println!(
+                    "content validation: {} checked, {} mismatched",
+                    results.len(),
+                    bad.len()
+                );
+                for v in bad {
+                    println!(
+                        "  {} on {}: {}",
+                        v.image,
+                        v.dp,
+                        v.problem.as_deref().unwrap_or("differs")
+                    );
+                }
             }
             SchedulerEvent::Error(e) => println!("error: {e}"),
         }
@@ -228,6 +256,10 @@ fn event_json(event: &SchedulerEvent) -> serde_json::Value {
             json!({"event": "run_not_started", "image": image, "error": error})
         }
         SchedulerEvent::Repaired(r) => json!({"event": "repaired", "repair": r}),
+        SchedulerEvent::Distributed(outcomes) => {
+            json!({"event": "distributed", "distributions": outcomes})
+        }
+        SchedulerEvent::Validated(results) => json!({"event": "validated", "results": results}),
         SchedulerEvent::Error(e) => json!({"event": "error", "error": e}),
     }
 }

@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use rusqlite::params;
 
-use super::{timing, Schedule, ScheduleError};
+use super::{timing, Schedule, ScheduleError, Timing};
+use crate::distribution::{self, DpOutcome, Validation};
 use crate::image;
 use crate::servicing::lease::{self, Owner};
 use crate::servicing::recovery::{self, Repair, Trigger};
@@ -18,6 +19,9 @@ use crate::site::{Database, Site, SiteError};
 
 /// How often the scheduler looks at the site database.
 const TICK: Duration = Duration::from_millis(250);
+
+/// How often failed or waiting distributions are retried (each has its own backoff too).
+const DISTRIBUTION_RETRY: Duration = Duration::from_secs(30);
 
 #[derive(Debug, Clone)]
 pub struct SchedulerOptions {
@@ -42,6 +46,10 @@ pub enum SchedulerEvent {
         error: String,
     },
     Repaired(Repair),
+    /// The serviced image went to the distribution points (`--update-dps`), or a retry ran.
+    Distributed(Vec<DpOutcome>),
+    /// Scheduled content validation (`content_validation_cron`) ran.
+    Validated(Vec<Validation>),
     Error(String),
 }
 
@@ -50,6 +58,7 @@ struct Finished {
     schedule: Schedule,
     image: String,
     outcome: Option<ImageOutcome>,
+    distributed: Option<Result<Vec<DpOutcome>, String>>,
 }
 
 pub fn run(
@@ -61,6 +70,20 @@ pub fn run(
     let config = site.config();
     let started = Utc::now();
     let mut next_timeout_check = Instant::now();
+    let validation = config
+        .content_validation_cron
+        .as_deref()
+        .map(|expression| Timing::Cron {
+            expression: expression.to_string(),
+        });
+    let mut next_validation = match &validation {
+        Some(t) => t.first().map_err(|message| ScheduleError::Invalid {
+            image: "(site.toml content_validation_cron)".into(),
+            message,
+        })?,
+        None => None,
+    };
+    let mut next_retry = Instant::now() + DISTRIBUTION_RETRY;
     tracing::info!(
         "scheduler started (process {}, {} image(s) at once{})",
         std::process::id(),
@@ -69,6 +92,8 @@ pub fn run(
     );
     std::thread::scope(|scope| -> Result<(), ScheduleError> {
         let mut active: Vec<std::thread::ScopedJoinHandle<'_, Finished>> = Vec::new();
+        // Validation and retries re-read or send whole images: off the loop, one at a time.
+        let mut background: Option<std::thread::ScopedJoinHandle<'_, SchedulerEvent>> = None;
         loop {
             let stopping = options.stop.load(Ordering::Relaxed);
             let mut still_running = Vec::new();
@@ -85,8 +110,13 @@ pub fn run(
                 }
             }
             active = still_running;
+            if background.as_ref().is_some_and(|h| h.is_finished()) {
+                if let Some(Ok(event)) = background.take().map(|h| h.join()) {
+                    on_event(event);
+                }
+            }
             if stopping {
-                if active.is_empty() {
+                if active.is_empty() && background.is_none() {
                     break;
                 }
                 std::thread::sleep(TICK);
@@ -118,7 +148,18 @@ pub fn run(
                 let stop = options.stop.clone();
                 active.push(scope.spawn(move || service_scheduled(site, schedule, img.name, stop)));
             }
-            if options.once && active.is_empty() && !claimed_any {
+            if background.is_none() {
+                if next_validation.is_some_and(|t| t <= Utc::now()) {
+                    next_validation = validation
+                        .as_ref()
+                        .and_then(|t| t.following(Utc::now()).ok().flatten());
+                    background = Some(scope.spawn(|| validate_content(site)));
+                } else if !options.once && Instant::now() >= next_retry {
+                    next_retry = Instant::now() + DISTRIBUTION_RETRY;
+                    background = Some(scope.spawn(|| retry_distributions(site)));
+                }
+            }
+            if options.once && active.is_empty() && !claimed_any && background.is_none() {
                 break;
             }
             std::thread::sleep(TICK);
@@ -160,10 +201,36 @@ fn service_scheduled(
                 None
             }
         };
+    // Only a successful run has a new version worth sending.
+    let distributed = match &outcome {
+        Some(o) if schedule.update_dps && o.status == RunStatus::Successful => Some(
+            distribution::distribute_image(site, schedule.image_id, None).map_err(|e| {
+                tracing::error!("image {image}: distribution after servicing failed: {e}");
+                e.to_string()
+            }),
+        ),
+        _ => None,
+    };
     Finished {
         schedule,
         image,
         outcome,
+        distributed,
+    }
+}
+
+fn validate_content(site: &Site) -> SchedulerEvent {
+    tracing::info!("scheduled content validation of every distribution point");
+    match distribution::validate(site, None) {
+        Ok(results) => SchedulerEvent::Validated(results),
+        Err(e) => SchedulerEvent::Error(format!("content validation failed: {e}")),
+    }
+}
+
+fn retry_distributions(site: &Site) -> SchedulerEvent {
+    match distribution::retry_due(site) {
+        Ok(outcomes) => SchedulerEvent::Distributed(outcomes),
+        Err(e) => SchedulerEvent::Error(format!("retrying distributions failed: {e}")),
     }
 }
 
@@ -227,6 +294,14 @@ fn complete(
             image: done.image.clone(),
             error: "see the run in `ois image show`".into(),
         }),
+    }
+    match &done.distributed {
+        Some(Ok(outcomes)) => on_event(SchedulerEvent::Distributed(outcomes.clone())),
+        Some(Err(e)) => on_event(SchedulerEvent::Error(format!(
+            "image {}: distribution after servicing failed: {e}",
+            done.image
+        ))),
+        None => {}
     }
     let mine = "image_id = ?1 AND claimed_pid = ?2 AND claimed_host = ?3";
     let me = (image_id, std::process::id(), lease::host_name());

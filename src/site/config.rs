@@ -69,6 +69,9 @@ pub struct SiteConfig {
     /// `OfflineServicingMgr.log` rolls over to `.lo_` when it reaches this size, in KiB
     /// (absent or 0 means 2560, as Configuration Manager's default log size).
     pub log_max_kib: u64,
+    /// When the scheduler re-hashes the content of every DP (cron expression); absent = never.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub content_validation_cron: Option<String>,
 }
 
 impl Default for SiteConfig {
@@ -80,6 +83,7 @@ impl Default for SiteConfig {
             provisioning_check_minutes: DEFAULT_PROVISIONING_CHECK_MINUTES,
             provisioning_max_minutes: DEFAULT_PROVISIONING_MAX_MINUTES,
             log_max_kib: DEFAULT_LOG_MAX_KIB,
+            content_validation_cron: None,
         }
     }
 }

@@ -14,12 +14,13 @@ pub struct Migrations {
     pub steps: &'static [&'static str],
 }
 
-fn all_migrations() -> [&'static Migrations; 4] {
+fn all_migrations() -> [&'static Migrations; 5] {
     [
         &crate::library::MIGRATIONS,
         &crate::image::MIGRATIONS,
         &crate::servicing::MIGRATIONS,
         &crate::schedule::MIGRATIONS,
+        &crate::distribution::MIGRATIONS,
     ]
 }
 

@@ -1,0 +1,526 @@
+//! `ois dp …`, `ois content locate` and `ois image distribute`.
+
+use clap::{Args, Subcommand};
+use serde_json::json;
+
+use super::commands::CliError;
+use super::render::{self, bytes, opt};
+use ois::distribution::{
+    self, hresult, Distribution, DistributionError, DistributionPoint, DpOutcome, DpProperties, Nal,
+};
+use ois::image;
+use ois::site::Site;
+
+#[derive(Subcommand, Debug)]
+pub enum DpCommand {
+    /// Add a distribution point
+    Add {
+        /// NAL path, e.g. ["Display=\\DP01.contoso.com\"]MSWNET:["SMS_SITE=PS1"]\\DP01.contoso.com\
+        nal_path: String,
+        /// Directory or mounted share (absolute path), or http(s)://HOST/PATH (WebDAV)
+        #[arg(long)]
+        target: String,
+        #[command(flatten)]
+        props: PropArgs,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List distribution points
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Properties of a distribution point and the status of every image version on it
+    Show {
+        nal_path: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Change properties (refused while the DP is in maintenance mode)
+    Set {
+        nal_path: String,
+        #[arg(long)]
+        target: Option<String>,
+        #[command(flatten)]
+        props: PropArgs,
+        /// Boundary group to drop
+        #[arg(long = "remove-boundary-group", value_name = "G")]
+        remove_boundary_groups: Vec<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Forget a distribution point (its content stays on the target)
+    Remove { nal_path: String },
+    /// SetDPMaintenanceMode: MODE 1 enables, 0 disables; prints the uint32 result
+    SetMaintenanceMode {
+        nal_path: String,
+        /// 1 enables, 0 disables
+        #[arg(allow_hyphen_values = true)]
+        mode: String,
+    },
+    /// Re-hash what each DP holds against the site database
+    Validate {
+        nal_path: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Send pending and failed distributions whose retry time has come
+    Retry {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Move DP content to the current layout (DPs in maintenance mode included)
+    Upgrade {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Args, Debug, Clone, Default)]
+pub struct PropArgs {
+    #[arg(long)]
+    pub description: Option<String>,
+    /// Boundary group (repeat for several)
+    #[arg(long = "boundary-group", value_name = "G")]
+    pub boundary_groups: Vec<String>,
+    /// Storage option KEY=VALUE for the target's service (e.g. region=eu-west-1)
+    #[arg(long = "setting", value_name = "KEY=VALUE")]
+    pub settings: Vec<String>,
+    /// Credential KEY=ENVVAR: the value is read from environment variable ENVVAR, so it never
+    /// appears on a command line (e.g. --secret password=DP01_PASSWORD)
+    #[arg(long = "secret", value_name = "KEY=ENVVAR")]
+    pub secrets: Vec<String>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ContentCommand {
+    /// Distribution points a client may download the image from (not those in maintenance mode)
+    Locate {
+        image: String,
+        /// Only DPs in this boundary group
+        #[arg(long)]
+        boundary_group: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Args, Debug)]
+pub struct DistributeArgs {
+    pub image: String,
+    /// Distribution points (NAL paths); they become assigned to the image. Default: every DP
+    /// that holds the image or is assigned to it
+    #[arg(long = "dp", value_name = "NALPATH")]
+    pub dps: Vec<String>,
+    /// Transfers at once
+    #[arg(long, default_value_t = distribution::DEFAULT_JOBS)]
+    pub jobs: usize,
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn key_value(s: &str, what: &str) -> Result<(String, String), CliError> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.to_string())),
+        _ => Err(CliError::Usage(format!("{what} {s:?}: use KEY=VALUE"))),
+    }
+}
+
+fn properties(
+    target: Option<String>,
+    p: &PropArgs,
+    remove: &[String],
+) -> Result<DpProperties, CliError> {
+    let mut secrets = Vec::new();
+    for s in &p.secrets {
+        let (k, var) = key_value(s, "--secret")?;
+        let value = std::env::var(&var).map_err(|_| {
+            CliError::Usage(format!(
+                "--secret {k}={var}: environment variable {var} is not set"
+            ))
+        })?;
+        secrets.push((k, value));
+    }
+    Ok(DpProperties {
+        target,
+        description: p.description.clone(),
+        add_boundary_groups: p.boundary_groups.clone(),
+        remove_boundary_groups: remove.to_vec(),
+        settings: p
+            .settings
+            .iter()
+            .map(|s| key_value(s, "--setting"))
+            .collect::<Result<_, _>>()?,
+        secrets,
+    })
+}
+
+pub fn run(site: &Site, cmd: DpCommand) -> Result<u8, CliError> {
+    match cmd {
+        DpCommand::Add {
+            nal_path,
+            target,
+            props,
+            json,
+        } => {
+            let dp = distribution::add(site, &nal_path, &properties(Some(target), &props, &[])?)?;
+            if json {
+                render::json(&dp);
+            } else {
+                println!("Added distribution point {}", dp.nal_path);
+            }
+            Ok(0)
+        }
+        DpCommand::List { json } => {
+            let dps = distribution::list(site)?;
+            if json {
+                render::json(&dps);
+                return Ok(0);
+            }
+            let rows: Vec<Vec<String>> = dps
+                .iter()
+                .map(|d| {
+                    vec![
+                        d.server.clone(),
+                        d.site_code.clone(),
+                        if d.maintenance_mode { "On" } else { "Off" }.into(),
+                        if d.boundary_groups.is_empty() {
+                            "-".into()
+                        } else {
+                            d.boundary_groups.join(", ")
+                        },
+                        d.target.clone(),
+                    ]
+                })
+                .collect();
+            render::table(
+                &[
+                    "Server",
+                    "Site",
+                    "Maintenance mode",
+                    "Boundary groups",
+                    "Target",
+                ],
+                &rows,
+            );
+            Ok(0)
+        }
+        DpCommand::Show { nal_path, json } => {
+            let (dp, dists) = distribution::show(site, &nal_path)?;
+            if json {
+                render::json(&json!({"dp": dp, "distributions": dists}));
+            } else {
+                print_dp(&dp);
+                println!("\nContent");
+                print_distributions(&dists, false);
+            }
+            Ok(0)
+        }
+        DpCommand::Set {
+            nal_path,
+            target,
+            props,
+            remove_boundary_groups,
+            json,
+        } => {
+            let p = properties(target, &props, &remove_boundary_groups)?;
+            let dp = distribution::set(site, &nal_path, &p)?;
+            if json {
+                render::json(&dp);
+            } else {
+                print_dp(&dp);
+            }
+            Ok(0)
+        }
+        DpCommand::Remove { nal_path } => {
+            let dp = distribution::remove(site, &nal_path)?;
+            println!(
+                "Removed distribution point {}; its content on {} is kept",
+                dp.nal_path, dp.target
+            );
+            Ok(0)
+        }
+        DpCommand::SetMaintenanceMode { nal_path, mode } => {
+            set_maintenance_mode(site, &nal_path, &mode)
+        }
+        DpCommand::Validate { nal_path, json } => {
+            let nal = nal_path
+                .as_deref()
+                .map(Nal::parse)
+                .transpose()
+                .map_err(DistributionError::MalformedNal)?;
+            let results = distribution::validate(site, nal.as_ref())?;
+            let bad = results.iter().filter(|r| !r.ok).count();
+            if json {
+                render::json(&results);
+            } else {
+                for r in &results {
+                    match &r.problem {
+                        None => println!("OK      {}  {}  {}", server(&r.dp), r.image, r.sha256),
+                        Some(p) => println!("Failed  {}  {}  {p}", server(&r.dp), r.image),
+                    }
+                }
+                println!("{} checked, {} failed", results.len(), bad);
+            }
+            Ok(u8::from(bad > 0))
+        }
+        DpCommand::Retry { json } => {
+            let outcomes = distribution::retry_due(site)?;
+            print_outcomes(&outcomes, json)
+        }
+        DpCommand::Upgrade { json } => {
+            let ups = distribution::upgrade_layouts(site)?;
+            if json {
+                render::json(&ups);
+            } else if ups.is_empty() {
+                println!("Every distribution point has the current content layout");
+            } else {
+                for u in &ups {
+                    match &u.error {
+                        None => println!("{}: layout {} -> {}", server(&u.dp), u.from, u.to),
+                        Some(e) => println!("{}: layout {} kept: {e}", server(&u.dp), u.from),
+                    }
+                }
+            }
+            Ok(u8::from(ups.iter().any(|u| u.error.is_some())))
+        }
+    }
+}
+
+fn server(nal_path: &str) -> String {
+    Nal::parse(nal_path).map_or_else(|_| nal_path.to_string(), |n| n.server)
+}
+
+/// Prints the uint32 result on stdout, as the WMI method returns it; the reason on stderr.
+fn set_maintenance_mode(site: &Site, nal_path: &str, mode: &str) -> Result<u8, CliError> {
+    let result = mode
+        .trim()
+        .parse::<u32>()
+        .map_err(|_| DistributionError::InvalidMode(mode.to_string()))
+        .and_then(|m| {
+            // A malformed NAL path is reported before a bad MODE, as the method checks its
+            // first argument first.
+            Nal::parse(nal_path).map_err(DistributionError::MalformedNal)?;
+            distribution::change_maintenance_mode(site, nal_path, m)
+        });
+    match result {
+        Ok(change) => {
+            for image in &change.unserved_images {
+                eprintln!(
+                    "warning: image {image} has no other distribution point outside maintenance \
+                     mode: clients cannot download it until maintenance mode is disabled"
+                );
+            }
+            println!("{}", hresult::S_OK);
+            if change.mode == 0 {
+                let outcomes = distribution::send_pending(site, nal_path)?;
+                for o in &outcomes {
+                    eprintln!("{}", outcome_line(o));
+                }
+                if outcomes
+                    .iter()
+                    .any(|o| o.status != distribution::DistStatus::Installed)
+                {
+                    eprintln!("warning: some pending distributions failed; see `ois dp show`");
+                }
+            }
+            Ok(0)
+        }
+        Err(e) => {
+            let code = match (&e, Nal::parse(nal_path)) {
+                (_, Err(_)) => hresult::E_INVALIDARG,
+                _ => e.hresult(),
+            };
+            println!("{code}");
+            eprintln!("error: 0x{code:08X} {}: {e}", hresult::name(code));
+            Ok(1)
+        }
+    }
+}
+
+fn print_dp(dp: &DistributionPoint) {
+    println!("Distribution point  {}", dp.nal_path);
+    println!("Server              {}", dp.server);
+    println!("Site code           {}", dp.site_code);
+    println!("Target              {}", dp.target);
+    println!("Description         {}", opt(&dp.description));
+    println!(
+        "Boundary groups     {}",
+        if dp.boundary_groups.is_empty() {
+            "-".into()
+        } else {
+            dp.boundary_groups.join(", ")
+        }
+    );
+    for (k, v) in &dp.settings {
+        println!("Setting             {k} = {v}");
+    }
+    for k in &dp.secrets {
+        println!("Secret              {k} (set)");
+    }
+    match &dp.maintenance_mode {
+        true => println!(
+            "Maintenance mode    On since {} (properties are read-only)",
+            opt(&dp.maintenance_since)
+        ),
+        false => println!("Maintenance mode    Off"),
+    }
+    println!("Content layout      {}", dp.layout_version);
+}
+
+/// Status rows; `by_dp` names the DP in each row (for `image show`), else the image.
+pub(super) fn print_distributions(dists: &[Distribution], by_dp: bool) {
+    if dists.is_empty() {
+        println!("  (none)");
+        return;
+    }
+    let rows: Vec<Vec<String>> = dists
+        .iter()
+        .map(|d| {
+            vec![
+                if by_dp {
+                    d.server.clone()
+                } else {
+                    d.image.clone()
+                },
+                format!(
+                    "{}{}",
+                    &d.sha256[..d.sha256.len().min(16)],
+                    if d.current { "" } else { " (older)" }
+                ),
+                bytes(d.size_bytes),
+                d.status.as_str().to_string(),
+                opt(&d.installed_at),
+                opt(&d.error),
+            ]
+        })
+        .collect();
+    render::table(
+        &[
+            if by_dp { "  DP" } else { "  Image" },
+            "Version (SHA-256)",
+            "Size",
+            "Status",
+            "Installed",
+            "Error",
+        ],
+        &rows
+            .into_iter()
+            .map(|mut r| {
+                r[0] = format!("  {}", r[0]);
+                r
+            })
+            .collect::<Vec<_>>(),
+    );
+}
+
+pub(super) fn outcome_line(o: &DpOutcome) -> String {
+    format!(
+        "{}: {} {} ({}{}){}",
+        server(&o.dp),
+        o.image,
+        o.status.as_str(),
+        o.action,
+        if o.bytes_sent > 0 {
+            format!(", {} in {:.1} s", bytes(o.bytes_sent), o.seconds)
+        } else {
+            String::new()
+        },
+        o.error.as_ref().map_or(String::new(), |e| format!(": {e}"))
+    )
+}
+
+/// Exit 0 only when every DP outside maintenance mode has the content.
+pub(super) fn print_outcomes(outcomes: &[DpOutcome], json: bool) -> Result<u8, CliError> {
+    if json {
+        render::json(&outcomes);
+    } else {
+        for o in outcomes {
+            println!("{}", outcome_line(o));
+        }
+    }
+    Ok(u8::from(
+        outcomes
+            .iter()
+            .any(|o| o.status == distribution::DistStatus::Failed),
+    ))
+}
+
+pub fn distribute(site: &Site, args: &DistributeArgs) -> Result<u8, CliError> {
+    let nals: Vec<Nal> = args
+        .dps
+        .iter()
+        .map(|s| Nal::parse(s).map_err(DistributionError::MalformedNal))
+        .collect::<Result<_, _>>()?;
+    let img = image::find(&site.database()?, &args.image)?;
+    let outcomes = distribution::distribute_image_with(
+        site,
+        img.id,
+        (!nals.is_empty()).then_some(nals.as_slice()),
+        args.jobs,
+    )?;
+    if outcomes.is_empty() {
+        return Err(CliError::Usage(format!(
+            "image {} is on no distribution point and assigned to none: name one with --dp NALPATH",
+            img.name
+        )));
+    }
+    print_outcomes(&outcomes, args.json)
+}
+
+/// After a successful servicing run with --update-dps: send the new version out.
+pub fn update_dps(site: &Site, image_name: &str, json: bool) -> Result<u8, CliError> {
+    let img = image::find(&site.database()?, image_name)?;
+    let outcomes = distribution::distribute_image(site, img.id, None)?;
+    if outcomes.is_empty() {
+        if !json {
+            println!(
+                "  {}: on no distribution point; nothing to update",
+                img.name
+            );
+        }
+        return Ok(0);
+    }
+    if json {
+        for o in &outcomes {
+            render::json_line(&json!({"distribution": o}));
+        }
+        return Ok(u8::from(
+            outcomes
+                .iter()
+                .any(|o| o.status == distribution::DistStatus::Failed),
+        ));
+    }
+    for o in &outcomes {
+        println!("  {}", outcome_line(o));
+    }
+    Ok(u8::from(
+        outcomes
+            .iter()
+            .any(|o| o.status == distribution::DistStatus::Failed),
+    ))
+}
+
+pub fn content(site: &Site, cmd: ContentCommand) -> Result<u8, CliError> {
+    match cmd {
+        ContentCommand::Locate {
+            image,
+            boundary_group,
+            json,
+        } => {
+            let locations = distribution::locate(site, &image, boundary_group.as_deref())?;
+            if json {
+                render::json(&locations);
+            } else {
+                for l in &locations {
+                    println!("{}  {}", l.server, l.location);
+                }
+            }
+            if locations.is_empty() {
+                eprintln!("no distribution point can serve image {image} now");
+                return Ok(1);
+            }
+            Ok(0)
+        }
+    }
+}

@@ -1,0 +1,207 @@
+//! One image version to one DP: write under a temporary name, hash what landed, move it into
+//! place. A client asking for the final name sees the old version or the whole new one,
+//! never part of it.
+
+use std::fs::File;
+use std::io::Read;
+use std::path::Path;
+
+use opendal::blocking::Operator;
+use sha2::{Digest, Sha256};
+
+use super::layout;
+use crate::fsutil::hex;
+
+/// Chunk size for uploads and hashing: large enough for throughput, small enough that a
+/// streaming service does not hold much in memory.
+const CHUNK: usize = 8 << 20;
+
+/// Why a transfer failed, and whether trying again at once may help: a refused login or a
+/// changed source file will not get better within seconds; a dropped connection may.
+#[derive(Debug)]
+pub struct Failure {
+    pub message: String,
+    pub retry: bool,
+}
+
+impl Failure {
+    fn storage(context: String, e: opendal::Error) -> Failure {
+        use opendal::ErrorKind as K;
+        Failure {
+            retry: !matches!(
+                e.kind(),
+                K::PermissionDenied
+                    | K::ConfigInvalid
+                    | K::Unsupported
+                    | K::IsADirectory
+                    | K::NotADirectory
+            ),
+            message: format!("{context}: {e}"),
+        }
+    }
+
+    fn io(context: String, e: std::io::Error) -> Failure {
+        Failure {
+            retry: true,
+            message: format!("{context}: {e}"),
+        }
+    }
+
+    fn permanent(message: String) -> Failure {
+        Failure {
+            retry: false,
+            message,
+        }
+    }
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sent {
+    /// The bytes went over the wire.
+    Sent(u64),
+    /// The DP already held identical content under the final name.
+    AlreadyThere,
+}
+
+/// SHA-256 and length of a file on the target.
+pub fn hash_remote(op: &Operator, path: &str) -> Result<(String, u64), Failure> {
+    let reader = op
+        .reader(path)
+        .and_then(|r| r.into_std_read(..))
+        .map_err(|e| Failure::storage(format!("cannot read {path}"), e))?;
+    hash_reader(reader).map_err(|e| Failure::io(format!("cannot read {path}"), e))
+}
+
+fn hash_reader(mut reader: impl Read) -> std::io::Result<(String, u64)> {
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut total = 0u64;
+    loop {
+        let n = match reader.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        hasher.update(&buf[..n]);
+        total += n as u64;
+    }
+    Ok((hex(&hasher.finalize()), total))
+}
+
+/// Sends `local` (whose catalog SHA-256 is `sha256`) to the DP behind `op`.
+pub fn send(
+    op: &Operator,
+    local: &Path,
+    image_id: i64,
+    sha256: &str,
+    size: u64,
+) -> Result<Sent, Failure> {
+    let final_path = layout::content_path(image_id, sha256);
+    // Content put there by an earlier run whose record was lost, or copied by hand: hashing it
+    // costs a read, sending it again costs a write of the same bytes and a read.
+    if op
+        .stat(&final_path)
+        .is_ok_and(|m| m.content_length() == size)
+        && hash_remote(op, &final_path).is_ok_and(|(h, _)| h == sha256)
+    {
+        layout::write_sidecar(op, image_id, sha256)
+            .map_err(|e| Failure::storage("cannot write the checksum file".into(), e))?;
+        return Ok(Sent::AlreadyThere);
+    }
+    let partial = layout::partial_path(image_id, sha256);
+    let local_hash = upload(op, local, &partial)?;
+    if local_hash != sha256 {
+        let _ = op.delete(&partial);
+        return Err(Failure::permanent(format!(
+            "{} changed since the catalog recorded it (SHA-256 {local_hash}, catalog {sha256}): \
+             it was not distributed",
+            local.display()
+        )));
+    }
+    let (landed, landed_size) = hash_remote(op, &partial)?;
+    if landed != sha256 || landed_size != size {
+        let _ = op.delete(&partial);
+        return Err(Failure::io(
+            "verification".into(),
+            std::io::Error::other(format!(
+            "what landed on the DP differs from the image: SHA-256 {landed} ({landed_size} bytes), \
+             expected {sha256} ({size} bytes)"
+        )),
+        ));
+    }
+    op.rename(&partial, &final_path)
+        .map_err(|e| Failure::storage(format!("cannot move {partial} to {final_path}"), e))?;
+    layout::write_sidecar(op, image_id, sha256)
+        .map_err(|e| Failure::storage("cannot write the checksum file".into(), e))?;
+    layout::write_marker(op)
+        .map_err(|e| Failure::storage(format!("cannot write {}", layout::MARKER), e))?;
+    Ok(Sent::Sent(size))
+}
+
+/// Sends the local file to `dest`, returning the SHA-256 of what was read. Services that take
+/// a file in several writes get it in chunks; the others (WebDAV: one PUT) get one buffer
+/// holding the whole file, as they would collect it anyway.
+fn upload(op: &Operator, local: &Path, dest: &str) -> Result<String, Failure> {
+    let mut file = File::open(local)
+        .map_err(|e| Failure::permanent(format!("cannot open {}: {e}", local.display())))?;
+    let write_err = |e| Failure::storage(format!("cannot write {dest}"), e);
+    let read_err = |e| Failure::io(format!("cannot read {}", local.display()), e);
+    let mut hasher = Sha256::new();
+    if !op.info().capability().write_can_multi {
+        let size = file.metadata().map_err(read_err)?.len();
+        let mut whole = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
+        file.read_to_end(&mut whole).map_err(read_err)?;
+        hasher.update(&whole);
+        op.write(dest, whole).map_err(write_err)?;
+        return Ok(hex(&hasher.finalize()));
+    }
+    let mut writer = op.writer(dest).map_err(write_err)?;
+    loop {
+        let mut buf = vec![0u8; CHUNK];
+        let n = read_full(&mut file, &mut buf).map_err(read_err)?;
+        if n == 0 {
+            break;
+        }
+        buf.truncate(n);
+        hasher.update(&buf);
+        writer.write(buf).map_err(write_err)?;
+    }
+    writer.close().map_err(write_err)?;
+    Ok(hex(&hasher.finalize()))
+}
+
+fn read_full(file: &mut File, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match file.read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(filled)
+}
+
+/// Removes a version's files from the DP; files already gone are fine.
+pub fn remove_version(op: &Operator, image_id: i64, sha256: &str) -> Result<(), String> {
+    for path in [
+        layout::content_path(image_id, sha256),
+        layout::sidecar_path(image_id, sha256),
+        layout::partial_path(image_id, sha256),
+    ] {
+        match op.delete(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == opendal::ErrorKind::NotFound => {}
+            Err(e) => return Err(format!("cannot delete {path}: {e}")),
+        }
+    }
+    Ok(())
+}
