@@ -183,7 +183,7 @@ fn remove_leftovers(
         .ok()
         .flatten()
         .flatten();
-    let mut candidates = vec![site.staging_root().join(format!("run-{run_id}"))];
+    let mut candidates = vec![site.stage_dir(run_id)];
     if let Some(dir) = recorded.map(PathBuf::from) {
         if !candidates.contains(&dir) {
             candidates.push(dir);

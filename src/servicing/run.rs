@@ -140,9 +140,7 @@ fn start(
             "UPDATE servicing_runs SET stage_dir = ?2, log_path = ?3 WHERE id = ?1",
             params![
                 run_id,
-                site.staging_root()
-                    .join(format!("run-{run_id}"))
-                    .to_string_lossy(),
+                site.stage_dir(run_id).to_string_lossy(),
                 crate::log::run_log_path(&site.logs_dir(), run_id).to_string_lossy()
             ],
         )?;
@@ -200,7 +198,7 @@ fn service(
     stop_if_canceled()?;
 
     let staging_root = site.staging_root();
-    let stage = Stage::create(&staging_root, run_id).map_err(|e| {
+    let stage = Stage::create(site.stage_dir(run_id)).map_err(|e| {
         format!(
             "cannot create the staging folder in {}: {e}",
             staging_root.display()

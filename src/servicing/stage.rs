@@ -10,10 +10,17 @@ pub struct Stage {
 }
 
 impl Stage {
-    pub fn create(staging_root: &Path, run_id: i64) -> std::io::Result<Stage> {
-        let dir = staging_root.join(format!("run-{run_id}"));
+    /// Creates the run's stage. An existing folder of that name is not this run's (run ids
+    /// are never reused), so it is left alone and the run stops.
+    pub fn create(dir: PathBuf) -> std::io::Result<Stage> {
         if dir.exists() {
-            std::fs::remove_dir_all(&dir)?;
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::AlreadyExists,
+                format!(
+                    "{} already exists and is not this run's: remove it if no servicing uses it",
+                    dir.display()
+                ),
+            ));
         }
         std::fs::create_dir_all(&dir)?;
         Ok(Stage { dir })

@@ -112,6 +112,16 @@ impl Site {
         Database::open(&self.root.join(DATABASE_FILE))
     }
 
+    /// The stage of one run: `<staging root>/<site tag>-run-N`. The tag (from the site's path)
+    /// keeps two sites that share a servicing drive out of each other's stages.
+    pub fn stage_dir(&self, run_id: i64) -> PathBuf {
+        use sha2::Digest;
+        let root = std::fs::canonicalize(&self.root).unwrap_or_else(|_| self.root.clone());
+        let digest = sha2::Sha256::digest(root.to_string_lossy().as_bytes());
+        let tag = crate::fsutil::hex(&digest[..4]);
+        self.staging_root().join(format!("{tag}-run-{run_id}"))
+    }
+
     /// The folder where servicing runs stage their work:
     /// `<servicing drive>/ConfigMgr_OfflineImageServicing`. A configured drive that does not
     /// exist behaves as Automatic (the site's own drive), as Configuration Manager does.
@@ -127,5 +137,23 @@ impl Site {
                 self.root.join(STAGING_FOLDER)
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sites_sharing_a_servicing_drive_get_their_own_stages() {
+        let shared = tempfile::tempdir().expect("drive");
+        let sites = tempfile::tempdir().expect("sites");
+        let drive = ServicingDrive::Path(shared.path().to_path_buf());
+        let a = Site::init(&sites.path().join("a"), drive.clone()).expect("site a");
+        let b = Site::init(&sites.path().join("b"), drive).expect("site b");
+        assert_eq!(a.staging_root(), b.staging_root());
+        assert_ne!(a.stage_dir(1), b.stage_dir(1));
+        assert_eq!(a.stage_dir(1), a.stage_dir(1));
+        assert!(a.stage_dir(1).starts_with(shared.path().join(STAGING_FOLDER)));
     }
 }
