@@ -83,6 +83,7 @@ pub fn run(cli: Cli) -> Result<u8, CliError> {
             image_applicable(&Site::open(&cli.site)?, &image, &filter)
         }
         Command::Service(args) => service(&Site::open(&cli.site)?, &args),
+        Command::Bench(cmd) => super::bench::run(cmd),
         Command::Quickstart => super::quickstart::run(&cli.site),
     }
 }

@@ -1,5 +1,6 @@
 //! Command-line interface: argument definitions, and rendering of what the engine returns.
 
+mod bench;
 mod commands;
 mod quickstart;
 mod render;
@@ -45,6 +46,9 @@ pub enum Command {
     Service(ServiceArgs),
     /// Create a sample image and packages on the site, service it, and show what changed
     Quickstart,
+    /// Benchmarks: generate realistic input, compare ois with other ways to service
+    #[command(subcommand)]
+    Bench(bench::BenchCommand),
 }
 
 #[derive(Subcommand, Debug)]

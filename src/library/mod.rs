@@ -1,6 +1,7 @@
 //! The content library: update packages validated once, their payload stored once by SHA-256,
 //! their metadata in the site database (tables `updates`, `update_files`).
 
+mod cabfolder;
 pub mod manifest;
 mod package;
 mod store;
@@ -445,23 +446,43 @@ fn validate(origin: &Path, incoming: &Path) -> Result<Validated, LibraryError> {
         path: incoming.to_path_buf(),
         source: e,
     })?;
+    let mut wanted = Vec::with_capacity(payload.len());
     for path in payload.values() {
-        let f = package
-            .file(path)
-            .ok_or_else(|| invalid(vec![format!("payload {path} is missing")]))?;
-        let mut reader = package.reader(f).map_err(|e| invalid(vec![e]))?;
-        let (received, sha256, size) = FileStore::receive(incoming, files.len(), &mut reader)
-            .map_err(|e| LibraryError::Io {
-                path: origin.join(path),
-                source: e,
-            })?;
-        let file = PayloadFile {
-            path: f.path.clone(),
-            sha256,
-            size,
-        };
-        files.push((file, received));
+        wanted.push(
+            package
+                .file(path)
+                .ok_or_else(|| invalid(vec![format!("payload {path} is missing")]))?,
+        );
     }
+    // Received in the package's own order (fast for CABs), listed in path order (the digest's).
+    let mut received_files: BTreeMap<String, (PayloadFile, PathBuf)> = BTreeMap::new();
+    let mut io_error = None;
+    package
+        .read_each(&wanted, &mut |f, reader| match FileStore::receive(
+            incoming,
+            received_files.len(),
+            reader,
+        ) {
+            Ok((received, sha256, size)) => {
+                let file = PayloadFile {
+                    path: f.path.clone(),
+                    sha256,
+                    size,
+                };
+                received_files.insert(f.path.to_lowercase(), (file, received));
+                Ok(())
+            }
+            Err(e) => {
+                let message = e.to_string();
+                io_error = Some(LibraryError::Io {
+                    path: origin.join(&f.path),
+                    source: e,
+                });
+                Err(message)
+            }
+        })
+        .map_err(|e| io_error.take().unwrap_or_else(|| invalid(vec![e])))?;
+    files.extend(received_files.into_values());
     let mut hasher = Sha256::new();
     hasher.update(serde_json::to_vec(&manifest).unwrap_or_default());
     for (f, _) in &files {
@@ -473,4 +494,30 @@ fn validate(origin: &Path, incoming: &Path) -> Result<Validated, LibraryError> {
         files,
         digest: hex(&hasher.finalize()),
     })
+}
+
+/// Reads a package (directory or CAB), writes its files under `dest` and returns its parsed
+/// manifest: what other tools need to apply the same package (benchmark baselines).
+pub fn unpack(origin: &Path, dest: &Path) -> Result<Manifest, LibraryError> {
+    let invalid = |problems: Vec<String>| LibraryError::InvalidPackage {
+        origin: origin.to_path_buf(),
+        problems,
+    };
+    let package = Package::open(origin).map_err(|e| invalid(vec![e]))?;
+    let manifest = manifest::parse(&package.read_manifest().map_err(|e| invalid(vec![e]))?)
+        .map_err(invalid)?;
+    let all: Vec<&package::PackageFile> = package.files_under_root();
+    package
+        .read_each(&all, &mut |f, reader| {
+            let target = dest.join(&f.path);
+            if let Some(dir) = target.parent() {
+                std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+            }
+            let mut out =
+                std::fs::File::create(&target).map_err(|e| format!("{}: {e}", target.display()))?;
+            std::io::copy(reader, &mut out).map_err(|e| format!("{}: {e}", target.display()))?;
+            Ok(())
+        })
+        .map_err(|e| invalid(vec![e]))?;
+    Ok(manifest)
 }

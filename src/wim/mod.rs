@@ -499,6 +499,39 @@ impl Wim {
         self.check("extracting an image from", rc)
     }
 
+    /// Bytes stored and bytes they expand to, over every blob of the WIM (file data only).
+    pub fn blob_totals(&self) -> Result<(u64, u64), WimError> {
+        unsafe extern "C" fn add(
+            r: *const sys::wimlib_resource_entry,
+            ctx: *mut std::ffi::c_void,
+        ) -> c_int {
+            // SAFETY: wimlib passes a valid entry; ctx is the (u64, u64) below.
+            let (r, totals) = unsafe { (&*r, &mut *(ctx as *mut (u64, u64))) };
+            if r.is_metadata() == 0 {
+                // Solid blobs share one resource: count it through its first blob only.
+                if r.packed() == 0 {
+                    totals.0 += r.compressed_size;
+                    totals.1 += r.uncompressed_size;
+                } else if r.offset == 0 {
+                    totals.0 += r.raw_resource_compressed_size;
+                    totals.1 += r.raw_resource_uncompressed_size;
+                }
+            }
+            0
+        }
+        let mut totals = (0u64, 0u64);
+        let rc = unsafe {
+            sys::wimlib_iterate_lookup_table(
+                self.raw,
+                0,
+                Some(add),
+                &mut totals as *mut (u64, u64) as *mut std::ffi::c_void,
+            )
+        };
+        self.check("listing the blobs of", rc)?;
+        Ok(totals)
+    }
+
     pub(crate) fn raw(&self) -> *mut sys::WIMStruct {
         self.raw
     }
