@@ -153,7 +153,7 @@ impl Block {
                     let r = rng.next_u64();
                     out.push(OPS[(r % OPS.len() as u64) as usize]);
                     out.push(OPS[((r >> 8) % OPS.len() as u64) as usize]);
-                    if (r >> 16) % 6 == 0 {
+                    if (r >> 16).is_multiple_of(6) {
                         out.extend_from_slice(&((r >> 24) as u16).to_le_bytes());
                     } else {
                         out.push((r >> 24) as u8 & 0x0f);
@@ -173,7 +173,7 @@ impl Block {
                         _ => out.push(b' '),
                     }
                     out.extend_from_slice(w.as_bytes());
-                    if (r >> 12) % 4 == 0 {
+                    if (r >> 12).is_multiple_of(4) {
                         out.extend_from_slice(format!("{}", (r >> 20) % 100_000).as_bytes());
                     }
                 }

@@ -162,6 +162,12 @@ fn service(
 
     step("checking the original image");
     let original_state = check_original(img)?;
+    // The full hash runs beside staging, applying and writing, on the core wimlib leaves
+    // idle; it is checked before the original is used as verified or replaced.
+    let original_hash = {
+        let path = img.path.clone();
+        std::thread::spawn(move || hash_file(&path))
+    };
 
     let staging_root = site.staging_root();
     let stage = Stage::create(&staging_root, run_id).map_err(|e| {
@@ -276,7 +282,10 @@ fn service(
     }
 
     step("verifying the serviced image");
-    commit::verify(&output, count, &mut on_progress).map_err(|e| {
+    check_original_hash(img, original_hash)?;
+    let verified_base = image::verified_sha256(db, img.id).is_some_and(|v| v == img.sha256);
+    let base = verified_base.then_some(img.path.as_path());
+    let output_hash = commit::verify(&output, base, count, &mut on_progress).map_err(|e| {
         format!(
             "the serviced image failed verification, so the original was kept unchanged: {}",
             wim_message(name, &e)
@@ -297,7 +306,7 @@ fn service(
         .into());
     }
     step("replacing the original image");
-    let replaced = commit::replace(&output, &img.path, run_id).map_err(|e| {
+    let replaced = commit::replace(&output, &img.path, run_id, &output_hash).map_err(|e| {
         format!(
             "cannot replace {}: {e}; the original is unchanged",
             img.path.display()
@@ -436,26 +445,38 @@ fn metadata_state(path: &Path) -> Option<FileState> {
         .map(|m| (m.len(), m.modified().ok()))
 }
 
-/// The original must be the file that was registered: same size and SHA-256.
+/// The original must be the file that was registered: same size here, same SHA-256 checked by
+/// [`check_original_hash`] before anything relies on it.
 fn check_original(img: &Image) -> Result<FileState, Ended> {
     let state = metadata_state(&img.path).ok_or_else(|| {
         format!("WIM file {} of image {} is missing: restore it, or register the new location (`ois image remove`, then `ois image import`)", img.path.display(), img.name)
     })?;
-    let changed = || {
-        Ended::from(format!(
-            "{} changed on disk since ois registered it (size or SHA-256 differ): nothing was done; check who changed it, then register it again (`ois image remove`, then `ois image import`)",
-            img.path.display()
-        ))
-    };
     if state.0 != img.size_bytes {
-        return Err(changed());
-    }
-    let (sha256, _) =
-        hash_file(&img.path).map_err(|e| format!("cannot read {}: {e}", img.path.display()))?;
-    if sha256 != img.sha256 {
-        return Err(changed());
+        return Err(changed(img));
     }
     Ok(state)
+}
+
+/// The full check of the original, hashed in the background since the run started.
+fn check_original_hash(
+    img: &Image,
+    hashing: std::thread::JoinHandle<std::io::Result<(String, u64)>>,
+) -> Result<(), Ended> {
+    let hashed = hashing
+        .join()
+        .unwrap_or_else(|_| Err(std::io::Error::other("the hashing thread panicked")));
+    let (sha256, _) = hashed.map_err(|e| format!("cannot read {}: {e}", img.path.display()))?;
+    if sha256 != img.sha256 {
+        return Err(changed(img));
+    }
+    Ok(())
+}
+
+fn changed(img: &Image) -> Ended {
+    Ended::from(format!(
+        "{} changed on disk since ois registered it (size or SHA-256 differ): nothing was done; check who changed it, then register it again (`ois image remove`, then `ois image import`)",
+        img.path.display()
+    ))
 }
 
 /// The run needs room for the staged payload and a full new WIM in the stage, and, when the

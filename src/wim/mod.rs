@@ -6,6 +6,7 @@
 
 mod diagnostics;
 mod progress;
+mod resource;
 mod tree;
 
 use std::ffi::{c_int, CStr, CString};
@@ -17,6 +18,7 @@ use std::sync::OnceLock;
 use wimlib::sys;
 
 pub use progress::{Progress, ProgressEvent};
+pub use resource::{same_bytes, verify_blobs, Blob};
 pub use tree::TreeEntry;
 
 /// A failure reported by wimlib, with the file and the operation it concerned.
