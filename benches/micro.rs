@@ -40,13 +40,13 @@ fn update(i: usize) -> Update {
             id: format!("KB{:07}", 5_000_000 + i),
             title: format!("Update {i}"),
             classification: Some("Security Updates".into()),
-            architecture: if i % 3 == 0 {
+            architecture: if i.is_multiple_of(3) {
                 Architecture::X86
             } else {
                 Architecture::X64
             },
             // Chains of supersedence, as monthly cumulative updates form.
-            supersedes: if i % 10 == 0 {
+            supersedes: if i.is_multiple_of(10) {
                 Vec::new()
             } else {
                 vec![format!("KB{:07}", 5_000_000 + i - 1)]
@@ -55,7 +55,7 @@ fn update(i: usize) -> Update {
             applies_to: AppliesTo {
                 min_build: Some(22000 + (i % 7) as u32 * 100),
                 max_build: None,
-                editions: if i % 4 == 0 {
+                editions: if i.is_multiple_of(4) {
                     vec!["Enterprise".into()]
                 } else {
                     Vec::new()
@@ -81,7 +81,7 @@ fn index(i: u32) -> IndexDetail {
             build: Some(22631),
             version: None,
             edition: Some(
-                if i % 2 == 0 {
+                if i.is_multiple_of(2) {
                     "Enterprise"
                 } else {
                     "Professional"
