@@ -387,6 +387,21 @@ pub fn remove(db: &Database, image: &Image) -> Result<(), ImageError> {
     Ok(())
 }
 
+/// The compression types of the registered images.
+pub fn compressions(db: &Database) -> Result<Vec<crate::wim::Compression>, ImageError> {
+    let mut stmt = db
+        .prepare("SELECT DISTINCT compression FROM images")
+        .map_err(|e| db.error(e))?;
+    let names = stmt
+        .query_map([], |r| r.get::<_, String>(0))
+        .and_then(|r| r.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| db.error(e))?;
+    Ok(names
+        .iter()
+        .filter_map(|n| serde_json::from_value(serde_json::Value::String(n.clone())).ok())
+        .collect())
+}
+
 fn mark_verified(conn: &rusqlite::Connection, image_id: i64, sha256: &str) -> rusqlite::Result<()> {
     conn.execute(
         "INSERT OR REPLACE INTO verified_files (image_id, sha256, verified_at) VALUES (?1, ?2, ?3)",

@@ -2,6 +2,7 @@
 //! their metadata in the site database (tables `updates`, `update_files`).
 
 mod cabfolder;
+mod compressed;
 pub mod manifest;
 mod package;
 mod store;
@@ -13,6 +14,7 @@ use rusqlite::{params, OptionalExtension};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
+pub use compressed::CompressedPayload;
 pub use manifest::AppliesTo;
 pub use manifest::{Architecture, Change, Manifest};
 pub use package::MANIFEST_NAME;
@@ -24,7 +26,8 @@ use store::FileStore;
 
 pub static MIGRATIONS: Migrations = Migrations {
     module: "library",
-    steps: &["CREATE TABLE updates (
+    steps: &[
+        "CREATE TABLE updates (
             id TEXT PRIMARY KEY COLLATE NOCASE,
             title TEXT NOT NULL,
             classification TEXT,
@@ -39,7 +42,16 @@ pub static MIGRATIONS: Migrations = Migrations {
             path TEXT NOT NULL,
             sha256 TEXT NOT NULL,
             size_bytes INTEGER NOT NULL,
-            PRIMARY KEY (update_id, path));"],
+            PRIMARY KEY (update_id, path));",
+        "CREATE TABLE compressed_payloads (
+            update_id TEXT NOT NULL REFERENCES updates(id) ON DELETE CASCADE,
+            compression TEXT NOT NULL,
+            chunk_size INTEGER NOT NULL,
+            file TEXT NOT NULL,
+            sha256 TEXT NOT NULL,
+            built_at TEXT NOT NULL,
+            PRIMARY KEY (update_id, compression, chunk_size));",
+    ],
 };
 
 #[derive(Debug, thiserror::Error)]

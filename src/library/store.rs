@@ -15,6 +15,10 @@ impl FileStore {
         FileStore { root }
     }
 
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
     pub fn incoming_root(&self) -> PathBuf {
         self.root.join("incoming")
     }

@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use std::collections::HashMap;
 
 use crate::fsutil::{copy_hashing, hash_file, sync_dir};
+use crate::library::CompressedPayload;
 use crate::wim::{same_bytes, verify_blobs, Blob, Progress, ProgressEvent, Wim, WimError};
 
 /// Verifies the written WIM, and hashes it meanwhile on another core; returns its SHA-256 and
@@ -17,13 +18,14 @@ use crate::wim::{same_bytes, verify_blobs, Blob, Progress, ProgressEvent, Wim, W
 pub fn verify(
     path: &Path,
     verified_original: Option<&Path>,
+    references: &[CompressedPayload],
     expected_images: u32,
     sink: &mut dyn FnMut(ProgressEvent) -> Progress,
 ) -> Result<(String, u64), WimError> {
     std::thread::scope(|scope| {
         let hashing = scope.spawn(|| hash_file(path));
         let checked = match verified_original {
-            Some(original) => verify_changes(path, original, expected_images),
+            Some(original) => verify_changes(path, original, references, expected_images),
             None => Ok(false),
         }
         .and_then(|done| {
@@ -58,13 +60,22 @@ fn open_counted(path: &Path, expected_images: u32) -> Result<Wim, WimError> {
 }
 
 /// Verifies a rebuild of a verified original by what changed. wimlib copies a blob's
-/// compressed bytes raw when it keeps it; such a blob is sound when its bytes equal the
-/// original's, which were verified. Every other blob is decompressed and its SHA-1 checked;
+/// compressed bytes raw when it keeps it (from the original, or from a referenced compressed
+/// payload); such a blob is sound when its bytes equal its source's, which were verified (the
+/// payloads when built; their SHA-256 is checked again here, after the comparison). Every other blob is decompressed and its SHA-1 checked;
 /// every image's metadata is loaded (wimlib checks its SHA-1) and every stream must have its
 /// blob. Returns false, having checked nothing conclusive, when the layout does not allow it.
-fn verify_changes(path: &Path, original: &Path, expected_images: u32) -> Result<bool, WimError> {
+fn verify_changes(
+    path: &Path,
+    original: &Path,
+    references: &[CompressedPayload],
+    expected_images: u32,
+) -> Result<bool, WimError> {
     let new = open_counted(path, expected_images)?;
     let old = Wim::open(original, false)?;
+    let sources: Vec<&Path> = std::iter::once(original)
+        .chain(references.iter().map(|r| r.path.as_path()))
+        .collect();
     let (nh, oh) = (new.header(), old.header());
     let Some(compression) = nh.compression else {
         return Ok(false);
@@ -87,52 +98,69 @@ fn verify_changes(path: &Path, original: &Path, expected_images: u32) -> Result<
         }
     }
     let blobs = new.blobs()?;
-    let old_blobs = old.blobs()?;
-    if blobs.iter().chain(&old_blobs).any(|b| b.solid) {
+    let mut source_blobs = vec![old.blobs()?];
+    drop(old);
+    for r in references {
+        let w = Wim::open(&r.path, false)?;
+        if w.header().compression != nh.compression || w.header().chunk_size != nh.chunk_size {
+            return Ok(false);
+        }
+        source_blobs.push(w.blobs()?);
+    }
+    if blobs
+        .iter()
+        .chain(source_blobs.iter().flatten())
+        .any(|b| b.solid)
+    {
         return Ok(false);
     }
-    let kept: HashMap<[u8; 20], &Blob> = old_blobs
-        .iter()
-        .filter(|b| !b.metadata)
-        .map(|b| (b.sha1, b))
-        .collect();
+    // Each blob's first source wins: the original, then the payloads in order.
+    let mut kept: HashMap<[u8; 20], (usize, &Blob)> = HashMap::new();
+    for (n, list) in source_blobs.iter().enumerate() {
+        for b in list.iter().filter(|b| !b.metadata) {
+            kept.entry(b.sha1).or_insert((n, b));
+        }
+    }
     let mut copied = Vec::new();
     let mut written = Vec::new();
     for b in blobs.iter().filter(|b| !b.metadata) {
         match kept.get(&b.sha1) {
-            Some(o)
+            Some((n, o))
                 if o.stored_size == b.stored_size
                     && o.size == b.size
                     && o.compressed == b.compressed =>
             {
-                copied.push((o.offset, b.offset, b.stored_size));
+                copied.push((*n, o.offset, b.offset, b.stored_size, b));
             }
             _ => written.push(b),
         }
     }
     tracing::info!(
-        "verifying {} blob(s) written anew, comparing {} copied from the original",
+        "verifying {} blob(s) written anew, comparing {} copied from the original or a payload",
         written.len(),
         copied.len()
     );
-    std::thread::scope(|scope| {
-        let comparing = scope.spawn(|| -> Result<(), WimError> {
+    // A blob recompressed to the same size is not a copy: when its bytes differ from its
+    // source's, it is decompressed and hashed like the new ones.
+    let differ = std::thread::scope(|scope| {
+        let comparing = scope.spawn(|| -> Result<Vec<usize>, WimError> {
             let io = |p: &Path| {
                 let p = p.to_path_buf();
                 move |e| WimError::io(&p, "verifying", e)
             };
-            let a = File::open(original).map_err(io(original))?;
+            let files = sources
+                .iter()
+                .map(|p| File::open(p).map_err(io(p)))
+                .collect::<Result<Vec<_>, _>>()?;
             let b = File::open(path).map_err(io(path))?;
-            for (from, to, len) in &copied {
-                if !same_bytes(&a, *from, &b, *to, *len).map_err(io(path))? {
-                    return Err(WimError::io(
-                        path,
-                        "verifying",
-                        std::io::Error::other("a blob copied from the original differs from it"),
-                    ));
+            let mut buffers = (vec![0u8; 1 << 20], vec![0u8; 1 << 20]);
+            let mut differ = Vec::new();
+            for (k, (n, from, to, len, _)) in copied.iter().enumerate() {
+                if !same_bytes(&files[*n], *from, &b, *to, *len, &mut buffers).map_err(io(path))? {
+                    differ.push(k);
                 }
             }
-            Ok(())
+            Ok(differ)
         });
         let checked = verify_blobs(path, &written, compression, nh.chunk_size);
         let compared = comparing.join().unwrap_or_else(|_| {
@@ -144,6 +172,18 @@ fn verify_changes(path: &Path, original: &Path, expected_images: u32) -> Result<
         });
         checked.and(compared)
     })?;
+    let recompressed: Vec<&Blob> = differ.iter().map(|&k| copied[k].4).collect();
+    verify_blobs(path, &recompressed, compression, nh.chunk_size)?;
+    for r in references {
+        let (sha256, _) = hash_file(&r.path).map_err(|e| WimError::io(&r.path, "verifying", e))?;
+        if sha256 != r.sha256 {
+            return Err(WimError::io(
+                &r.path,
+                "verifying",
+                std::io::Error::other("the compressed payload changed while it was used"),
+            ));
+        }
+    }
     Ok(true)
 }
 
@@ -257,7 +297,7 @@ mod tests {
     }
 
     fn check(rebuilt: &Path, original: &Path) -> Result<(String, u64), WimError> {
-        verify(rebuilt, Some(original), 1, &mut |_| Progress::Continue)
+        verify(rebuilt, Some(original), &[], 1, &mut |_| Progress::Continue)
     }
 
     #[test]
@@ -266,7 +306,7 @@ mod tests {
         let (original, rebuilt, copied, written) = original_and_rebuild(dir.path(), true);
         assert_eq!(copied.len(), 2);
         assert_eq!(written.len(), 1);
-        assert!(verify_changes(&rebuilt, &original, 1).expect("verify"));
+        assert!(verify_changes(&rebuilt, &original, &[], 1).expect("verify"));
         assert_eq!(
             check(&rebuilt, &original).expect("verify"),
             hash_file(&rebuilt).expect("hash")
@@ -274,14 +314,14 @@ mod tests {
     }
 
     #[test]
-    fn damage_in_a_copied_blob_is_caught_without_decompressing_it() {
+    fn damage_in_a_copied_blob_is_caught() {
         let dir = tempfile::tempdir().expect("tempdir");
         // No integrity table, which would betray the damage first: the blob check must.
         let (original, rebuilt, copied, _) = original_and_rebuild(dir.path(), false);
         let b = &copied[0];
         flip(&rebuilt, b.offset + b.stored_size / 2);
-        let err = verify_changes(&rebuilt, &original, 1).expect_err("damage caught");
-        assert!(err.to_string().contains("differs"), "{err}");
+        let err = verify_changes(&rebuilt, &original, &[], 1).expect_err("damage caught");
+        assert!(err.is_corruption(), "{err}");
         let cmp = same_bytes(
             &File::open(&original).expect("open"),
             Wim::open(&original, false)
@@ -295,6 +335,7 @@ mod tests {
             &File::open(&rebuilt).expect("open"),
             b.offset,
             b.stored_size,
+            &mut (vec![0; 1 << 20], vec![0; 1 << 20]),
         )
         .expect("compare");
         assert!(!cmp);

@@ -125,6 +125,15 @@ pub fn init() {
     });
 }
 
+/// The level wimlib compresses with when it writes (1-100; 0 restores its default, 50). The
+/// setting is process-wide in wimlib: a concurrent write picks up whichever was set last,
+/// which changes only how small and how fast it compresses, never what it writes.
+pub fn set_write_level(level: u32) {
+    init();
+    // SAFETY: plain setter; -1 applies to every compression type.
+    unsafe { sys::wimlib_set_default_compression_level(-1, level) };
+}
+
 pub fn version() -> String {
     let v = unsafe { sys::wimlib_get_version() };
     format!("{}.{}.{}", v >> 20, (v >> 10) & 0x3ff, v & 0x3ff)
@@ -386,6 +395,50 @@ impl Wim {
             sys::wimlib_update_image(self.raw, index as c_int, raw.as_ptr(), raw.len(), 0)
         };
         self.check("updating", rc)
+    }
+
+    /// Makes the blobs of other WIM files available to this one, so that writing copies those
+    /// blobs raw from them (same compression type and chunk size) instead of compressing them.
+    pub fn reference(&self, paths: &[&Path]) -> Result<(), WimError> {
+        if paths.is_empty() {
+            return Ok(());
+        }
+        let cpaths: Vec<CString> = paths.iter().map(|p| c_path(p)).collect();
+        let ptrs: Vec<*const std::ffi::c_char> = cpaths.iter().map(|p| p.as_ptr()).collect();
+        let rc = unsafe {
+            sys::wimlib_reference_resource_files(
+                self.raw,
+                ptrs.as_ptr() as *mut _,
+                ptrs.len() as u32,
+                0,
+                0,
+            )
+        };
+        self.check("referencing other WIM files from", rc)
+    }
+
+    /// Hashes the data of files added by [`Wim::update`] now rather than while writing, so
+    /// that data already present in a referenced WIM resolves to it before wimlib decides what
+    /// to copy raw (it decides before hashing, and would otherwise recompress such data).
+    /// wimlib exposes this step only through an export, here into a throwaway WIM.
+    pub fn hash_added_data(&self) -> Result<(), WimError> {
+        if self.header().image_count == 0 {
+            return Ok(());
+        }
+        let scratch = Wim::create(Compression::None)?;
+        let rc = unsafe {
+            sys::wimlib_export_image(
+                self.raw,
+                1,
+                scratch.raw,
+                std::ptr::null(),
+                std::ptr::null(),
+                (sys::WIMLIB_EXPORT_FLAG_NO_NAMES | sys::WIMLIB_EXPORT_FLAG_NO_DESCRIPTIONS)
+                    as c_int,
+            )
+        };
+        drop(scratch);
+        self.check("hashing the data added to", rc)
     }
 
     /// Captures a directory tree as a new image.

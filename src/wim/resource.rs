@@ -227,8 +227,16 @@ pub fn verify_blobs(
 }
 
 /// Are `len` bytes at `a_at` in `a` the same as at `b_at` in `b`?
-pub fn same_bytes(a: &File, a_at: u64, b: &File, b_at: u64, len: u64) -> std::io::Result<bool> {
-    let (mut x, mut y) = (vec![0u8; 1 << 20], vec![0u8; 1 << 20]);
+/// `buffers` are reused across calls: allocating them per blob cost more than comparing.
+pub fn same_bytes(
+    a: &File,
+    a_at: u64,
+    b: &File,
+    b_at: u64,
+    len: u64,
+    buffers: &mut (Vec<u8>, Vec<u8>),
+) -> std::io::Result<bool> {
+    let (x, y) = (&mut buffers.0, &mut buffers.1);
     let mut done = 0;
     while done < len {
         let n = (len - done).min(x.len() as u64) as usize;
