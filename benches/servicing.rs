@@ -4,8 +4,7 @@
 
 use std::path::PathBuf;
 
-use ois::bench::{self, BenchOptions, GenerateOptions};
-use ois::wim::Compression;
+use ois::bench::{self, BenchOptions};
 
 fn var<T: std::str::FromStr>(name: &str, default: T) -> T {
     std::env::var(name)
@@ -25,21 +24,22 @@ fn main() {
         .and_then(|s| bench::parse_size(&s).ok())
         .unwrap_or(1 << 30);
     let out = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/bench");
-    let generated = bench::generate(
-        &out.join("input"),
-        &GenerateOptions {
-            seed: var("OIS_BENCH_SEED", 1),
-            size,
-            indexes: var("OIS_BENCH_INDEXES", 4),
-            compression: Compression::Lzx,
-        },
-    );
-    let generated = match generated {
-        Ok(g) => g,
-        Err(e) => {
-            eprintln!("generating the input failed: {e}");
-            std::process::exit(1);
-        }
+    // In a child: a child's peak RSS starts from its parent's (Linux keeps the high-water
+    // mark across exec), so this process must stay small for the RSS column to be true.
+    let input = out.join("input");
+    let generated = std::process::Command::new(env!("CARGO_BIN_EXE_ois"))
+        .args(["--quiet", "bench", "generate", "--json", "--out"])
+        .arg(&input)
+        .args(["--size", &size.to_string()])
+        .args(["--seed", &var("OIS_BENCH_SEED", 1u64).to_string()])
+        .args(["--indexes", &var("OIS_BENCH_INDEXES", 4u32).to_string()])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .and_then(|o| serde_json::from_slice::<bench::Generated>(&o.stdout).ok());
+    let Some(generated) = generated else {
+        eprintln!("generating the input failed");
+        std::process::exit(1);
     };
     let report = bench::run(&BenchOptions {
         wim: generated.wim,

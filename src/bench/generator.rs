@@ -24,7 +24,7 @@ pub struct GenerateOptions {
 }
 
 /// What was generated, as recorded in `generate.json`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct Generated {
     pub wim: PathBuf,
     /// In the order they are meant to be applied.

@@ -51,6 +51,13 @@ pub fn io(path: &Path) -> impl Fn(std::io::Error) -> BenchError + '_ {
     }
 }
 
+/// Flushes the untimed copies a strategy just made, so their write-back does not land in
+/// the next timed step (it would, unevenly: the copies differ in size between strategies).
+pub fn settle() {
+    // SAFETY: no arguments, cannot fail.
+    unsafe { libc::sync() };
+}
+
 pub fn size_of(path: &Path) -> Result<u64, BenchError> {
     Ok(std::fs::metadata(path).map_err(io(path))?.len())
 }
@@ -88,6 +95,7 @@ pub fn ois_service(
     run: &Path,
 ) -> Result<Outcome, BenchError> {
     copy_tree(pristine, run)?;
+    settle();
     let site = run.join("site");
     let mut import = ois(exe, &site, &["update", "import"]);
     import.args(&input.packages);
@@ -119,6 +127,7 @@ pub fn ois_images(
     jobs: Option<usize>,
 ) -> Result<Outcome, BenchError> {
     copy_tree(pristine, run)?;
+    settle();
     let site = run.join("site");
     let names: Vec<String> = (1..=images).map(|i| format!("image{i}")).collect();
     let mut cmd = ois(exe, &site, &["service", "--all-applicable"]);
@@ -180,6 +189,7 @@ pub fn script(tool: &Path, input: &Input, run: &Path) -> Result<Outcome, BenchEr
     prepare(run)?;
     let wim = run.join("install.wim");
     std::fs::copy(&input.wim, &wim).map_err(io(&wim))?;
+    settle();
     let mut total = Sample::default();
     for index in &input.indexes {
         let cmds = run.join(format!("update-{}.txt", index.index));
@@ -219,6 +229,7 @@ fn prepare(run: &Path) -> Result<(), BenchError> {
 /// files there, capture the folder back into a new WIM.
 pub fn mount(tool: &Path, input: &Input, run: &Path) -> Result<Outcome, BenchError> {
     prepare(run)?;
+    settle();
     let new = run.join("new.wim");
     let mut total = Sample::default();
     for (n, index) in input.indexes.iter().enumerate() {
@@ -330,6 +341,7 @@ fn overlay(src: &Path, dest: &Path) -> Result<(), BenchError> {
 /// Strategy 5: the floor, run as `ois bench floor` so it is measured like the others.
 pub fn floor(exe: &Path, input: &Input, run: &Path) -> Result<Outcome, BenchError> {
     prepare(run)?;
+    settle();
     let out = run.join("copy.wim");
     let mut c = Command::new(exe);
     c.args(["--quiet", "bench", "floor", "--wim"])

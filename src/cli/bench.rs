@@ -146,16 +146,25 @@ fn bench_run(a: RunArgs) -> Result<u8, CliError> {
         None => {
             let input = a.out.join("input");
             eprintln!("Generating the input in {}", input.display());
-            let g = bench::generate(
-                &input,
-                &GenerateOptions {
-                    seed: a.seed,
-                    size: a.size,
-                    indexes: a.indexes,
-                    compression: Compression::Lzx,
-                },
-            )
-            .map_err(err)?;
+            // In a child: a child's peak RSS starts from its parent's (Linux keeps the high-water
+            // mark across exec), so the harness must stay small for the RSS column to be true.
+            let exe = std::env::current_exe()
+                .map_err(|e| CliError::Other(format!("cannot find the ois executable: {e}")))?;
+            let out = std::process::Command::new(exe)
+                .args(["--quiet", "bench", "generate", "--json", "--out"])
+                .arg(&input)
+                .args(["--size", &a.size.to_string(), "--seed", &a.seed.to_string()])
+                .args(["--indexes", &a.indexes.to_string()])
+                .output()
+                .map_err(|e| CliError::Other(format!("cannot run the generator: {e}")))?;
+            if !out.status.success() {
+                return Err(CliError::Other(format!(
+                    "generating the input failed: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                )));
+            }
+            let g: bench::Generated = serde_json::from_slice(&out.stdout)
+                .map_err(|e| CliError::Other(format!("the generator's answer: {e}")))?;
             (g.wim, g.packages)
         }
     };

@@ -151,7 +151,7 @@ impl ContentLibrary {
             };
             let staged = match &root {
                 Some(r) => r,
-                None => root.insert(self.stage(update, scratch.path())?),
+                None => root.insert(self.link_stage(update, scratch.path())?),
             };
             self.compressed_payload(db, update, staged, c, chunk)?;
         }

@@ -252,6 +252,13 @@ impl ContentLibrary {
                 }
             }
         }
+        let sync = |store: &FileStore| {
+            store.sync().map_err(|e| LibraryError::Io {
+                path: store.root().to_path_buf(),
+                source: e,
+            })
+        };
+        sync(&self.store)?;
         for v in &to_store {
             for (f, received) in &v.files {
                 self.store
@@ -262,6 +269,7 @@ impl ContentLibrary {
                     })?;
             }
         }
+        sync(&self.store)?;
         let now = now_rfc3339();
         let db_path = db.path().to_path_buf();
         let db_error = |e| SiteError::Database {
@@ -376,6 +384,37 @@ impl ContentLibrary {
             .into_iter()
             .filter(|u| arch.matches(u.manifest.architecture) && matches_text(&u.manifest, filter))
             .collect())
+    }
+
+    /// Lays an update's payload out under `dest` as hard links into the store (copies where
+    /// links fail), without re-reading it. Only for building compressed payloads: those are
+    /// used by content hash (a blob serves an image only when its SHA-1 equals that of the
+    /// hash-checked file staged for the run), so a bad store file there can never reach an
+    /// image; runs themselves stage private, hash-checked copies with [`Self::stage`].
+    pub fn link_stage(&self, update: &Update, dest: &Path) -> Result<PathBuf, LibraryError> {
+        let root = dest.join(update.id());
+        for f in &update.files {
+            let target = root.join(&f.path);
+            let io = |e| LibraryError::Io {
+                path: target.clone(),
+                source: e,
+            };
+            if let Some(dir) = target.parent() {
+                std::fs::create_dir_all(dir).map_err(io)?;
+            }
+            if std::fs::hard_link(self.store.path_of(&f.sha256), &target).is_err() {
+                self.store
+                    .copy_out(&f.sha256, &target)
+                    .map_err(io)?
+                    .map_err(|actual| LibraryError::Damaged {
+                        id: update.id().to_string(),
+                        path: f.path.clone(),
+                        expected: f.sha256.clone(),
+                        actual,
+                    })?;
+            }
+        }
+        Ok(root)
     }
 
     /// Copies an update's payload out of the library into `dest`, checking every hash, and
