@@ -15,11 +15,27 @@ pub fn copy_hashing(
     reader: &mut dyn Read,
     writer: &mut dyn Write,
 ) -> std::io::Result<(String, u64)> {
+    thread_local! {
+        // One buffer per thread: allocating (and zeroing) 1 MiB per call cost more than the
+        // copy itself when staging thousands of small payload files.
+        static BUF: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(vec![0u8; 1 << 20]);
+    }
+    BUF.with(|buf| match buf.try_borrow_mut() {
+        Ok(mut buf) => copy_with(reader, writer, &mut buf),
+        // Re-entered from inside a reader or writer: use a buffer of its own.
+        Err(_) => copy_with(reader, writer, &mut vec![0u8; 1 << 20]),
+    })
+}
+
+fn copy_with(
+    reader: &mut dyn Read,
+    writer: &mut dyn Write,
+    buf: &mut [u8],
+) -> std::io::Result<(String, u64)> {
     let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
     let mut total = 0u64;
     loop {
-        let n = match reader.read(&mut buf) {
+        let n = match reader.read(buf) {
             Ok(0) => break,
             Ok(n) => n,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,

@@ -3,6 +3,7 @@
 //! Data flows one way: the CLI (`cli`) asks the engine modules (`servicing`, `image`,
 //! `library`) which keep their state through `site` and touch WIM files through `wim`.
 
+pub mod bench;
 pub mod distribution;
 pub mod fsutil;
 pub mod image;

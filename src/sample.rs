@@ -166,8 +166,10 @@ pub fn write_package(
 pub fn write_cab(dest: &Path, files: &[(&str, Vec<u8>)]) -> std::io::Result<()> {
     let mut builder = cab::CabinetBuilder::new();
     let folder = builder.add_folder(cab::CompressionType::MsZip);
+    // A fixed date keeps the same content byte-identical (generated benchmark input).
+    let date = cab_date();
     for (name, _) in files {
-        folder.add_file(name.replace('/', "\\"));
+        folder.add_file(name.replace('/', "\\")).set_datetime(date);
     }
     let mut writer = builder.build(std::fs::File::create(dest)?)?;
     let mut i = 0;
@@ -264,4 +266,11 @@ at = "Windows/System32/AppLocker.dll"
         ],
     )?;
     Ok(vec![ssu, october, november, cab_path])
+}
+
+fn cab_date() -> time::PrimitiveDateTime {
+    time::PrimitiveDateTime::new(
+        time::Date::from_calendar_date(2026, time::Month::November, 1).unwrap_or(time::Date::MIN),
+        time::Time::MIDNIGHT,
+    )
 }

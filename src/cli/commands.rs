@@ -124,6 +124,7 @@ pub fn run(cli: Cli) -> Result<u8, CliError> {
         Command::Service(args) => service(&Site::open(&cli.site)?, &args),
         Command::Dp(cmd) => super::dp::run(&Site::open(&cli.site)?, cmd),
         Command::Content(cmd) => super::dp::content(&Site::open(&cli.site)?, cmd),
+        Command::Bench(cmd) => super::bench::run(cmd),
         Command::Quickstart => super::quickstart::run(&cli.site),
     }
 }
@@ -219,7 +220,22 @@ fn site_drives(site: &Site, json: bool) -> Result<u8, CliError> {
 
 fn update_import(site: &Site, paths: &[std::path::PathBuf], json: bool) -> Result<u8, CliError> {
     let mut db = site.database()?;
-    let outcomes = ContentLibrary::new(site).import(&mut db, paths)?;
+    let library = ContentLibrary::new(site);
+    let outcomes = library.import(&mut db, paths)?;
+    // Payloads are compressed once here for the images that will take them, not per image.
+    let compressions = image::compressions(&db)?;
+    if !compressions.is_empty() {
+        for u in library.all(&db)? {
+            if outcomes.iter().any(|o| o.id.eq_ignore_ascii_case(u.id())) {
+                if let Err(e) = library.prepare_compressed(&db, &u, &compressions) {
+                    tracing::warn!(
+                        "update {}: payload not compressed ahead ({e}); servicing will",
+                        u.id()
+                    );
+                }
+            }
+        }
+    }
     if json {
         render::json(&outcomes);
     } else {

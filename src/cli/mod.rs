@@ -1,5 +1,6 @@
 //! Command-line interface: argument definitions, and rendering of what the engine returns.
 
+mod bench;
 mod commands;
 mod dp;
 mod quickstart;
@@ -56,6 +57,9 @@ pub enum Command {
     Content(dp::ContentCommand),
     /// Create a sample image and packages on the site, service it, and show what changed
     Quickstart,
+    /// Benchmarks: generate realistic input, compare ois with other ways to service
+    #[command(subcommand)]
+    Bench(bench::BenchCommand),
 }
 
 #[derive(Subcommand, Debug)]

@@ -15,10 +15,12 @@ pub use inspect::{IndexInfo, InspectError, WimContents};
 use crate::fsutil::{hash_file, now_rfc3339};
 use crate::library::Architecture;
 use crate::site::{Database, Migrations, Site, SiteError};
+use crate::wim::{Progress, Wim};
 
 pub static MIGRATIONS: Migrations = Migrations {
     module: "image",
-    steps: &["CREATE TABLE images (
+    steps: &[
+        "CREATE TABLE images (
             id INTEGER PRIMARY KEY AUTOINCREMENT,
             name TEXT NOT NULL UNIQUE COLLATE NOCASE,
             kind TEXT NOT NULL,
@@ -45,7 +47,14 @@ pub static MIGRATIONS: Migrations = Migrations {
             source TEXT NOT NULL,
             run_id INTEGER,
             installed_at TEXT NOT NULL,
-            PRIMARY KEY (image_id, idx, update_id));"],
+            PRIMARY KEY (image_id, idx, update_id));",
+        // The file content (by SHA-256) whose every blob ois has checked: at import, or by
+        // the run that wrote it. Servicing verifies a rebuild of it by what changed.
+        "CREATE TABLE verified_files (
+            image_id INTEGER PRIMARY KEY REFERENCES images(id) ON DELETE CASCADE,
+            sha256 TEXT NOT NULL,
+            verified_at TEXT NOT NULL);",
+    ],
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -180,6 +189,13 @@ pub fn import(
         path: path.clone(),
         source: e,
     })?;
+    // Every blob checked once here, so servicing can verify by what it changes. A damaged
+    // file still registers (removing it is the admin's call); its first run verifies in full
+    // and refuses it.
+    let verified = Wim::open(&path, true)
+        .and_then(|w| w.verify(&mut |_| Progress::Continue))
+        .map_err(|e| tracing::warn!("{} failed verification: {e}", path.display()))
+        .is_ok();
     let now = now_rfc3339();
     let db_error = |e| SiteError::Database {
         path: site.root().join(crate::site::DATABASE_FILE),
@@ -201,6 +217,9 @@ pub fn import(
     )
     .map_err(db_error)?;
     let id = tx.last_insert_rowid();
+    if verified {
+        mark_verified(&tx, id, &sha256).map_err(db_error)?;
+    }
     for (info, installed) in contents.indexes.iter().zip(&contents.installed) {
         tx.execute(
             "INSERT INTO image_indexes (image_id, idx, name, architecture, build, version, edition, product_name)
@@ -368,6 +387,41 @@ pub fn remove(db: &Database, image: &Image) -> Result<(), ImageError> {
     Ok(())
 }
 
+/// The compression types of the registered images.
+pub fn compressions(db: &Database) -> Result<Vec<crate::wim::Compression>, ImageError> {
+    let mut stmt = db
+        .prepare("SELECT DISTINCT compression FROM images")
+        .map_err(|e| db.error(e))?;
+    let names = stmt
+        .query_map([], |r| r.get::<_, String>(0))
+        .and_then(|r| r.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| db.error(e))?;
+    Ok(names
+        .iter()
+        .filter_map(|n| serde_json::from_value(serde_json::Value::String(n.clone())).ok())
+        .collect())
+}
+
+fn mark_verified(conn: &rusqlite::Connection, image_id: i64, sha256: &str) -> rusqlite::Result<()> {
+    conn.execute(
+        "INSERT OR REPLACE INTO verified_files (image_id, sha256, verified_at) VALUES (?1, ?2, ?3)",
+        params![image_id, sha256, now_rfc3339()],
+    )?;
+    Ok(())
+}
+
+/// The SHA-256 of the image's file content that ois verified in full, if any.
+pub fn verified_sha256(db: &Database, image_id: i64) -> Option<String> {
+    db.query_row(
+        "SELECT sha256 FROM verified_files WHERE image_id = ?1",
+        [image_id],
+        |r| r.get(0),
+    )
+    .optional()
+    .ok()
+    .flatten()
+}
+
 /// Records a serviced image: its new file hash and size, and what each index gained.
 pub fn record_servicing(
     tx: &Transaction,
@@ -382,6 +436,8 @@ pub fn record_servicing(
         "UPDATE images SET sha256 = ?2, size_bytes = ?3, serviced_at = ?4 WHERE id = ?1",
         params![image_id, sha256, size as i64, now],
     )?;
+    // Servicing replaces an image only with a file it verified.
+    mark_verified(tx, image_id, sha256)?;
     for (index, ids) in installed {
         for id in ids {
             tx.execute(

@@ -1,6 +1,8 @@
 //! The content library: update packages validated once, their payload stored once by SHA-256,
 //! their metadata in the site database (tables `updates`, `update_files`).
 
+mod cabfolder;
+mod compressed;
 pub mod manifest;
 mod package;
 mod store;
@@ -12,6 +14,7 @@ use rusqlite::{params, OptionalExtension};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
+pub use compressed::CompressedPayload;
 pub use manifest::AppliesTo;
 pub use manifest::{Architecture, Change, Manifest};
 pub use package::MANIFEST_NAME;
@@ -23,7 +26,8 @@ use store::FileStore;
 
 pub static MIGRATIONS: Migrations = Migrations {
     module: "library",
-    steps: &["CREATE TABLE updates (
+    steps: &[
+        "CREATE TABLE updates (
             id TEXT PRIMARY KEY COLLATE NOCASE,
             title TEXT NOT NULL,
             classification TEXT,
@@ -38,7 +42,16 @@ pub static MIGRATIONS: Migrations = Migrations {
             path TEXT NOT NULL,
             sha256 TEXT NOT NULL,
             size_bytes INTEGER NOT NULL,
-            PRIMARY KEY (update_id, path));"],
+            PRIMARY KEY (update_id, path));",
+        "CREATE TABLE compressed_payloads (
+            update_id TEXT NOT NULL REFERENCES updates(id) ON DELETE CASCADE,
+            compression TEXT NOT NULL,
+            chunk_size INTEGER NOT NULL,
+            file TEXT NOT NULL,
+            sha256 TEXT NOT NULL,
+            built_at TEXT NOT NULL,
+            PRIMARY KEY (update_id, compression, chunk_size));",
+    ],
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -239,6 +252,13 @@ impl ContentLibrary {
                 }
             }
         }
+        let sync = |store: &FileStore| {
+            store.sync().map_err(|e| LibraryError::Io {
+                path: store.root().to_path_buf(),
+                source: e,
+            })
+        };
+        sync(&self.store)?;
         for v in &to_store {
             for (f, received) in &v.files {
                 self.store
@@ -249,6 +269,7 @@ impl ContentLibrary {
                     })?;
             }
         }
+        sync(&self.store)?;
         let now = now_rfc3339();
         let db_path = db.path().to_path_buf();
         let db_error = |e| SiteError::Database {
@@ -365,6 +386,37 @@ impl ContentLibrary {
             .collect())
     }
 
+    /// Lays an update's payload out under `dest` as hard links into the store (copies where
+    /// links fail), without re-reading it. Only for building compressed payloads: those are
+    /// used by content hash (a blob serves an image only when its SHA-1 equals that of the
+    /// hash-checked file staged for the run), so a bad store file there can never reach an
+    /// image; runs themselves stage private, hash-checked copies with [`Self::stage`].
+    pub fn link_stage(&self, update: &Update, dest: &Path) -> Result<PathBuf, LibraryError> {
+        let root = dest.join(update.id());
+        for f in &update.files {
+            let target = root.join(&f.path);
+            let io = |e| LibraryError::Io {
+                path: target.clone(),
+                source: e,
+            };
+            if let Some(dir) = target.parent() {
+                std::fs::create_dir_all(dir).map_err(io)?;
+            }
+            if std::fs::hard_link(self.store.path_of(&f.sha256), &target).is_err() {
+                self.store
+                    .copy_out(&f.sha256, &target)
+                    .map_err(io)?
+                    .map_err(|actual| LibraryError::Damaged {
+                        id: update.id().to_string(),
+                        path: f.path.clone(),
+                        expected: f.sha256.clone(),
+                        actual,
+                    })?;
+            }
+        }
+        Ok(root)
+    }
+
     /// Copies an update's payload out of the library into `dest`, checking every hash, and
     /// returns the directory that `add` sources are relative to.
     pub fn stage(&self, update: &Update, dest: &Path) -> Result<PathBuf, LibraryError> {
@@ -445,23 +497,43 @@ fn validate(origin: &Path, incoming: &Path) -> Result<Validated, LibraryError> {
         path: incoming.to_path_buf(),
         source: e,
     })?;
+    let mut wanted = Vec::with_capacity(payload.len());
     for path in payload.values() {
-        let f = package
-            .file(path)
-            .ok_or_else(|| invalid(vec![format!("payload {path} is missing")]))?;
-        let mut reader = package.reader(f).map_err(|e| invalid(vec![e]))?;
-        let (received, sha256, size) = FileStore::receive(incoming, files.len(), &mut reader)
-            .map_err(|e| LibraryError::Io {
-                path: origin.join(path),
-                source: e,
-            })?;
-        let file = PayloadFile {
-            path: f.path.clone(),
-            sha256,
-            size,
-        };
-        files.push((file, received));
+        wanted.push(
+            package
+                .file(path)
+                .ok_or_else(|| invalid(vec![format!("payload {path} is missing")]))?,
+        );
     }
+    // Received in the package's own order (fast for CABs), listed in path order (the digest's).
+    let mut received_files: BTreeMap<String, (PayloadFile, PathBuf)> = BTreeMap::new();
+    let mut io_error = None;
+    package
+        .read_each(&wanted, &mut |f, reader| match FileStore::receive(
+            incoming,
+            received_files.len(),
+            reader,
+        ) {
+            Ok((received, sha256, size)) => {
+                let file = PayloadFile {
+                    path: f.path.clone(),
+                    sha256,
+                    size,
+                };
+                received_files.insert(f.path.to_lowercase(), (file, received));
+                Ok(())
+            }
+            Err(e) => {
+                let message = e.to_string();
+                io_error = Some(LibraryError::Io {
+                    path: origin.join(&f.path),
+                    source: e,
+                });
+                Err(message)
+            }
+        })
+        .map_err(|e| io_error.take().unwrap_or_else(|| invalid(vec![e])))?;
+    files.extend(received_files.into_values());
     let mut hasher = Sha256::new();
     hasher.update(serde_json::to_vec(&manifest).unwrap_or_default());
     for (f, _) in &files {
@@ -473,4 +545,30 @@ fn validate(origin: &Path, incoming: &Path) -> Result<Validated, LibraryError> {
         files,
         digest: hex(&hasher.finalize()),
     })
+}
+
+/// Reads a package (directory or CAB), writes its files under `dest` and returns its parsed
+/// manifest: what other tools need to apply the same package (benchmark baselines).
+pub fn unpack(origin: &Path, dest: &Path) -> Result<Manifest, LibraryError> {
+    let invalid = |problems: Vec<String>| LibraryError::InvalidPackage {
+        origin: origin.to_path_buf(),
+        problems,
+    };
+    let package = Package::open(origin).map_err(|e| invalid(vec![e]))?;
+    let manifest = manifest::parse(&package.read_manifest().map_err(|e| invalid(vec![e]))?)
+        .map_err(invalid)?;
+    let all: Vec<&package::PackageFile> = package.files_under_root();
+    package
+        .read_each(&all, &mut |f, reader| {
+            let target = dest.join(&f.path);
+            if let Some(dir) = target.parent() {
+                std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+            }
+            let mut out =
+                std::fs::File::create(&target).map_err(|e| format!("{}: {e}", target.display()))?;
+            std::io::copy(reader, &mut out).map_err(|e| format!("{}: {e}", target.display()))?;
+            Ok(())
+        })
+        .map_err(|e| invalid(vec![e]))?;
+    Ok(manifest)
 }

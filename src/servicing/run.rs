@@ -13,9 +13,12 @@ use super::stage::{free_space, same_filesystem, Stage};
 use super::{commit, is_canceled, lease, FailedUpdate, ImageOutcome, RunStatus, ServiceOptions};
 use crate::fsutil::{hash_file, now_rfc3339};
 use crate::image::{self, detect, Image};
-use crate::library::{ContentLibrary, Update};
+use crate::library::{CompressedPayload, ContentLibrary, Update};
 use crate::site::{Database, Site};
 use crate::wim::{Progress, ProgressEvent, Wim, WimError};
+
+/// The compression level of what a run itself compresses: see where it is set.
+const METADATA_LEVEL: u32 = 20;
 
 /// What a run reports while it works.
 #[derive(Debug, Clone, Copy)]
@@ -196,6 +199,12 @@ fn service(
     step("checking the original image");
     let original_state = check_original(img)?;
     stop_if_canceled()?;
+    // The full hash runs beside staging, applying and writing, on the core wimlib leaves
+    // idle; it is checked before the original is used as verified or replaced.
+    let original_hash = {
+        let path = img.path.clone();
+        std::thread::spawn(move || hash_file(&path))
+    };
 
     let staging_root = site.staging_root();
     let stage = Stage::create(site.stage_dir(run_id)).map_err(|e| {
@@ -238,6 +247,7 @@ fn service(
         crate::image::inspect::check_loads_whole(&wim, i)
             .map_err(|e| format!("image {name}: {e}"))?;
     }
+    let references = reference_compressed_payloads(db, library, &wim, &selected, &staged);
 
     step("applying updates");
     let mut results: Vec<UpdateResult> = Vec::new();
@@ -280,6 +290,9 @@ fn service(
     }
 
     record_in_wim(db, img, &wim, &results).map_err(|e| wim_message(name, &e))?;
+    if !references.is_empty() {
+        wim.hash_added_data().map_err(|e| wim_message(name, &e))?;
+    }
 
     step("writing the serviced image");
     let mut on_progress = |event| {
@@ -293,6 +306,11 @@ fn service(
         }
     };
     let output = stage.output();
+    // Payloads come compressed (once, at full level) from the library and are copied raw;
+    // what is left to compress is the rewritten metadata of every index (about 1 % of the
+    // WIM), which near-optimal LZX made the slowest part of the run: a lazy level is several
+    // times faster for a few percent more on those few MiB.
+    crate::wim::set_write_level(METADATA_LEVEL);
     let written = wim.write(&output, site.config().integrity_table, 0, &mut on_progress);
     drop(wim);
     if let Err(e) = written {
@@ -306,19 +324,23 @@ fn service(
     }
 
     step("verifying the serviced image");
-    commit::verify(&output, count, &mut on_progress).map_err(|e| {
-        if e.is_aborted() {
-            return Ended(
-                RunStatus::Canceled,
-                "canceled while verifying the serviced image; the original image is unchanged"
-                    .into(),
-            );
-        }
-        Ended::from(format!(
-            "the serviced image failed verification, so the original was kept unchanged: {}",
-            wim_message(name, &e)
-        ))
-    })?;
+    check_original_hash(img, original_hash)?;
+    let verified_base = image::verified_sha256(db, img.id).is_some_and(|v| v == img.sha256);
+    let base = verified_base.then_some(img.path.as_path());
+    let output_hash =
+        commit::verify(&output, base, &references, count, &mut on_progress).map_err(|e| {
+            if e.is_aborted() {
+                return Ended(
+                    RunStatus::Canceled,
+                    "canceled while verifying the serviced image; the original image is unchanged"
+                        .into(),
+                );
+            }
+            Ended::from(format!(
+                "the serviced image failed verification, so the original was kept unchanged: {}",
+                wim_message(name, &e)
+            ))
+        })?;
 
     if canceled() {
         return Err(Ended(
@@ -342,7 +364,7 @@ fn service(
         .into());
     }
     step("replacing the original image");
-    let replaced = commit::replace(&output, &img.path, run_id).map_err(|e| {
+    let replaced = commit::replace(&output, &img.path, run_id, &output_hash).map_err(|e| {
         format!(
             "cannot replace {}: {e}; the original is unchanged",
             img.path.display()
@@ -465,6 +487,41 @@ fn summarise(results: &[UpdateResult], outcome: &mut ImageOutcome) {
     }
 }
 
+/// References each update's payload compressed once with the image's compression type, so the
+/// write copies it raw. An optimisation only: without it the payload is compressed here.
+fn reference_compressed_payloads(
+    db: &Database,
+    library: &ContentLibrary,
+    wim: &Wim,
+    selected: &[&Update],
+    staged: &HashMap<String, (&Update, PathBuf)>,
+) -> Vec<CompressedPayload> {
+    let header = wim.header();
+    let Some(compression) = header.compression else {
+        return Vec::new();
+    };
+    let mut references = Vec::new();
+    for u in selected {
+        let Some((_, root)) = staged.get(&u.id().to_lowercase()) else {
+            continue;
+        };
+        match library.compressed_payload(db, u, root, compression, header.chunk_size) {
+            Ok(Some(p)) => references.push(p),
+            Ok(None) => {}
+            Err(e) => tracing::warn!(
+                "update {}: no compressed payload ({e}); compressing it here",
+                u.id()
+            ),
+        }
+    }
+    let paths: Vec<&Path> = references.iter().map(|r| r.path.as_path()).collect();
+    if let Err(e) = wim.reference(&paths) {
+        tracing::warn!("cannot reference the compressed payloads ({e}); compressing them here");
+        return Vec::new();
+    }
+    references
+}
+
 /// Carries the installed set in the WIM's own XML, so the file keeps its history when it moves.
 fn record_in_wim(
     db: &Database,
@@ -504,26 +561,38 @@ fn metadata_state(path: &Path) -> Option<FileState> {
         .map(|m| (m.len(), m.modified().ok()))
 }
 
-/// The original must be the file that was registered: same size and SHA-256.
+/// The original must be the file that was registered: same size here, same SHA-256 checked by
+/// [`check_original_hash`] before anything relies on it.
 fn check_original(img: &Image) -> Result<FileState, Ended> {
     let state = metadata_state(&img.path).ok_or_else(|| {
         format!("WIM file {} of image {} is missing: restore it, or register the new location (`ois image remove`, then `ois image import`)", img.path.display(), img.name)
     })?;
-    let changed = || {
-        Ended::from(format!(
-            "{} changed on disk since ois registered it (size or SHA-256 differ): nothing was done; check who changed it, then register it again (`ois image remove`, then `ois image import`)",
-            img.path.display()
-        ))
-    };
     if state.0 != img.size_bytes {
-        return Err(changed());
-    }
-    let (sha256, _) =
-        hash_file(&img.path).map_err(|e| format!("cannot read {}: {e}", img.path.display()))?;
-    if sha256 != img.sha256 {
-        return Err(changed());
+        return Err(changed(img));
     }
     Ok(state)
+}
+
+/// The full check of the original, hashed in the background since the run started.
+fn check_original_hash(
+    img: &Image,
+    hashing: std::thread::JoinHandle<std::io::Result<(String, u64)>>,
+) -> Result<(), Ended> {
+    let hashed = hashing
+        .join()
+        .unwrap_or_else(|_| Err(std::io::Error::other("the hashing thread panicked")));
+    let (sha256, _) = hashed.map_err(|e| format!("cannot read {}: {e}", img.path.display()))?;
+    if sha256 != img.sha256 {
+        return Err(changed(img));
+    }
+    Ok(())
+}
+
+fn changed(img: &Image) -> Ended {
+    Ended::from(format!(
+        "{} changed on disk since ois registered it (size or SHA-256 differ): nothing was done; check who changed it, then register it again (`ois image remove`, then `ois image import`)",
+        img.path.display()
+    ))
 }
 
 /// The run needs room for the staged payload and a full new WIM in the stage, and, when the

@@ -154,6 +154,8 @@ mod tests {
         assert_eq!(a.staging_root(), b.staging_root());
         assert_ne!(a.stage_dir(1), b.stage_dir(1));
         assert_eq!(a.stage_dir(1), a.stage_dir(1));
-        assert!(a.stage_dir(1).starts_with(shared.path().join(STAGING_FOLDER)));
+        assert!(a
+            .stage_dir(1)
+            .starts_with(shared.path().join(STAGING_FOLDER)));
     }
 }

@@ -6,6 +6,7 @@
 
 mod diagnostics;
 mod progress;
+mod resource;
 mod tree;
 
 use std::ffi::{c_int, CStr, CString};
@@ -17,6 +18,7 @@ use std::sync::OnceLock;
 use wimlib::sys;
 
 pub use progress::{Progress, ProgressEvent};
+pub use resource::{same_bytes, verify_blobs, Blob};
 pub use tree::TreeEntry;
 
 /// A failure reported by wimlib, with the file and the operation it concerned.
@@ -121,6 +123,15 @@ pub fn init() {
         }
         diagnostics::install();
     });
+}
+
+/// The level wimlib compresses with when it writes (1-100; 0 restores its default, 50). The
+/// setting is process-wide in wimlib: a concurrent write picks up whichever was set last,
+/// which changes only how small and how fast it compresses, never what it writes.
+pub fn set_write_level(level: u32) {
+    init();
+    // SAFETY: plain setter; -1 applies to every compression type.
+    unsafe { sys::wimlib_set_default_compression_level(-1, level) };
 }
 
 pub fn version() -> String {
@@ -386,6 +397,50 @@ impl Wim {
         self.check("updating", rc)
     }
 
+    /// Makes the blobs of other WIM files available to this one, so that writing copies those
+    /// blobs raw from them (same compression type and chunk size) instead of compressing them.
+    pub fn reference(&self, paths: &[&Path]) -> Result<(), WimError> {
+        if paths.is_empty() {
+            return Ok(());
+        }
+        let cpaths: Vec<CString> = paths.iter().map(|p| c_path(p)).collect();
+        let ptrs: Vec<*const std::ffi::c_char> = cpaths.iter().map(|p| p.as_ptr()).collect();
+        let rc = unsafe {
+            sys::wimlib_reference_resource_files(
+                self.raw,
+                ptrs.as_ptr() as *mut _,
+                ptrs.len() as u32,
+                0,
+                0,
+            )
+        };
+        self.check("referencing other WIM files from", rc)
+    }
+
+    /// Hashes the data of files added by [`Wim::update`] now rather than while writing, so
+    /// that data already present in a referenced WIM resolves to it before wimlib decides what
+    /// to copy raw (it decides before hashing, and would otherwise recompress such data).
+    /// wimlib exposes this step only through an export, here into a throwaway WIM.
+    pub fn hash_added_data(&self) -> Result<(), WimError> {
+        if self.header().image_count == 0 {
+            return Ok(());
+        }
+        let scratch = Wim::create(Compression::None)?;
+        let rc = unsafe {
+            sys::wimlib_export_image(
+                self.raw,
+                1,
+                scratch.raw,
+                std::ptr::null(),
+                std::ptr::null(),
+                (sys::WIMLIB_EXPORT_FLAG_NO_NAMES | sys::WIMLIB_EXPORT_FLAG_NO_DESCRIPTIONS)
+                    as c_int,
+            )
+        };
+        drop(scratch);
+        self.check("hashing the data added to", rc)
+    }
+
     /// Captures a directory tree as a new image.
     pub fn add_image(&self, source: &Path, name: &str) -> Result<(), WimError> {
         let csrc = c_path(source);
@@ -497,6 +552,39 @@ impl Wim {
             sys::wimlib_extract_image(self.raw, index as c_int, ctarget.as_ptr(), flags as c_int)
         };
         self.check("extracting an image from", rc)
+    }
+
+    /// Bytes stored and bytes they expand to, over every blob of the WIM (file data only).
+    pub fn blob_totals(&self) -> Result<(u64, u64), WimError> {
+        unsafe extern "C" fn add(
+            r: *const sys::wimlib_resource_entry,
+            ctx: *mut std::ffi::c_void,
+        ) -> c_int {
+            // SAFETY: wimlib passes a valid entry; ctx is the (u64, u64) below.
+            let (r, totals) = unsafe { (&*r, &mut *(ctx as *mut (u64, u64))) };
+            if r.is_metadata() == 0 {
+                // Solid blobs share one resource: count it through its first blob only.
+                if r.packed() == 0 {
+                    totals.0 += r.compressed_size;
+                    totals.1 += r.uncompressed_size;
+                } else if r.offset == 0 {
+                    totals.0 += r.raw_resource_compressed_size;
+                    totals.1 += r.raw_resource_uncompressed_size;
+                }
+            }
+            0
+        }
+        let mut totals = (0u64, 0u64);
+        let rc = unsafe {
+            sys::wimlib_iterate_lookup_table(
+                self.raw,
+                0,
+                Some(add),
+                &mut totals as *mut (u64, u64) as *mut std::ffi::c_void,
+            )
+        };
+        self.check("listing the blobs of", rc)?;
+        Ok(totals)
     }
 
     pub(crate) fn raw(&self) -> *mut sys::WIMStruct {

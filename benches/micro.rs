@@ -1,0 +1,147 @@
+//! Criterion micro-benchmarks of ois's own hot paths: manifest parsing and validation,
+//! planning thousands of updates over many indexes, and library import hashing.
+
+use std::fmt::Write as _;
+
+use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+
+use ois::image::{IndexDetail, IndexInfo, InstalledUpdate};
+use ois::library::{manifest, AppliesTo, Architecture, Change, ContentLibrary, Manifest, Update};
+use ois::servicing::plan::{plan, Selection};
+use ois::site::{ServicingDrive, Site};
+
+/// A cumulative-update-like manifest with `n` changes.
+fn cu_manifest(n: usize) -> String {
+    let mut s = String::from(
+        "id = \"KB9000002\"\ntitle = \"2026-11 Cumulative Update\"\narchitecture = \"x64\"\nsupersedes = [\"KB9000000\"]\n[applies_to]\nmin_build = 22621\nmax_build = 22631\n",
+    );
+    for i in 0..n {
+        let _ = write!(
+            s,
+            "[[change]]\nadd = \"payload/Windows/System32/file{i}.dll\"\nat = \"Windows\\\\System32\\\\file{i}.dll\"\n"
+        );
+    }
+    s
+}
+
+fn manifests(c: &mut Criterion) {
+    let text = cu_manifest(2000);
+    let mut g = c.benchmark_group("manifest");
+    g.throughput(Throughput::Bytes(text.len() as u64));
+    g.bench_function("parse and validate, 2000 changes", |b| {
+        b.iter(|| manifest::parse(&text).map(|m| m.changes.len()))
+    });
+    g.finish();
+}
+
+fn update(i: usize) -> Update {
+    Update {
+        manifest: Manifest {
+            id: format!("KB{:07}", 5_000_000 + i),
+            title: format!("Update {i}"),
+            classification: Some("Security Updates".into()),
+            architecture: if i.is_multiple_of(3) {
+                Architecture::X86
+            } else {
+                Architecture::X64
+            },
+            // Chains of supersedence, as monthly cumulative updates form.
+            supersedes: if i.is_multiple_of(10) {
+                Vec::new()
+            } else {
+                vec![format!("KB{:07}", 5_000_000 + i - 1)]
+            },
+            requires: Vec::new(),
+            applies_to: AppliesTo {
+                min_build: Some(22000 + (i % 7) as u32 * 100),
+                max_build: None,
+                editions: if i.is_multiple_of(4) {
+                    vec!["Enterprise".into()]
+                } else {
+                    Vec::new()
+                },
+            },
+            changes: vec![Change::Delete {
+                path: format!("Windows/Temp/{i}.log"),
+            }],
+        },
+        size_bytes: 1 << 20,
+        imported_at: String::new(),
+        source: String::new(),
+        files: Vec::new(),
+    }
+}
+
+fn index(i: u32) -> IndexDetail {
+    IndexDetail {
+        info: IndexInfo {
+            index: i,
+            name: format!("Index {i}"),
+            architecture: Some(Architecture::X64),
+            build: Some(22631),
+            version: None,
+            edition: Some(
+                if i.is_multiple_of(2) {
+                    "Enterprise"
+                } else {
+                    "Professional"
+                }
+                .into(),
+            ),
+            product_name: None,
+        },
+        installed: (0..200)
+            .map(|k| InstalledUpdate {
+                id: format!("KB{:07}", 4_000_000 + k),
+                source: "windows-package".into(),
+                run_id: None,
+                installed_at: String::new(),
+            })
+            .collect(),
+    }
+}
+
+fn planning(c: &mut Criterion) {
+    let library: Vec<Update> = (0..3000).map(update).collect();
+    let indexes: Vec<IndexDetail> = (1..=16).map(index).collect();
+    c.bench_function("plan 3000 updates over 16 indexes", |b| {
+        b.iter(|| plan(&indexes, &library, &Selection::AllApplicable).map(|p| p.order.len()))
+    });
+}
+
+fn import(c: &mut Criterion) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let site = Site::init(&dir.path().join("site"), ServicingDrive::Auto).expect("site");
+    let pkg = dir.path().join("pkg");
+    let mut manifest = String::from("id = \"KB1\"\ntitle = \"t\"\narchitecture = \"x64\"\n[[change]]\nadd = \"payload\"\nat = \"Windows/System32\"\n");
+    manifest.push('\n');
+    let files: Vec<(String, Vec<u8>)> = (0..500)
+        .map(|i| {
+            (
+                format!("payload/f{i}.dll"),
+                ois::sample::filler(i, 64 << 10),
+            )
+        })
+        .collect();
+    let refs: Vec<(&str, Vec<u8>)> = files.iter().map(|(p, d)| (p.as_str(), d.clone())).collect();
+    ois::sample::write_package(&pkg, &manifest, &refs).expect("package");
+    let library = ContentLibrary::new(&site);
+    let mut g = c.benchmark_group("library");
+    g.throughput(Throughput::Bytes(500 * (64 << 10)));
+    g.sample_size(10);
+    g.bench_function("import (validate + hash) 500 files, 32 MiB", |b| {
+        b.iter_batched(
+            || site.database().expect("db"),
+            |mut db| {
+                library
+                    .import(&mut db, std::slice::from_ref(&pkg))
+                    .map(|o| o.len())
+            },
+            BatchSize::PerIteration,
+        )
+    });
+    g.finish();
+}
+
+criterion_group!(benches, manifests, planning, import);
+criterion_main!(benches);

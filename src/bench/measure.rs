@@ -1,0 +1,138 @@
+//! Timing child processes: wall clock, CPU (user + system) and peak RSS from `wait4`'s rusage,
+//! which counts every thread of the child, so wimlib's compressor threads are included.
+
+use std::fs::File;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+use serde::Serialize;
+
+use super::BenchError;
+
+/// What one timed step (or a sum of steps) cost.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct Sample {
+    pub wall_s: f64,
+    pub cpu_s: f64,
+    /// The largest peak resident set of any process in the step.
+    pub peak_rss_mib: f64,
+}
+
+impl Sample {
+    /// Steps run one after another: times add, peaks do not.
+    pub fn then(self, other: Sample) -> Sample {
+        Sample {
+            wall_s: self.wall_s + other.wall_s,
+            cpu_s: self.cpu_s + other.cpu_s,
+            peak_rss_mib: self.peak_rss_mib.max(other.peak_rss_mib),
+        }
+    }
+}
+
+fn seconds(t: libc::timeval) -> f64 {
+    t.tv_sec as f64 + t.tv_usec as f64 / 1e6
+}
+
+/// Runs `cmd` to completion with its output in `log` and returns what it cost; a failure is
+/// an error naming the step, never a sample.
+pub fn run(
+    what: &str,
+    cmd: &mut Command,
+    log: &Path,
+    stdin: Option<&Path>,
+) -> Result<Sample, BenchError> {
+    let io = |e| BenchError::Io {
+        path: log.to_path_buf(),
+        source: e,
+    };
+    let out = File::create(log).map_err(io)?;
+    let err = out.try_clone().map_err(io)?;
+    cmd.stdout(out).stderr(err);
+    match stdin {
+        Some(p) => {
+            cmd.stdin(File::open(p).map_err(|e| BenchError::Io {
+                path: p.to_path_buf(),
+                source: e,
+            })?);
+        }
+        None => {
+            cmd.stdin(Stdio::null());
+        }
+    }
+    tracing::debug!("running {cmd:?}");
+    let started = Instant::now();
+    let child = cmd.spawn().map_err(|e| BenchError::Step {
+        what: what.to_string(),
+        status: format!("cannot start: {e}"),
+        log: log.to_path_buf(),
+    })?;
+    let pid = child.id() as libc::pid_t;
+    let mut status = 0;
+    // SAFETY: rusage is plain data filled by the kernel; the pid is our own unreaped child
+    // (std's Child is never waited on, so the pid cannot have been reused).
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let rc = loop {
+        let rc = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+        if rc == -1 && std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted {
+            continue;
+        }
+        break rc;
+    };
+    let wall_s = started.elapsed().as_secs_f64();
+    drop(child);
+    if rc == -1 {
+        return Err(io(std::io::Error::last_os_error()));
+    }
+    if !(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0) {
+        return Err(BenchError::Step {
+            what: what.to_string(),
+            status: if libc::WIFEXITED(status) {
+                format!("exit code {}", libc::WEXITSTATUS(status))
+            } else {
+                format!("signal {}", libc::WTERMSIG(status))
+            },
+            log: log.to_path_buf(),
+        });
+    }
+    Ok(Sample {
+        wall_s,
+        cpu_s: seconds(usage.ru_utime) + seconds(usage.ru_stime),
+        // Linux reports ru_maxrss in KiB.
+        peak_rss_mib: usage.ru_maxrss as f64 / 1024.0,
+    })
+}
+
+/// Times work done in this process (a few file operations); its peak RSS is not attributable,
+/// so it counts as zero.
+pub fn in_process<T>(f: impl FnOnce() -> Result<T, BenchError>) -> Result<(T, Sample), BenchError> {
+    let cpu = || {
+        // SAFETY: plain data filled by the kernel.
+        let mut u: libc::rusage = unsafe { std::mem::zeroed() };
+        unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut u) };
+        seconds(u.ru_utime) + seconds(u.ru_stime)
+    };
+    let (c0, t0) = (cpu(), Instant::now());
+    let value = f()?;
+    Ok((
+        value,
+        Sample {
+            wall_s: t0.elapsed().as_secs_f64(),
+            cpu_s: cpu() - c0,
+            peak_rss_mib: 0.0,
+        },
+    ))
+}
+
+pub fn median(values: &mut [f64]) -> f64 {
+    if values.is_empty() {
+        return 0.0;
+    }
+    values.sort_by(|a, b| a.total_cmp(b));
+    let n = values.len();
+    if n % 2 == 1 {
+        values[n / 2]
+    } else {
+        (values[n / 2 - 1] + values[n / 2]) / 2.0
+    }
+}

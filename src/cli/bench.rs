@@ -1,0 +1,197 @@
+//! `ois bench`: generate realistic input, and compare ois with the other ways to service.
+
+use std::path::{Path, PathBuf};
+
+use clap::{Args, Subcommand};
+
+use super::commands::CliError;
+use ois::bench::{self, BenchOptions, GenerateOptions};
+use ois::wim::Compression;
+
+#[derive(Subcommand, Debug)]
+pub enum BenchCommand {
+    /// Generate a Windows-like WIM and matching update packages (deterministic for a seed)
+    Generate(GenerateArgs),
+    /// Measure ois side by side with wimlib-imagex, mount-style servicing and the copy floor
+    Run(RunArgs),
+    /// The floor strategy's work, run as a child by `ois bench run`
+    #[command(hide = true)]
+    Floor {
+        #[arg(long)]
+        wim: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long, value_parser = parse_compression)]
+        compression: Compression,
+        #[arg(long)]
+        payload: Vec<PathBuf>,
+    },
+}
+
+#[derive(Args, Debug)]
+pub struct GenerateArgs {
+    /// Output folder (install.wim, packages/, generate.json)
+    #[arg(long)]
+    pub out: PathBuf,
+    /// File data per index, e.g. 4MiB, 1GiB
+    #[arg(long, default_value = "1GiB", value_parser = parse_size)]
+    pub size: u64,
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Editions (indexes) in the WIM
+    #[arg(long, default_value_t = 4)]
+    pub indexes: u32,
+    /// none, xpress, lzx or lzms
+    #[arg(long, default_value = "lzx", value_parser = parse_compression)]
+    pub compression: Compression,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    /// Your own WIM to measure on [default: a generated one]
+    #[arg(long, requires = "packages")]
+    pub wim: Option<PathBuf>,
+    /// Your own packages (directories or CABs), with --wim
+    #[arg(long = "package", id = "packages")]
+    pub packages: Vec<PathBuf>,
+    /// Size of the generated input, without --wim
+    #[arg(long, default_value = "1GiB", value_parser = parse_size)]
+    pub size: u64,
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    #[arg(long, default_value_t = 4)]
+    pub indexes: u32,
+    /// Repetitions of every strategy
+    #[arg(long, default_value_t = 3)]
+    pub repetitions: usize,
+    /// Images serviced at once for the parallel-scaling comparison (0 skips it)
+    #[arg(long, default_value_t = 4)]
+    pub images: usize,
+    /// Where bench.md and bench.json go
+    #[arg(long, default_value = "target/bench")]
+    pub out: PathBuf,
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn parse_compression(s: &str) -> Result<Compression, String> {
+    match s.to_ascii_lowercase().as_str() {
+        "none" => Ok(Compression::None),
+        "xpress" => Ok(Compression::Xpress),
+        "lzx" => Ok(Compression::Lzx),
+        "lzms" => Ok(Compression::Lzms),
+        _ => Err(format!("{s:?}: use none, xpress, lzx or lzms")),
+    }
+}
+
+fn parse_size(s: &str) -> Result<u64, String> {
+    bench::parse_size(s)
+}
+
+fn err(e: bench::BenchError) -> CliError {
+    CliError::Other(e.to_string())
+}
+
+pub fn run(cmd: BenchCommand) -> Result<u8, CliError> {
+    match cmd {
+        BenchCommand::Generate(a) => {
+            let g = bench::generate(
+                &a.out,
+                &GenerateOptions {
+                    seed: a.seed,
+                    size: a.size,
+                    indexes: a.indexes,
+                    compression: a.compression,
+                },
+            )
+            .map_err(err)?;
+            if a.json {
+                println!("{}", serde_json::to_string_pretty(&g).unwrap_or_default());
+            } else {
+                println!(
+                    "Generated {} ({:.1} MiB, {} indexes, {} files, {} hard links, {:.1} MiB per index, ratio {:.2})",
+                    g.wim.display(),
+                    g.wim_bytes as f64 / (1 << 20) as f64,
+                    g.indexes,
+                    g.files,
+                    g.hard_links,
+                    g.expanded_bytes as f64 / (1 << 20) as f64,
+                    g.compression_ratio
+                );
+                for p in &g.packages {
+                    println!("  package {}", p.display());
+                }
+            }
+            Ok(0)
+        }
+        BenchCommand::Run(a) => bench_run(a),
+        BenchCommand::Floor {
+            wim,
+            out,
+            compression,
+            payload,
+        } => {
+            let dirs: Vec<&Path> = payload.iter().map(PathBuf::as_path).collect();
+            bench::floor::run(&wim, &out, &dirs, compression).map_err(err)?;
+            Ok(0)
+        }
+    }
+}
+
+fn bench_run(a: RunArgs) -> Result<u8, CliError> {
+    let (wim, packages) = match a.wim {
+        Some(w) => (w, a.packages),
+        None => {
+            let input = a.out.join("input");
+            eprintln!("Generating the input in {}", input.display());
+            // In a child: a child's peak RSS starts from its parent's (Linux keeps the high-water
+            // mark across exec), so the harness must stay small for the RSS column to be true.
+            let exe = std::env::current_exe()
+                .map_err(|e| CliError::Other(format!("cannot find the ois executable: {e}")))?;
+            let out = std::process::Command::new(exe)
+                .args(["--quiet", "bench", "generate", "--json", "--out"])
+                .arg(&input)
+                .args(["--size", &a.size.to_string(), "--seed", &a.seed.to_string()])
+                .args(["--indexes", &a.indexes.to_string()])
+                .output()
+                .map_err(|e| CliError::Other(format!("cannot run the generator: {e}")))?;
+            if !out.status.success() {
+                return Err(CliError::Other(format!(
+                    "generating the input failed: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                )));
+            }
+            let g: bench::Generated = serde_json::from_slice(&out.stdout)
+                .map_err(|e| CliError::Other(format!("the generator's answer: {e}")))?;
+            (g.wim, g.packages)
+        }
+    };
+    let ois = std::env::current_exe()
+        .map_err(|e| CliError::Other(format!("cannot find the ois executable: {e}")))?;
+    let report = bench::run(&BenchOptions {
+        wim,
+        packages,
+        out: a.out.clone(),
+        repetitions: a.repetitions,
+        images: a.images,
+        ois,
+        wimlib_imagex: bench::harness::which("wimlib-imagex"),
+    })
+    .map_err(err)?;
+    if a.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report).unwrap_or_default()
+        );
+    } else {
+        print!("{}", report.markdown());
+        println!(
+            "\nWritten to {} and {}",
+            a.out.join("bench.md").display(),
+            a.out.join("bench.json").display()
+        );
+    }
+    Ok(0)
+}

@@ -1,0 +1,164 @@
+//! Update payloads compressed once per compression type: a small WIM per update that servicing
+//! references, so wimlib copies the payload's compressed chunks raw into every image it goes
+//! to instead of compressing it again for each (table `compressed_payloads`).
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use rusqlite::{params, OptionalExtension};
+
+use super::{ContentLibrary, LibraryError, Update};
+use crate::fsutil::{hash_file, now_rfc3339};
+use crate::library::Change;
+use crate::site::Database;
+use crate::wim::{Compression, Progress, Wim};
+
+/// Builds are serialised: images serviced in parallel wait for the one build they share.
+static BUILDING: Mutex<()> = Mutex::new(());
+
+/// wimlib's default chunk size for a compression type: the only one a fresh WIM is built with.
+fn default_chunk(c: Compression) -> Option<u32> {
+    match c {
+        Compression::Xpress | Compression::Lzx => Some(32 << 10),
+        Compression::Lzms => Some(128 << 10),
+        Compression::None => None,
+    }
+}
+
+fn io(path: &Path) -> impl Fn(std::io::Error) -> LibraryError + '_ {
+    move |e| LibraryError::Io {
+        path: path.to_path_buf(),
+        source: e,
+    }
+}
+
+fn wim_err(path: &Path) -> impl Fn(crate::wim::WimError) -> LibraryError + '_ {
+    move |e| LibraryError::Io {
+        path: path.to_path_buf(),
+        source: std::io::Error::other(e.to_string()),
+    }
+}
+
+/// A compressed payload ready to be referenced: its file and the SHA-256 it had when checked.
+#[derive(Debug, Clone)]
+pub struct CompressedPayload {
+    pub path: PathBuf,
+    pub sha256: String,
+}
+
+impl ContentLibrary {
+    /// The update's payload as a WIM compressed with `compression` and `chunk_size`, built from
+    /// `staged_root` (its hash-checked payload) when the library has none yet. The file is
+    /// verified in full when built and its SHA-256 checked on every later use. None when the
+    /// update adds nothing or the chunk size is not the type's default.
+    pub fn compressed_payload(
+        &self,
+        db: &Database,
+        update: &Update,
+        staged_root: &Path,
+        compression: Compression,
+        chunk_size: u32,
+    ) -> Result<Option<CompressedPayload>, LibraryError> {
+        if default_chunk(compression) != Some(chunk_size)
+            || !update
+                .manifest
+                .changes
+                .iter()
+                .any(|c| matches!(c, Change::Add { .. }))
+        {
+            return Ok(None);
+        }
+        let _building = BUILDING.lock().unwrap_or_else(|p| p.into_inner());
+        let known: Option<(String, String)> = db
+            .query_row(
+                "SELECT file, sha256 FROM compressed_payloads WHERE update_id = ?1 AND compression = ?2 AND chunk_size = ?3",
+                params![update.id(), compression.as_str(), chunk_size],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()
+            .map_err(|e| db.error(e))?;
+        if let Some((file, sha256)) = known {
+            let path = self.compressed_dir().join(&file);
+            match hash_file(&path) {
+                Ok((actual, _)) if actual == sha256 => {
+                    return Ok(Some(CompressedPayload { path, sha256 }))
+                }
+                _ => tracing::warn!(
+                    "compressed payload {} of update {} is missing or damaged; building it again",
+                    path.display(),
+                    update.id()
+                ),
+            }
+        }
+        let dir = self.compressed_dir();
+        std::fs::create_dir_all(&dir).map_err(io(&dir))?;
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        // A name of its own per build: a concurrent build elsewhere never overwrites this one.
+        let file = format!(
+            "{}.{}.{chunk_size}.{}-{nanos}.wim",
+            update.id(),
+            compression.as_str(),
+            std::process::id()
+        );
+        let path = dir.join(&file);
+        tracing::info!(
+            "compressing the payload of {} once ({})",
+            update.id(),
+            compression.as_str()
+        );
+        // Compressed once for every image it goes to: worth wimlib's best (default) level.
+        crate::wim::set_write_level(0);
+        let wim = Wim::create(compression).map_err(wim_err(&path))?;
+        wim.add_image(staged_root, update.id())
+            .map_err(wim_err(&path))?;
+        let built = wim
+            .write(&path, false, 0, &mut |_| Progress::Continue)
+            .and_then(|()| Wim::open(&path, false))
+            .and_then(|w| w.verify(&mut |_| Progress::Continue));
+        drop(wim);
+        if let Err(e) = built {
+            let _ = std::fs::remove_file(&path);
+            return Err(wim_err(&path)(e));
+        }
+        let (sha256, _) = hash_file(&path).map_err(io(&path))?;
+        db.execute(
+            "INSERT OR REPLACE INTO compressed_payloads (update_id, compression, chunk_size, file, sha256, built_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![update.id(), compression.as_str(), chunk_size, file, sha256, now_rfc3339()],
+        )
+        .map_err(|e| db.error(e))?;
+        Ok(Some(CompressedPayload { path, sha256 }))
+    }
+
+    /// Compresses the payload of `update` for each compression type in use, at import, so
+    /// that servicing finds it ready.
+    pub fn prepare_compressed(
+        &self,
+        db: &Database,
+        update: &Update,
+        compressions: &[Compression],
+    ) -> Result<(), LibraryError> {
+        let scratch = self
+            .store
+            .incoming()
+            .map_err(io(&self.store.incoming_root()))?;
+        let mut root = None;
+        for &c in compressions {
+            let Some(chunk) = default_chunk(c) else {
+                continue;
+            };
+            let staged = match &root {
+                Some(r) => r,
+                None => root.insert(self.link_stage(update, scratch.path())?),
+            };
+            self.compressed_payload(db, update, staged, c, chunk)?;
+        }
+        Ok(())
+    }
+
+    fn compressed_dir(&self) -> PathBuf {
+        self.store.root().join("compressed")
+    }
+}

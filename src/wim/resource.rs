@@ -1,0 +1,255 @@
+//! Checking a WIM's blobs one by one, so a serviced WIM can be verified by what changed:
+//! blobs written anew are decompressed and hashed, blobs copied raw from an already-verified
+//! original are compared byte for byte with it (no decompression).
+
+use std::ffi::{c_int, c_void};
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+use std::ptr::null_mut;
+
+use sha1::{Digest, Sha1};
+use wimlib::sys;
+
+use super::{c_str, Compression, Wim, WimError};
+
+/// One entry of a WIM's blob table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Blob {
+    pub sha1: [u8; 20],
+    /// Where its resource starts in the file.
+    pub offset: u64,
+    /// Bytes it takes in the file (chunk table included).
+    pub stored_size: u64,
+    pub size: u64,
+    pub compressed: bool,
+    pub metadata: bool,
+    /// Part of a solid resource (several blobs compressed together).
+    pub solid: bool,
+}
+
+unsafe extern "C" fn collect(r: *const sys::wimlib_resource_entry, ctx: *mut c_void) -> c_int {
+    // SAFETY: wimlib passes a valid entry; ctx is the Vec given by `blobs`.
+    let (r, out) = unsafe { (&*r, &mut *(ctx as *mut Vec<Blob>)) };
+    out.push(Blob {
+        sha1: r.sha1_hash,
+        offset: r.offset,
+        stored_size: r.compressed_size,
+        size: r.uncompressed_size,
+        compressed: r.is_compressed() != 0,
+        metadata: r.is_metadata() != 0,
+        solid: r.packed() != 0,
+    });
+    0
+}
+
+unsafe extern "C" fn count_missing(e: *const sys::wimlib_dir_entry, ctx: *mut c_void) -> c_int {
+    // SAFETY: as in `collect`; the stream array holds the unnamed stream plus the named ones.
+    let (e, missing) = unsafe { (&*e, &mut *(ctx as *mut u64)) };
+    let streams = unsafe { e.streams.as_slice(e.num_named_streams as usize + 1) };
+    *missing += streams
+        .iter()
+        .filter(|s| s.resource.is_missing() != 0)
+        .count() as u64;
+    0
+}
+
+impl Wim {
+    /// Every blob of the blob table, metadata resources included.
+    pub fn blobs(&self) -> Result<Vec<Blob>, WimError> {
+        let mut out: Vec<Blob> = Vec::new();
+        let rc = unsafe {
+            sys::wimlib_iterate_lookup_table(
+                self.raw,
+                0,
+                Some(collect),
+                &mut out as *mut Vec<Blob> as *mut c_void,
+            )
+        };
+        self.check("listing the blobs of", rc)?;
+        Ok(out)
+    }
+
+    /// Streams of an image whose blob is not in the blob table (a WIM that cannot be applied).
+    pub fn missing_streams(&self, index: u32) -> Result<u64, WimError> {
+        let mut missing = 0u64;
+        let root = c_str("/");
+        let rc = unsafe {
+            sys::wimlib_iterate_dir_tree(
+                self.raw,
+                index as c_int,
+                root.as_ptr(),
+                sys::WIMLIB_ITERATE_DIR_TREE_FLAG_RECURSIVE as c_int,
+                Some(count_missing),
+                &mut missing as *mut u64 as *mut c_void,
+            )
+        };
+        self.check("listing the streams of", rc)?;
+        Ok(missing)
+    }
+}
+
+fn corrupt(path: &Path, what: String) -> WimError {
+    WimError {
+        path: path.to_path_buf(),
+        operation: "verifying",
+        code: sys::wimlib_error_code_WIMLIB_ERR_INVALID_RESOURCE_HASH as i32,
+        message: what,
+        details: Vec::new(),
+    }
+}
+
+struct Decompressor(*mut sys::wimlib_decompressor);
+
+impl Drop for Decompressor {
+    fn drop(&mut self) {
+        if !self.0.is_null() {
+            unsafe { sys::wimlib_free_decompressor(self.0) };
+        }
+    }
+}
+
+/// Decompresses each blob of `blobs` (non-solid resources of the WIM at `path`) and checks its
+/// SHA-1, as wimlib's own verification does for every blob.
+pub fn verify_blobs(
+    path: &Path,
+    blobs: &[&Blob],
+    compression: Compression,
+    chunk_size: u32,
+) -> Result<(), WimError> {
+    let file = File::open(path).map_err(|e| WimError::io(path, "verifying", e))?;
+    let io = |e| WimError::io(path, "verifying", e);
+    let chunk = chunk_size as u64;
+    let mut dec = Decompressor(null_mut());
+    if compression != Compression::None {
+        let rc = unsafe {
+            sys::wimlib_create_decompressor(compression.raw(), chunk_size as usize, &mut dec.0)
+        };
+        if rc != 0 {
+            return Err(WimError::new(path, "verifying", rc));
+        }
+    }
+    let mut packed = Vec::new();
+    let mut plain = vec![0u8; chunk_size.max(1) as usize];
+    for b in blobs {
+        let mut hasher = Sha1::new();
+        if !b.compressed {
+            if b.stored_size != b.size {
+                return Err(corrupt(
+                    path,
+                    format!("blob {} has a bad size", hex(&b.sha1)),
+                ));
+            }
+            let mut buf = vec![0u8; 1 << 20];
+            let mut at = 0;
+            while at < b.size {
+                let n = (b.size - at).min(buf.len() as u64) as usize;
+                file.read_exact_at(&mut buf[..n], b.offset + at)
+                    .map_err(io)?;
+                hasher.update(&buf[..n]);
+                at += n as u64;
+            }
+        } else {
+            let chunks = b.size.div_ceil(chunk);
+            let entry = if b.size > u64::from(u32::MAX) { 8 } else { 4 };
+            let table_len = (chunks.saturating_sub(1)) * entry;
+            let mut table = vec![0u8; table_len as usize];
+            file.read_exact_at(&mut table, b.offset).map_err(io)?;
+            let data_len = b.stored_size.checked_sub(table_len).ok_or_else(|| {
+                corrupt(path, format!("blob {} has a bad chunk table", hex(&b.sha1)))
+            })?;
+            let start_of = |i: u64| -> u64 {
+                if i == 0 {
+                    return 0;
+                }
+                let at = ((i - 1) * entry) as usize;
+                if entry == 8 {
+                    u64::from_le_bytes(table[at..at + 8].try_into().unwrap_or_default())
+                } else {
+                    u64::from(u32::from_le_bytes(
+                        table[at..at + 4].try_into().unwrap_or_default(),
+                    ))
+                }
+            };
+            for i in 0..chunks {
+                let (from, to) = (
+                    start_of(i),
+                    if i + 1 == chunks {
+                        data_len
+                    } else {
+                        start_of(i + 1)
+                    },
+                );
+                let want = if i + 1 == chunks {
+                    b.size - i * chunk
+                } else {
+                    chunk
+                } as usize;
+                if to < from || to - from > want as u64 {
+                    return Err(corrupt(
+                        path,
+                        format!("blob {} has a bad chunk table", hex(&b.sha1)),
+                    ));
+                }
+                packed.resize((to - from) as usize, 0);
+                file.read_exact_at(&mut packed, b.offset + table_len + from)
+                    .map_err(io)?;
+                if packed.len() == want {
+                    hasher.update(&packed);
+                    continue;
+                }
+                let rc = unsafe {
+                    sys::wimlib_decompress(
+                        packed.as_ptr() as *const c_void,
+                        packed.len(),
+                        plain.as_mut_ptr() as *mut c_void,
+                        want,
+                        dec.0,
+                    )
+                };
+                if rc != 0 {
+                    return Err(corrupt(
+                        path,
+                        format!("blob {} does not decompress", hex(&b.sha1)),
+                    ));
+                }
+                hasher.update(&plain[..want]);
+            }
+        }
+        if hasher.finalize().as_slice() != b.sha1 {
+            return Err(corrupt(
+                path,
+                format!("blob {} does not match its SHA-1", hex(&b.sha1)),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Are `len` bytes at `a_at` in `a` the same as at `b_at` in `b`?
+/// `buffers` are reused across calls: allocating them per blob cost more than comparing.
+pub fn same_bytes(
+    a: &File,
+    a_at: u64,
+    b: &File,
+    b_at: u64,
+    len: u64,
+    buffers: &mut (Vec<u8>, Vec<u8>),
+) -> std::io::Result<bool> {
+    let (x, y) = (&mut buffers.0, &mut buffers.1);
+    let mut done = 0;
+    while done < len {
+        let n = (len - done).min(x.len() as u64) as usize;
+        a.read_exact_at(&mut x[..n], a_at + done)?;
+        b.read_exact_at(&mut y[..n], b_at + done)?;
+        if x[..n] != y[..n] {
+            return Ok(false);
+        }
+        done += n as u64;
+    }
+    Ok(true)
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
