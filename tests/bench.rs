@@ -3,12 +3,11 @@
 
 mod common;
 
-use std::collections::BTreeMap;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::{index_files, TestSite};
+use common::{index_files, tree_bytes, TestSite};
 
 fn ois(args: &[&str]) -> common::Run {
     let out = Command::new(env!("CARGO_BIN_EXE_ois"))
@@ -39,28 +38,6 @@ fn generate(out: &Path, seed: &str) -> serde_json::Value {
     ])
     .ok()
     .json()
-}
-
-/// Every file under `dir` (packages), by relative path.
-fn tree_bytes(dir: &Path) -> BTreeMap<String, Vec<u8>> {
-    let mut out = BTreeMap::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).expect("read_dir") {
-            let p = e.expect("entry").path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                let rel = p
-                    .strip_prefix(dir)
-                    .expect("prefix")
-                    .to_string_lossy()
-                    .into_owned();
-                out.insert(rel, std::fs::read(&p).expect("read"));
-            }
-        }
-    }
-    out
 }
 
 #[test]

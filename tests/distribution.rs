@@ -7,20 +7,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use common::nginx::Nginx;
-use common::TestSite;
+use common::{nal, TestSite};
 use serde_json::Value;
-
-fn nal(server: &str) -> String {
-    format!(r#"["Display=\\{server}\"]MSWNET:["SMS_SITE=PS1"]\\{server}\"#)
-}
-
-fn sha256_hex(bytes: &[u8]) -> String {
-    use sha2::Digest;
-    sha2::Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
 
 /// The catalog's id and SHA-256 of an image.
 fn image_version(site: &TestSite, name: &str) -> (i64, String) {
@@ -35,30 +23,9 @@ fn content_file(root: &Path, id: i64, sha: &str) -> PathBuf {
     root.join(format!("ois/images/{id}/{sha}.wim"))
 }
 
-/// Every regular file under `dir`, relative.
+/// Every regular file under `dir`, relative, sorted.
 fn files_under(dir: &Path) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&d) else {
-            continue;
-        };
-        for e in entries {
-            let p = e.expect("entry").path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                out.push(
-                    p.strip_prefix(dir)
-                        .expect("prefix")
-                        .to_string_lossy()
-                        .into_owned(),
-                );
-            }
-        }
-    }
-    out.sort();
-    out
+    common::tree_bytes(dir).into_keys().collect()
 }
 
 /// Status rows of `dp show --json`, as (image, sha256, status, error).
@@ -121,7 +88,7 @@ fn locate(site: &TestSite, image: &str) -> Vec<String> {
 fn maintenance_mode_holds_content_until_it_is_disabled() {
     let (site, wim, original) = TestSite::with_golden_image();
     let (id, sha) = image_version(&site, "golden");
-    assert_eq!(sha, sha256_hex(&original));
+    assert_eq!(sha, common::sha256(&original));
     let dp1 = add_dir_dp(&site, "DP01.contoso.com", &["--boundary-group", "HQ"]);
     let dp2 = add_dir_dp(&site, "DP02.contoso.com", &["--boundary-group", "Branch"]);
     let dp3 = add_dir_dp(&site, "DP03.contoso.com", &["--boundary-group", "HQ"]);
@@ -689,7 +656,7 @@ fn serviced_image_goes_to_its_dps_and_the_old_version_is_removed_after() {
     let serviced = std::fs::read(&wim).expect("wim");
     assert_ne!(serviced, original);
     let (_, new_sha) = image_version(&site, "golden");
-    assert_eq!(new_sha, sha256_hex(&serviced));
+    assert_eq!(new_sha, common::sha256(&serviced));
     // DP01 has the new version only; DP02 (maintenance) keeps serving nothing new but keeps
     // the old version until it gets the new one.
     assert_eq!(

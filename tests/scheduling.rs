@@ -6,7 +6,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Child;
 
-use common::{index_files, wait_for, TestSite};
+use common::{index_files, nal, wait_for, TestSite};
 use ois::sample::{filler, write_package};
 use serde_json::Value;
 
@@ -541,10 +541,6 @@ fn a_run_killed_after_replacing_the_file_is_recorded_by_the_repair() {
     site.ois(&["service", "golden", "--updates", "KB5040001"])
         .ok();
     assert_sample_serviced(&wim);
-}
-
-fn nal(server: &str) -> String {
-    format!(r#"["Display=\\{server}\"]MSWNET:["SMS_SITE=PS1"]\\{server}\"#)
 }
 
 /// A directory DP that already holds the image's current version.

@@ -13,9 +13,7 @@ use super::{
 };
 use ois::image::{self, ImageError, ImageKind};
 use ois::library::{self, ArchFilter, ContentLibrary, ImportStatus, LibraryError};
-use ois::servicing::{
-    self, ImageOutcome, RunEvent, RunStatus, Selection, ServiceOptions, ServicingError,
-};
+use ois::servicing::{self, ImageOutcome, RunEvent, RunStatus, ServiceOptions, ServicingError};
 use ois::site::{self, ServicingDrive, Site, SiteError};
 
 #[derive(Debug, thiserror::Error)]
@@ -413,7 +411,7 @@ fn image_show(site: &Site, key: &str, json: bool) -> Result<u8, CliError> {
     let will_apply = match &schedule {
         Some(s) => {
             let all = ContentLibrary::new(site).all(&db)?;
-            match servicing::plan::plan(&indexes, &all, &s.selection()) {
+            match servicing::plan::plan(&indexes, &all, &s.updates) {
                 Ok(p) => Ok(p.order.clone()),
                 Err(reason) => Err(reason),
             }
@@ -605,11 +603,7 @@ pub(super) fn service_images(
 }
 
 fn service(site: &Site, args: &ServiceArgs) -> Result<u8, CliError> {
-    let selection = if args.all_applicable {
-        Selection::AllApplicable
-    } else {
-        Selection::Updates(args.updates.clone())
-    };
+    let selection = args.selection.selection();
     let options = ServiceOptions {
         selection,
         continue_on_error: args.continue_on_error,

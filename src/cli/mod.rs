@@ -171,17 +171,8 @@ pub enum ImageCommand {
 #[command(group(clap::ArgGroup::new("when").required(true).args(["now", "at", "cron"])))]
 pub struct ScheduleArgs {
     pub image: String,
-    /// Updates to apply, comma separated
-    #[arg(
-        long,
-        value_delimiter = ',',
-        conflicts_with = "all_applicable",
-        required_unless_present = "all_applicable"
-    )]
-    pub updates: Vec<String>,
-    /// Apply what is applicable when each run starts (the monthly patch run)
-    #[arg(long)]
-    pub all_applicable: bool,
+    #[command(flatten)]
+    pub selection: UpdateSelection,
     /// As soon as the scheduler runs
     #[arg(long)]
     pub now: bool,
@@ -217,11 +208,9 @@ pub enum SchedulerCommand {
     },
 }
 
+/// Which updates a run takes, for `service` and `image schedule`.
 #[derive(Args, Debug)]
-pub struct ServiceArgs {
-    /// Images (id or name)
-    #[arg(required = true)]
-    pub images: Vec<String>,
+pub struct UpdateSelection {
     /// Updates to apply, comma separated
     #[arg(
         long,
@@ -230,9 +219,28 @@ pub struct ServiceArgs {
         required_unless_present = "all_applicable"
     )]
     pub updates: Vec<String>,
-    /// Apply every applicable update
+    /// Apply every update applicable when the run starts (scheduled: the monthly patch run)
     #[arg(long)]
     pub all_applicable: bool,
+}
+
+impl UpdateSelection {
+    pub fn selection(&self) -> ois::servicing::Selection {
+        if self.all_applicable {
+            ois::servicing::Selection::AllApplicable
+        } else {
+            ois::servicing::Selection::Updates(self.updates.clone())
+        }
+    }
+}
+
+#[derive(Args, Debug)]
+pub struct ServiceArgs {
+    /// Images (id or name)
+    #[arg(required = true)]
+    pub images: Vec<String>,
+    #[command(flatten)]
+    pub selection: UpdateSelection,
     /// Skip an update that fails and go on with the others
     #[arg(long)]
     pub continue_on_error: bool,

@@ -11,8 +11,8 @@ use super::render;
 use super::ScheduleArgs;
 use ois::image;
 use ois::schedule::{
-    self, scheduler, timing, CancelOutcome, ScheduleRequest, ScheduledUpdates, SchedulerEvent,
-    SchedulerOptions, Timing,
+    self, scheduler, timing, CancelOutcome, ScheduleRequest, SchedulerEvent, SchedulerOptions,
+    Timing,
 };
 use ois::servicing;
 use ois::site::Site;
@@ -43,11 +43,7 @@ pub(super) fn schedule(site: &Site, args: &ScheduleArgs) -> Result<u8, CliError>
         }
     };
     let request = ScheduleRequest {
-        updates: if args.all_applicable {
-            ScheduledUpdates::AllApplicable
-        } else {
-            ScheduledUpdates::Updates(args.updates.clone())
-        },
+        updates: args.selection.selection(),
         timing,
         continue_on_error: args.continue_on_error,
         update_dps: args.update_dps,

@@ -14,7 +14,7 @@ pub use scheduler::{SchedulerEvent, SchedulerOptions};
 pub use timing::Timing;
 
 use crate::image::{Image, ImageError};
-use crate::servicing::{self, lease, ServicingError};
+use crate::servicing::{self, lease, Selection, ServicingError};
 use crate::site::{Database, Migrations, SiteError};
 
 pub static MIGRATIONS: Migrations = Migrations {
@@ -59,19 +59,11 @@ pub enum ScheduleError {
     Site(#[from] SiteError),
 }
 
-/// Which updates a scheduled run applies.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ScheduledUpdates {
-    /// Whatever is applicable when the run starts: the monthly patch run.
-    AllApplicable,
-    Updates(Vec<String>),
-}
-
 #[derive(Debug, Clone, Serialize)]
 pub struct Schedule {
     pub image_id: i64,
-    pub updates: ScheduledUpdates,
+    /// `AllApplicable` plans when the run starts: the monthly patch run.
+    pub updates: Selection,
     pub timing: Timing,
     /// UTC; `None` when a cron expression never fires again.
     pub next_run_at: Option<String>,
@@ -86,19 +78,10 @@ pub struct Schedule {
     pub last_run_id: Option<i64>,
 }
 
-impl Schedule {
-    pub fn selection(&self) -> servicing::Selection {
-        match &self.updates {
-            ScheduledUpdates::AllApplicable => servicing::Selection::AllApplicable,
-            ScheduledUpdates::Updates(ids) => servicing::Selection::Updates(ids.clone()),
-        }
-    }
-}
-
 /// What the admin asks for with `ois image schedule`.
 #[derive(Debug, Clone)]
 pub struct ScheduleRequest {
-    pub updates: ScheduledUpdates,
+    pub updates: Selection,
     pub timing: Timing,
     pub continue_on_error: bool,
     pub update_dps: bool,
@@ -159,7 +142,7 @@ pub fn set(
         image: img.name.clone(),
         message,
     };
-    if let ScheduledUpdates::Updates(ids) = &request.updates {
+    if let Selection::Updates(ids) = &request.updates {
         if ids.is_empty() {
             return Err(invalid(
                 "no update given: use --updates ID,... or --all-applicable".into(),
@@ -176,8 +159,8 @@ pub fn set(
         Timing::Cron { expression } => ("cron", expression.clone()),
     };
     let updates = match &request.updates {
-        ScheduledUpdates::AllApplicable => None,
-        ScheduledUpdates::Updates(ids) => Some(ids.join(",")),
+        Selection::AllApplicable => None,
+        Selection::Updates(ids) => Some(ids.join(",")),
     };
     let after = last_run_id(db, img.id)?;
     db.execute(
@@ -231,8 +214,8 @@ fn from_row(r: &rusqlite::Row) -> rusqlite::Result<Schedule> {
     Ok(Schedule {
         image_id: r.get(0)?,
         updates: match updates {
-            None => ScheduledUpdates::AllApplicable,
-            Some(ids) => ScheduledUpdates::Updates(ids.split(',').map(str::to_string).collect()),
+            None => Selection::AllApplicable,
+            Some(ids) => Selection::Updates(ids.split(',').map(str::to_string).collect()),
         },
         timing: if kind == "cron" {
             Timing::Cron { expression: value }

@@ -177,7 +177,7 @@ fn service_scheduled(
     stop: Arc<AtomicBool>,
 ) -> Finished {
     let options = ServiceOptions {
-        selection: schedule.selection(),
+        selection: schedule.updates.clone(),
         continue_on_error: schedule.continue_on_error,
         jobs: 1,
         cancel: stop,

@@ -8,7 +8,8 @@ use crate::image::IndexDetail;
 use crate::library::{Manifest, Update};
 
 /// Which updates a run takes.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Selection {
     Updates(Vec<String>),
     AllApplicable,

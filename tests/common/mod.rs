@@ -192,16 +192,25 @@ pub fn index_files(wim: &Path, index: u32) -> BTreeMap<String, Vec<u8>> {
         .expect("open")
         .extract_image(index, &target)
         .expect("extract");
+    tree_bytes(&target)
+}
+
+/// Every regular file under `dir`, by relative path, with its bytes; empty when `dir` is
+/// missing.
+pub fn tree_bytes(dir: &Path) -> BTreeMap<String, Vec<u8>> {
     let mut out = BTreeMap::new();
-    let mut stack = vec![target.clone()];
+    let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).expect("read_dir") {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries {
             let p = e.expect("entry").path();
             if p.is_dir() {
                 stack.push(p);
             } else {
                 let rel = p
-                    .strip_prefix(&target)
+                    .strip_prefix(dir)
                     .expect("prefix")
                     .to_string_lossy()
                     .into_owned();
@@ -210,6 +219,11 @@ pub fn index_files(wim: &Path, index: u32) -> BTreeMap<String, Vec<u8>> {
         }
     }
     out
+}
+
+/// The NAL path of a test distribution point named `server`.
+pub fn nal(server: &str) -> String {
+    format!(r#"["Display=\\{server}\"]MSWNET:["SMS_SITE=PS1"]\\{server}\"#)
 }
 
 pub fn image_count(wim: &Path) -> u32 {
