@@ -403,15 +403,7 @@ impl ContentLibrary {
                 std::fs::create_dir_all(dir).map_err(io)?;
             }
             if std::fs::hard_link(self.store.path_of(&f.sha256), &target).is_err() {
-                self.store
-                    .copy_out(&f.sha256, &target)
-                    .map_err(io)?
-                    .map_err(|actual| LibraryError::Damaged {
-                        id: update.id().to_string(),
-                        path: f.path.clone(),
-                        expected: f.sha256.clone(),
-                        actual,
-                    })?;
+                self.copy_checked(update, f, &target)?;
             }
         }
         Ok(root)
@@ -422,27 +414,37 @@ impl ContentLibrary {
     pub fn stage(&self, update: &Update, dest: &Path) -> Result<PathBuf, LibraryError> {
         let root = dest.join(update.id());
         for f in &update.files {
-            let target = root.join(&f.path);
-            let io = |e| LibraryError::Io {
-                path: target.clone(),
-                source: e,
-            };
             if !self.store.contains(&f.sha256) {
                 return Err(LibraryError::Missing {
                     id: update.id().to_string(),
                     path: f.path.clone(),
                 });
             }
-            if let Err(actual) = self.store.copy_out(&f.sha256, &target).map_err(io)? {
-                return Err(LibraryError::Damaged {
-                    id: update.id().to_string(),
-                    path: f.path.clone(),
-                    expected: f.sha256.clone(),
-                    actual,
-                });
-            }
+            self.copy_checked(update, f, &root.join(&f.path))?;
         }
         Ok(root)
+    }
+
+    /// Copies one payload file of `update` out of the store to `target`, checking its hash.
+    fn copy_checked(
+        &self,
+        update: &Update,
+        f: &PayloadFile,
+        target: &Path,
+    ) -> Result<(), LibraryError> {
+        let copied = self
+            .store
+            .copy_out(&f.sha256, target)
+            .map_err(|e| LibraryError::Io {
+                path: target.to_path_buf(),
+                source: e,
+            })?;
+        copied.map_err(|actual| LibraryError::Damaged {
+            id: update.id().to_string(),
+            path: f.path.clone(),
+            expected: f.sha256.clone(),
+            actual,
+        })
     }
 }
 
