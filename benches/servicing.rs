@@ -47,6 +47,7 @@ fn main() {
         out: out.clone(),
         repetitions: var("OIS_BENCH_REPS", 3),
         images: var("OIS_BENCH_IMAGES", 4),
+        only: Vec::new(),
         ois: PathBuf::from(env!("CARGO_BIN_EXE_ois")),
         wimlib_imagex: bench::harness::which("wimlib-imagex"),
     });

@@ -42,23 +42,21 @@ fn status(site: &TestSite, image: &str) -> String {
         .to_string()
 }
 
-/// Every run log of the site that contains `text`.
-fn run_logs_with(site: &TestSite, text: &str) -> Vec<PathBuf> {
-    let dir = site.root().join("logs/runs");
-    std::fs::read_dir(&dir)
-        .map(|entries| {
-            entries
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| std::fs::read_to_string(p).is_ok_and(|t| t.contains(text)))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-fn wait_until_writing(site: &TestSite) {
-    wait_for(180, "the run to start writing the serviced image", || {
-        !run_logs_with(site, "writing the serviced image").is_empty()
-    });
+/// Holds (SIGSTOP) the run of `child` as soon as its output WIM appears in the stage: the
+/// write copies compressed data and lasts a fraction of a second, too short to catch by log.
+fn stop_when_writing(site: &TestSite, child: &Child) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(180);
+    while !stage_dirs(site)
+        .iter()
+        .any(|d| d.join("serviced.wim").exists())
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for the run to start writing the serviced image"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    signal(child, libc::SIGSTOP);
 }
 
 fn signal(child: &Child, sig: i32) {
@@ -254,12 +252,19 @@ fn cancel_during_the_write_keeps_the_original() {
     let (site, wim, original) = TestSite::with_golden_image();
     import_big_update(&site);
     let mut service = site.spawn("service", &["service", "golden", "--updates", BIG]);
-    wait_until_writing(&site);
-
-    let canceled = site
-        .ois(&["image", "cancel", "golden", "--json"])
-        .ok()
-        .json();
+    stop_when_writing(&site, &service);
+    let mut cancel = site.spawn("cancel", &["image", "cancel", "golden", "--json"]);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    signal(&service, libc::SIGCONT);
+    assert!(
+        cancel.wait().expect("wait").success(),
+        "{}",
+        site.output_of("cancel")
+    );
+    let canceled: Value = serde_json::from_str(
+        &std::fs::read_to_string(site.path("cancel.out")).expect("cancel output"),
+    )
+    .expect("json");
     assert_eq!(canceled["canceled"], "run", "{canceled}");
     assert_eq!(canceled["status"], "Canceled", "{canceled}");
     let exit = service.wait().expect("wait");
@@ -362,7 +367,7 @@ fn bad_schedules_are_refused_clearly() {
 /// Starts servicing with the big update, waits for the write and kills the process.
 fn kill_during_write(site: &TestSite) {
     let mut service = site.spawn("killed", &["service", "golden", "--updates", BIG]);
-    wait_until_writing(site);
+    stop_when_writing(site, &service);
     signal(&service, libc::SIGKILL);
     service.wait().expect("reap");
     let shown = show(site, "golden");
@@ -444,9 +449,8 @@ fn a_hung_scheduled_run_is_repaired_by_the_timeout_and_runs_again() {
     site.ois(&["image", "schedule", "golden", "--updates", BIG, "--now"])
         .ok();
     let mut hung = site.spawn("hung", &["scheduler", "run"]);
-    wait_until_writing(&site);
     // Alive but making no progress: only the timeout can end it.
-    signal(&hung, libc::SIGSTOP);
+    stop_when_writing(&site, &hung);
 
     let mut healer = site.spawn("healer", &["scheduler", "run"]);
     wait_for(

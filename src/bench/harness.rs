@@ -20,6 +20,8 @@ pub struct BenchOptions {
     pub repetitions: usize,
     /// Images serviced at once for the parallel-scaling comparison (0 skips it).
     pub images: usize,
+    /// The strategies to measure; empty measures all.
+    pub only: Vec<Key>,
     /// The `ois` executable that is measured.
     pub ois: PathBuf,
     /// `wimlib-imagex`; None when it is not installed.
@@ -174,7 +176,8 @@ pub fn run(opts: &BenchOptions) -> Result<Report, BenchError> {
     ois_setup(opts, &ois_run, 1, false)?;
     strategies::copy_tree(&ois_run, &pristine.join("ois"))?;
     let images_run = runs.join("images");
-    if opts.images > 0 {
+    let selected = |k: Key| opts.only.is_empty() || opts.only.contains(&k);
+    if opts.images > 0 && (selected(Key::Jobs1) || selected(Key::Parallel)) {
         ois_setup(opts, &images_run, opts.images, true)?;
         strategies::copy_tree(&images_run, &pristine.join("images"))?;
     }
@@ -186,6 +189,7 @@ pub fn run(opts: &BenchOptions) -> Result<Report, BenchError> {
         "wimlib-imagex is not installed (Debian package wimtools; scripts/setup.sh installs it)";
     for (k, r) in Key::ALL.iter().zip(results.iter_mut()) {
         match k {
+            k if !selected(*k) => r.skip("not selected (--only)"),
             Key::Script | Key::Mount if opts.wimlib_imagex.is_none() => r.skip(missing_tool),
             Key::Jobs1 | Key::Parallel if opts.images == 0 => r.skip("--images 0"),
             _ => {}

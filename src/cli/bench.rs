@@ -72,8 +72,22 @@ pub struct RunArgs {
     /// Where bench.md and bench.json go
     #[arg(long, default_value = "target/bench")]
     pub out: PathBuf,
+    /// Measure only these strategies (ois, wimlib-script, mount-style, ois-images-jobs1,
+    /// ois-images-parallel, floor); the others are reported as skipped
+    #[arg(long, value_delimiter = ',', value_parser = parse_strategy)]
+    pub only: Vec<bench::harness::Key>,
     #[arg(long)]
     pub json: bool,
+}
+
+fn parse_strategy(s: &str) -> Result<bench::harness::Key, String> {
+    bench::harness::Key::ALL
+        .into_iter()
+        .find(|k| k.id() == s)
+        .ok_or_else(|| {
+            let ids: Vec<&str> = bench::harness::Key::ALL.iter().map(|k| k.id()).collect();
+            format!("{s:?}: the strategies are {}", ids.join(", "))
+        })
 }
 
 fn parse_compression(s: &str) -> Result<Compression, String> {
@@ -176,6 +190,7 @@ fn bench_run(a: RunArgs) -> Result<u8, CliError> {
         out: a.out.clone(),
         repetitions: a.repetitions,
         images: a.images,
+        only: a.only,
         ois,
         wimlib_imagex: bench::harness::which("wimlib-imagex"),
     })

@@ -11,7 +11,7 @@ use super::{ContentLibrary, LibraryError, Update};
 use crate::fsutil::{hash_file, now_rfc3339};
 use crate::library::Change;
 use crate::site::Database;
-use crate::wim::{Compression, Progress, Wim};
+use crate::wim::{Compression, Progress, UpdateCommand, Wim};
 
 /// Builds are serialised: images serviced in parallel wait for the one build they share.
 static BUILDING: Mutex<()> = Mutex::new(());
@@ -23,6 +23,10 @@ fn default_chunk(c: Compression) -> Option<u32> {
         Compression::Lzms => Some(128 << 10),
         Compression::None => None,
     }
+}
+
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
 fn io(path: &Path) -> impl Fn(std::io::Error) -> LibraryError + '_ {
@@ -48,14 +52,13 @@ pub struct CompressedPayload {
 
 impl ContentLibrary {
     /// The update's payload as a WIM compressed with `compression` and `chunk_size`, built from
-    /// `staged_root` (its hash-checked payload) when the library has none yet. The file is
+    /// the library's files (hash-checked first) when the library has none yet. The file is
     /// verified in full when built and its SHA-256 checked on every later use. None when the
     /// update adds nothing or the chunk size is not the type's default.
     pub fn compressed_payload(
         &self,
         db: &Database,
         update: &Update,
-        staged_root: &Path,
         compression: Compression,
         chunk_size: u32,
     ) -> Result<Option<CompressedPayload>, LibraryError> {
@@ -90,6 +93,9 @@ impl ContentLibrary {
                 ),
             }
         }
+        // What is compressed here serves every later run by content hash: it must be the
+        // library's true payload.
+        let contents = self.checked_contents(update)?;
         let dir = self.compressed_dir();
         std::fs::create_dir_all(&dir).map_err(io(&dir))?;
         let nanos = std::time::SystemTime::now()
@@ -111,12 +117,20 @@ impl ContentLibrary {
         // Compressed once for every image it goes to: worth wimlib's best (default) level.
         crate::wim::set_write_level(0);
         let wim = Wim::create(compression).map_err(wim_err(&path))?;
-        wim.add_image(staged_root, update.id())
-            .map_err(wim_err(&path))?;
+        // Only the data matters (runs find it by SHA-1), so each distinct content is one file
+        // named by its hash, read in place from the store: no folder tree to lay out.
+        let commands: Vec<UpdateCommand> = contents
+            .into_iter()
+            .map(|(sha256, source)| UpdateCommand::Add {
+                source,
+                target: format!("/{sha256}"),
+            })
+            .collect();
         let built = wim
-            .write(&path, false, 0, &mut |_| Progress::Continue)
-            .and_then(|()| Wim::open(&path, false))
-            .and_then(|w| w.verify(&mut |_| Progress::Continue));
+            .add_empty_image(update.id())
+            .and_then(|index| wim.update(index, &commands))
+            .and_then(|()| wim.write(&path, false, 0, &mut |_| Progress::Continue))
+            .and_then(|()| crate::wim::verify_file(&path, cores()));
         drop(wim);
         if let Err(e) = built {
             let _ = std::fs::remove_file(&path);
@@ -140,22 +154,18 @@ impl ContentLibrary {
         update: &Update,
         compressions: &[Compression],
     ) -> Result<(), LibraryError> {
-        let scratch = self
-            .store
-            .incoming()
-            .map_err(io(&self.store.incoming_root()))?;
-        let mut root = None;
         for &c in compressions {
-            let Some(chunk) = default_chunk(c) else {
-                continue;
-            };
-            let staged = match &root {
-                Some(r) => r,
-                None => root.insert(self.link_stage(update, scratch.path())?),
-            };
-            self.compressed_payload(db, update, staged, c, chunk)?;
+            if let Some(chunk) = default_chunk(c) {
+                self.compressed_payload(db, update, c, chunk)?;
+            }
         }
-        Ok(())
+        // The files runs read in place, made now rather than by the first run, and made again
+        // on every import of the update (which is how a damaged library is repaired).
+        let repeated = self.repeated_dir(update);
+        if repeated.exists() {
+            std::fs::remove_dir_all(&repeated).map_err(io(&repeated))?;
+        }
+        self.direct_sources(update).map(|_| ())
     }
 
     fn compressed_dir(&self) -> PathBuf {

@@ -175,8 +175,9 @@ pub struct ImportOutcome {
 struct Validated {
     package: Package,
     manifest: Manifest,
-    /// Each payload file with where it landed in the library's incoming area.
-    files: Vec<(PayloadFile, PathBuf)>,
+    /// Each payload file with where it landed in the library's incoming area (nowhere when
+    /// its content was received or stored already).
+    files: Vec<(PayloadFile, Option<PathBuf>)>,
     digest: String,
 }
 
@@ -199,13 +200,26 @@ impl ContentLibrary {
     ) -> Result<Vec<ImportOutcome>, LibraryError> {
         let mut validated = Vec::new();
         let mut seen: HashMap<String, PathBuf> = HashMap::new();
+        let mut received = HashSet::new();
+        let lander = store::Lander::start();
         // Every payload file is read once: hashed while it lands here.
         let incoming = self.store.incoming().map_err(|e| LibraryError::Io {
             path: self.store.incoming_root(),
             source: e,
         })?;
         for (n, origin) in origins.iter().enumerate() {
-            let v = validate(origin, &incoming.path().join(n.to_string()))?;
+            let v = validate(
+                &self.store,
+                origin,
+                &incoming.path().join(n.to_string()),
+                &mut received,
+                &lander,
+            );
+            let v = match v {
+                Ok(v) => v,
+                // A failed write is the cause of whatever failed after it.
+                Err(e) => return Err(lander.finish().err().map_or(e, |w| io_error(&incoming, w))),
+            };
             if let Some(first) = seen.insert(v.manifest.id.to_lowercase(), origin.clone()) {
                 return Err(LibraryError::DuplicateInBatch {
                     id: v.manifest.id,
@@ -217,6 +231,7 @@ impl ContentLibrary {
         }
         let mut outcomes = Vec::new();
         let mut to_store = Vec::new();
+        let mut repairs = Vec::new();
         for v in validated {
             let existing: Option<String> = db
                 .query_row(
@@ -239,6 +254,8 @@ impl ContentLibrary {
                         status: ImportStatus::AlreadyPresent,
                         ..outcome
                     });
+                    // What landed is content the store lacks or holds damaged: the repair.
+                    repairs.push(v);
                 }
                 Some(_) => {
                     return Err(LibraryError::Conflict {
@@ -258,13 +275,24 @@ impl ContentLibrary {
                 source: e,
             })
         };
+        lander.finish().map_err(|e| io_error(&incoming, e))?;
         sync(&self.store)?;
-        for v in &to_store {
-            for (f, received) in &v.files {
+        for v in &repairs {
+            let n = v.files.iter().filter(|(_, r)| r.is_some()).count();
+            if n > 0 {
+                tracing::warn!(
+                    "update {}: {n} file(s) of the content library were missing or damaged; restored from {}",
+                    v.manifest.id,
+                    v.package.origin.display()
+                );
+            }
+        }
+        for v in to_store.iter().chain(&repairs) {
+            for (f, received) in v.files.iter().filter_map(|(f, r)| Some((f, r.as_ref()?))) {
                 self.store
                     .adopt(received, &f.sha256)
                     .map_err(|e| LibraryError::Io {
-                        path: received.clone(),
+                        path: received.to_path_buf(),
                         source: e,
                     })?;
             }
@@ -386,27 +414,90 @@ impl ContentLibrary {
             .collect())
     }
 
-    /// Lays an update's payload out under `dest` as hard links into the store (copies where
-    /// links fail), without re-reading it. Only for building compressed payloads: those are
-    /// used by content hash (a blob serves an image only when its SHA-1 equals that of the
-    /// hash-checked file staged for the run), so a bad store file there can never reach an
-    /// image; runs themselves stage private, hash-checked copies with [`Self::stage`].
-    pub fn link_stage(&self, update: &Update, dest: &Path) -> Result<PathBuf, LibraryError> {
-        let root = dest.join(update.id());
-        for f in &update.files {
-            let target = root.join(&f.path);
-            let io = |e| LibraryError::Io {
-                path: target.clone(),
-                source: e,
+    /// Where each payload file of `update` can be read in place: the store's own file, except
+    /// for a repeated content, which is read from a copy of its own kept beside the store
+    /// (wimlib captures files sharing an inode as hard links, and two files of a package must
+    /// stay two files). Such copies are made once, hash-checked. A run reads these
+    /// only with the update's compressed payload referenced.
+    pub fn direct_sources(&self, update: &Update) -> Result<Vec<(String, PathBuf)>, LibraryError> {
+        let mut seen = HashSet::new();
+        let mut sources = Vec::with_capacity(update.files.len());
+        for (n, f) in update.files.iter().enumerate() {
+            if !self.store.contains(&f.sha256) {
+                return Err(LibraryError::Missing {
+                    id: update.id().to_string(),
+                    path: f.path.clone(),
+                });
+            }
+            let source = if seen.insert(f.sha256.as_str()) {
+                self.store.path_of(&f.sha256)
+            } else {
+                self.repeated_copy(update, f, n)?
             };
-            if let Some(dir) = target.parent() {
-                std::fs::create_dir_all(dir).map_err(io)?;
-            }
-            if std::fs::hard_link(self.store.path_of(&f.sha256), &target).is_err() {
-                self.copy_checked(update, f, &target)?;
-            }
+            sources.push((f.path.clone(), source));
         }
-        Ok(root)
+        Ok(sources)
+    }
+
+    fn repeated_copy(
+        &self,
+        update: &Update,
+        f: &PayloadFile,
+        n: usize,
+    ) -> Result<PathBuf, LibraryError> {
+        let dir = self.repeated_dir(update);
+        let copy = dir.join(format!("{n}-{}", &f.sha256[..16]));
+        if copy.is_file() {
+            return Ok(copy);
+        }
+        // Made under a name of its own and renamed: a concurrent run never reads half a copy.
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let unique = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let partial = dir.join(format!(".{n}.{}-{unique}.partial", std::process::id()));
+        self.copy_checked(update, f, &partial)?;
+        std::fs::rename(&partial, &copy).map_err(|e| LibraryError::Io {
+            path: copy.clone(),
+            source: e,
+        })?;
+        Ok(copy)
+    }
+
+    pub(crate) fn repeated_dir(&self, update: &Update) -> PathBuf {
+        self.store.root().join("repeated").join(update.id())
+    }
+
+    /// Each distinct content of `update`'s payload with its store file, SHA-256 checked.
+    pub(crate) fn checked_contents(
+        &self,
+        update: &Update,
+    ) -> Result<BTreeMap<String, PathBuf>, LibraryError> {
+        let mut contents = BTreeMap::new();
+        for f in &update.files {
+            if contents.contains_key(&f.sha256) {
+                continue;
+            }
+            let path = self.store.path_of(&f.sha256);
+            let (actual, _) = crate::fsutil::hash_file(&path).map_err(|e| match e.kind() {
+                std::io::ErrorKind::NotFound => LibraryError::Missing {
+                    id: update.id().to_string(),
+                    path: f.path.clone(),
+                },
+                _ => LibraryError::Io {
+                    path: path.clone(),
+                    source: e,
+                },
+            })?;
+            if actual != f.sha256 {
+                return Err(LibraryError::Damaged {
+                    id: update.id().to_string(),
+                    path: f.path.clone(),
+                    expected: f.sha256.clone(),
+                    actual,
+                });
+            }
+            contents.insert(f.sha256.clone(), path);
+        }
+        Ok(contents)
     }
 
     /// Copies an update's payload out of the library into `dest`, checking every hash, and
@@ -449,7 +540,20 @@ impl ContentLibrary {
 }
 
 /// Reads a package, validates its manifest against its files and hashes its payload.
-fn validate(origin: &Path, incoming: &Path) -> Result<Validated, LibraryError> {
+fn io_error(incoming: &tempfile::TempDir, e: std::io::Error) -> LibraryError {
+    LibraryError::Io {
+        path: incoming.path().to_path_buf(),
+        source: e,
+    }
+}
+
+fn validate(
+    store: &FileStore,
+    origin: &Path,
+    incoming: &Path,
+    received: &mut HashSet<String>,
+    lander: &store::Lander,
+) -> Result<Validated, LibraryError> {
     let invalid = |problems: Vec<String>| LibraryError::InvalidPackage {
         origin: origin.to_path_buf(),
         problems,
@@ -508,21 +612,24 @@ fn validate(origin: &Path, incoming: &Path) -> Result<Validated, LibraryError> {
         );
     }
     // Received in the package's own order (fast for CABs), listed in path order (the digest's).
-    let mut received_files: BTreeMap<String, (PayloadFile, PathBuf)> = BTreeMap::new();
+    let mut received_files: BTreeMap<String, (PayloadFile, Option<PathBuf>)> = BTreeMap::new();
     let mut io_error = None;
     package
-        .read_each(&wanted, &mut |f, reader| match FileStore::receive(
+        .read_each(&wanted, &mut |f, reader| match store.receive(
             incoming,
             received_files.len(),
+            f.size,
             reader,
+            received,
+            lander,
         ) {
-            Ok((received, sha256, size)) => {
+            Ok((landed, sha256, size)) => {
                 let file = PayloadFile {
                     path: f.path.clone(),
                     sha256,
                     size,
                 };
-                received_files.insert(f.path.to_lowercase(), (file, received));
+                received_files.insert(f.path.to_lowercase(), (file, landed));
                 Ok(())
             }
             Err(e) => {

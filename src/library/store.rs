@@ -1,10 +1,73 @@
 //! Single-instance file store: every payload file once, named by its SHA-256.
 
+use std::collections::HashSet;
 use std::fs::File;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
+use sha2::{Digest, Sha256};
+
 use crate::fsutil::copy_hashing;
+
+/// Files up to this size are received through memory (see [`FileStore::receive`]); with
+/// [`IN_FLIGHT`] of them queued, at most 128 MiB wait to be written.
+const IN_MEMORY: u64 = 8 << 20;
+const IN_FLIGHT: usize = 16;
+
+/// Writes received files on a thread of its own, so that reading and hashing a package
+/// overlaps creating its files.
+pub struct Lander {
+    queue: Option<std::sync::mpsc::SyncSender<(PathBuf, Vec<u8>)>>,
+    writer: Option<std::thread::JoinHandle<std::io::Result<()>>>,
+}
+
+impl Lander {
+    pub fn start() -> Lander {
+        let (queue, files) = std::sync::mpsc::sync_channel::<(PathBuf, Vec<u8>)>(IN_FLIGHT);
+        let writer = std::thread::spawn(move || {
+            for (path, bytes) in files {
+                std::fs::write(&path, &bytes).map_err(|e| {
+                    std::io::Error::new(e.kind(), format!("writing {}: {e}", path.display()))
+                })?;
+            }
+            Ok(())
+        });
+        Lander {
+            queue: Some(queue),
+            writer: Some(writer),
+        }
+    }
+
+    fn land(&self, path: PathBuf, bytes: Vec<u8>) -> std::io::Result<()> {
+        let sent = self.queue.as_ref().map(|q| q.send((path, bytes)));
+        match sent {
+            Some(Ok(())) => Ok(()),
+            // The writer stopped on an error, which `finish` reports.
+            _ => Err(std::io::Error::other("the file writer stopped")),
+        }
+    }
+
+    /// Waits until every file is written; the first error if one was not.
+    pub fn finish(mut self) -> std::io::Result<()> {
+        self.stop()
+    }
+
+    fn stop(&mut self) -> std::io::Result<()> {
+        drop(self.queue.take());
+        match self.writer.take().map(|w| w.join()) {
+            None => Ok(()),
+            Some(Ok(result)) => result,
+            Some(Err(_)) => Err(std::io::Error::other("the file writer panicked")),
+        }
+    }
+}
+
+impl Drop for Lander {
+    fn drop(&mut self) {
+        // Nothing may still be writing into the incoming area once it is removed.
+        let _ = self.stop();
+    }
+}
 
 pub struct FileStore {
     root: PathBuf,
@@ -31,6 +94,12 @@ impl FileStore {
         self.path_of(sha256).is_file()
     }
 
+    /// Does the store hold this content intact? (A damaged or missing file is replaced by the
+    /// next import that brings the content.)
+    pub fn holds(&self, sha256: &str) -> bool {
+        crate::fsutil::hash_file(&self.path_of(sha256)).is_ok_and(|(actual, _)| actual == sha256)
+    }
+
     /// A private area beside the store where an import lands its payload before it is
     /// validated; removed when dropped. Being on the store's filesystem, adopting a file from
     /// it is a rename.
@@ -40,27 +109,50 @@ impl FileStore {
         tempfile::tempdir_in(dir)
     }
 
-    /// Copies a stream into `incoming` and returns the landed file with its SHA-256 and size.
+    /// Lands a stream in `incoming` and returns the landed file with its SHA-256 and size. A
+    /// file of up to [`IN_MEMORY`] bytes is hashed before anything is written, so content
+    /// already received (`received`) or already stored lands nowhere (None), and the rest is
+    /// written by `lander` while the package is read on: on a busy filesystem, creating files
+    /// is the costly part of an import.
     pub fn receive(
+        &self,
         incoming: &Path,
         n: usize,
+        size: u64,
         reader: &mut dyn Read,
-    ) -> std::io::Result<(PathBuf, String, u64)> {
+        received: &mut HashSet<String>,
+        lander: &Lander,
+    ) -> std::io::Result<(Option<PathBuf>, String, u64)> {
         let path = incoming.join(n.to_string());
-        let mut out = File::create(&path)?;
-        let (sha256, size) = copy_hashing(reader, &mut out)?;
+        if size > IN_MEMORY {
+            let mut out = File::create(&path)?;
+            let (sha256, size) = copy_hashing(reader, &mut out)?;
+            received.insert(sha256.clone());
+            return Ok((Some(path), sha256, size));
+        }
+        let mut bytes = Vec::with_capacity(size as usize);
+        reader.take(IN_MEMORY + 1).read_to_end(&mut bytes)?;
+        if bytes.len() as u64 > IN_MEMORY {
+            return Err(std::io::Error::other(format!(
+                "the package said {size} bytes but the file is larger"
+            )));
+        }
+        let sha256 = crate::fsutil::hex(&Sha256::digest(&bytes));
+        let size = bytes.len() as u64;
+        if received.contains(&sha256) || self.holds(&sha256) {
+            return Ok((None, sha256, size));
+        }
         // Made durable all at once by `sync` before adoption: one flush, not one per file.
-        Ok((path, sha256, size))
+        lander.land(path.clone(), bytes)?;
+        received.insert(sha256.clone());
+        Ok((Some(path), sha256, size))
     }
 
-    /// Moves a received file under its hash name, unless the store has it already. The file
-    /// appears under that name only complete (after `sync`), so an interrupted import leaves
-    /// nothing partial.
+    /// Moves a received file under its hash name, replacing a damaged one. The file appears
+    /// under that name only complete (after `sync`), so an interrupted import leaves nothing
+    /// partial.
     pub fn adopt(&self, received: &Path, sha256: &str) -> std::io::Result<()> {
         let dest = self.path_of(sha256);
-        if dest.is_file() {
-            return Ok(());
-        }
         let dir = dest.parent().unwrap_or(&self.root);
         std::fs::create_dir_all(dir)?;
         std::fs::rename(received, &dest)

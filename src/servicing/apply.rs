@@ -18,26 +18,58 @@ pub struct UpdateResult {
     pub error: Option<String>,
 }
 
-/// wimlib commands for an update whose payload is staged at `root`.
-pub fn commands(update: &Update, root: &std::path::Path) -> Vec<UpdateCommand> {
-    update
-        .manifest
-        .changes
-        .iter()
-        .map(|c| match c {
-            Change::Add { source, target } => UpdateCommand::Add {
-                source: root.join(source),
-                target: format!("/{target}"),
+/// Where the files an update adds are read from.
+pub enum Sources {
+    /// The payload laid out as in the package, under this folder.
+    Tree(PathBuf),
+    /// Each payload file (by its path in the package) read in place.
+    Files(Vec<(String, PathBuf)>),
+}
+
+/// wimlib commands for an update whose payload is at `sources`.
+pub fn commands(update: &Update, sources: &Sources) -> Vec<UpdateCommand> {
+    let mut out = Vec::new();
+    for c in &update.manifest.changes {
+        match c {
+            Change::Add { source, target } => match sources {
+                Sources::Tree(root) => out.push(UpdateCommand::Add {
+                    source: root.join(source),
+                    target: format!("/{target}"),
+                }),
+                // The package's own rule (see library validation): the file of that path, or
+                // else every file under that folder; wimlib creates the missing folders.
+                Sources::Files(files) => {
+                    let wanted = source.to_lowercase();
+                    match files.iter().find(|(path, _)| path.to_lowercase() == wanted) {
+                        Some((_, file)) => out.push(UpdateCommand::Add {
+                            source: file.clone(),
+                            target: format!("/{target}"),
+                        }),
+                        None => {
+                            let prefix = format!("{wanted}/");
+                            out.extend(files.iter().filter_map(|(path, file)| {
+                                let rel = path.get(source.len() + 1..)?;
+                                path.to_lowercase().starts_with(&prefix).then(|| {
+                                    UpdateCommand::Add {
+                                        source: file.clone(),
+                                        target: format!("/{target}/{rel}"),
+                                    }
+                                })
+                            }));
+                        }
+                    }
+                }
             },
-            Change::Delete { path } => UpdateCommand::Delete {
+            Change::Delete { path } => out.push(UpdateCommand::Delete {
                 path: format!("/{path}"),
-            },
-            Change::Rename { from, to } => UpdateCommand::Rename {
+            }),
+            Change::Rename { from, to } => out.push(UpdateCommand::Rename {
                 from: format!("/{from}"),
                 to: format!("/{to}"),
-            },
-        })
-        .collect()
+            }),
+        }
+    }
+    out
 }
 
 /// Why applying stopped early.
@@ -45,25 +77,30 @@ pub enum Stop {
     /// An update failed and the run does not continue on error.
     Failed,
     Canceled,
+    /// An index cannot be serviced safely (the message says why).
+    Refused(String),
 }
 
-/// Applies the plan index by index. Each update is one wimlib call, so it is applied whole or
-/// not at all on an index. An update whose prerequisite failed on an index is skipped there.
+/// Applies the plan index by index, each after `check_index` accepted it. Each update is one
+/// wimlib call, so it is applied whole or not at all on an index. An update whose
+/// prerequisite failed on an index is skipped there.
 pub fn apply(
     wim: &Wim,
     plan: &Plan,
-    updates: &HashMap<String, (&Update, PathBuf)>,
+    updates: &HashMap<String, (&Update, Sources)>,
     continue_on_error: bool,
     canceled: &dyn Fn() -> bool,
+    check_index: &dyn Fn(u32) -> Result<(), String>,
     results: &mut Vec<UpdateResult>,
 ) -> Result<(), Stop> {
     for index_plan in &plan.indexes {
+        check_index(index_plan.index).map_err(Stop::Refused)?;
         let mut failed_here: Vec<String> = Vec::new();
         for id in &index_plan.updates {
             if canceled() {
                 return Err(Stop::Canceled);
             }
-            let Some((update, root)) = updates.get(&id.to_lowercase()) else {
+            let Some((update, sources)) = updates.get(&id.to_lowercase()) else {
                 continue;
             };
             let blocked_by = update
@@ -76,7 +113,7 @@ pub fn apply(
                     "not applied: it requires {r}, which failed on this index"
                 )),
                 None => wim
-                    .update(index_plan.index, &commands(update, root))
+                    .update(index_plan.index, &commands(update, sources))
                     .map_err(|e| {
                         let detail = if e.details.is_empty() {
                             String::new()

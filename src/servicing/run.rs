@@ -1,6 +1,7 @@
 //! One servicing run of one image, from provisioning mode to the recorded result.
 
 use std::collections::{BTreeSet, HashMap};
+use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::time::{Instant, SystemTime};
 
@@ -9,11 +10,11 @@ use rusqlite::params;
 use super::apply::{self, Stop, UpdateResult};
 use super::cancel::CancelWatch;
 use super::plan::Plan;
-use super::stage::{free_space, same_filesystem, Stage};
+use super::stage::{check_added_data, free_space, same_filesystem, stage_updates, Stage};
 use super::{commit, is_canceled, lease, FailedUpdate, ImageOutcome, RunStatus, ServiceOptions};
 use crate::fsutil::{hash_file, now_rfc3339};
 use crate::image::{self, detect, Image};
-use crate::library::{CompressedPayload, ContentLibrary, Update};
+use crate::library::{ContentLibrary, Update};
 use crate::site::{Database, Site};
 use crate::wim::{Progress, ProgressEvent, Wim, WimError};
 
@@ -223,16 +224,6 @@ fn service(
     check_free_space(site, img, &stage, &selected)?;
     stop_if_canceled()?;
 
-    step("copying updates from the content library");
-    let mut staged = HashMap::new();
-    for u in &selected {
-        let root = library
-            .stage(u, &stage.updates_dir())
-            .map_err(|e| e.to_string())?;
-        staged.insert(u.id().to_lowercase(), (*u, root));
-    }
-    stop_if_canceled()?;
-
     step("opening the image");
     let wim = Wim::open(&img.path, false).map_err(|e| wim_message(name, &e))?;
     let count = wim.header().image_count;
@@ -243,20 +234,27 @@ fn service(
         )
         .into());
     }
-    for i in 1..=count {
-        crate::image::inspect::check_loads_whole(&wim, i)
-            .map_err(|e| format!("image {name}: {e}"))?;
-    }
-    let references = reference_compressed_payloads(db, library, &wim, &selected, &staged);
+    stop_if_canceled()?;
+
+    step("staging updates from the content library");
+    let staged = stage_updates(&stage, db, library, &wim, &selected)?;
+    let references = &staged.references;
+    stop_if_canceled()?;
 
     step("applying updates");
     let mut results: Vec<UpdateResult> = Vec::new();
     let applied = apply::apply(
         &wim,
         plan,
-        &staged,
+        &staged.sources,
         options.continue_on_error,
         canceled,
+        // Each index is checked as it is loaded for its updates: wimlib keeps only the
+        // current (or a changed) image in memory, so a separate pass would load every index twice.
+        &|index| {
+            crate::image::inspect::check_loads_whole(&wim, index)
+                .map_err(|e| format!("image {name}: {e}"))
+        },
         &mut results,
     );
     summarise(&results, outcome);
@@ -269,6 +267,7 @@ fn service(
                 "canceled; the original image is unchanged".into(),
             ))
         }
+        Err(Stop::Refused(message)) => return Err(message.into()),
         Err(Stop::Failed) => {
             let f = outcome.failed.first().cloned().unwrap_or(FailedUpdate {
                 id: "?".into(),
@@ -293,6 +292,7 @@ fn service(
     if !references.is_empty() {
         wim.hash_added_data().map_err(|e| wim_message(name, &e))?;
     }
+    check_added_data(&wim, &staged)?;
 
     step("writing the serviced image");
     let mut on_progress = |event| {
@@ -311,7 +311,7 @@ fn service(
     // WIM), which near-optimal LZX made the slowest part of the run: a lazy level is several
     // times faster for a few percent more on those few MiB.
     crate::wim::set_write_level(METADATA_LEVEL);
-    let written = wim.write(&output, site.config().integrity_table, 0, &mut on_progress);
+    let written = wim.write_unsynced(&output, site.config().integrity_table, 0, &mut on_progress);
     drop(wim);
     if let Err(e) = written {
         if e.is_aborted() {
@@ -324,11 +324,17 @@ fn service(
     }
 
     step("verifying the serviced image");
+    // The new file goes to disk while it is verified (from the page cache), not before; the
+    // original is replaced only once both are done.
+    let flushing = {
+        let path = output.clone();
+        std::thread::spawn(move || File::open(&path).and_then(|f| f.sync_all()))
+    };
     check_original_hash(img, original_hash)?;
     let verified_base = image::verified_sha256(db, img.id).is_some_and(|v| v == img.sha256);
     let base = verified_base.then_some(img.path.as_path());
     let output_hash =
-        commit::verify(&output, base, &references, count, &mut on_progress).map_err(|e| {
+        commit::verify(&output, base, references, count, &mut on_progress).map_err(|e| {
             if e.is_aborted() {
                 return Ended(
                     RunStatus::Canceled,
@@ -363,6 +369,15 @@ fn service(
         )
         .into());
     }
+    flushing
+        .join()
+        .unwrap_or_else(|_| Err(std::io::Error::other("the flushing thread panicked")))
+        .map_err(|e| {
+            format!(
+                "cannot flush the serviced image {} to disk: {e}; the original is unchanged",
+                output.display()
+            )
+        })?;
     step("replacing the original image");
     let replaced = commit::replace(&output, &img.path, run_id, &output_hash).map_err(|e| {
         format!(
@@ -485,41 +500,6 @@ fn summarise(results: &[UpdateResult], outcome: &mut ImageOutcome) {
             }),
         }
     }
-}
-
-/// References each update's payload compressed once with the image's compression type, so the
-/// write copies it raw. An optimisation only: without it the payload is compressed here.
-fn reference_compressed_payloads(
-    db: &Database,
-    library: &ContentLibrary,
-    wim: &Wim,
-    selected: &[&Update],
-    staged: &HashMap<String, (&Update, PathBuf)>,
-) -> Vec<CompressedPayload> {
-    let header = wim.header();
-    let Some(compression) = header.compression else {
-        return Vec::new();
-    };
-    let mut references = Vec::new();
-    for u in selected {
-        let Some((_, root)) = staged.get(&u.id().to_lowercase()) else {
-            continue;
-        };
-        match library.compressed_payload(db, u, root, compression, header.chunk_size) {
-            Ok(Some(p)) => references.push(p),
-            Ok(None) => {}
-            Err(e) => tracing::warn!(
-                "update {}: no compressed payload ({e}); compressing it here",
-                u.id()
-            ),
-        }
-    }
-    let paths: Vec<&Path> = references.iter().map(|r| r.path.as_path()).collect();
-    if let Err(e) = wim.reference(&paths) {
-        tracing::warn!("cannot reference the compressed payloads ({e}); compressing them here");
-        return Vec::new();
-    }
-    references
 }
 
 /// Carries the installed set in the WIM's own XML, so the file keeps its history when it moves.

@@ -1,9 +1,13 @@
 //! The staging folder of a run: `<servicing drive>/ConfigMgr_OfflineImageServicing/<run>/`.
 //! It is removed when the run ends, whatever the outcome.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use crate::site::drive_holding;
+use super::apply::Sources;
+use crate::library::{Change, CompressedPayload, ContentLibrary, Update};
+use crate::site::{drive_holding, Database};
+use crate::wim::Wim;
 
 pub struct Stage {
     dir: PathBuf,
@@ -50,6 +54,108 @@ impl Drop for Stage {
             }
         }
     }
+}
+
+/// The updates of a run ready to apply, and the compressed payloads the write copies from.
+pub struct Staged<'u> {
+    /// By lower-case update id: the update and where its added files are read from.
+    pub sources: HashMap<String, (&'u Update, Sources)>,
+    pub references: Vec<CompressedPayload>,
+    /// Added files are read in place from the library rather than from checked copies: the
+    /// data they add must then be found in the references ([`check_added_data`]).
+    pub in_place: bool,
+}
+
+/// Prepares the updates for `wim`. When every update that adds files has a compressed payload
+/// for the image's compression (the usual case: built at import), its files are read in place
+/// from the library, which costs neither a copy nor a folder tree per run, and the payloads
+/// are referenced so the write copies them raw. Otherwise every file is copied out of the
+/// library into the stage and its SHA-256 checked.
+pub fn stage_updates<'u>(
+    stage: &Stage,
+    db: &Database,
+    library: &ContentLibrary,
+    wim: &Wim,
+    selected: &[&'u Update],
+) -> Result<Staged<'u>, String> {
+    let header = wim.header();
+    let adds = |u: &Update| {
+        u.manifest
+            .changes
+            .iter()
+            .any(|c| matches!(c, Change::Add { .. }))
+    };
+    let mut staged = Staged {
+        sources: HashMap::new(),
+        references: Vec::new(),
+        in_place: false,
+    };
+    if let Some(compression) = header.compression {
+        let mut complete = true;
+        for u in selected.iter().filter(|u| adds(u)) {
+            match library.compressed_payload(db, u, compression, header.chunk_size) {
+                Ok(Some(p)) => staged.references.push(p),
+                Ok(None) => complete = false,
+                Err(e) => {
+                    tracing::warn!("update {}: no compressed payload ({e})", u.id());
+                    complete = false;
+                }
+            }
+        }
+        let paths: Vec<&Path> = staged.references.iter().map(|r| r.path.as_path()).collect();
+        match wim.reference(&paths) {
+            Ok(()) if complete => {
+                for u in selected {
+                    let files = library.direct_sources(u).map_err(|e| e.to_string())?;
+                    staged
+                        .sources
+                        .insert(u.id().to_lowercase(), (*u, Sources::Files(files)));
+                }
+                staged.in_place = true;
+                return Ok(staged);
+            }
+            Ok(()) => tracing::info!("compressing the payload here: staging checked copies"),
+            Err(e) => {
+                tracing::warn!(
+                    "cannot reference the compressed payloads ({e}); compressing the payload here"
+                );
+                staged.references.clear();
+            }
+        }
+    }
+    for u in selected {
+        let root = library
+            .stage(u, &stage.updates_dir())
+            .map_err(|e| e.to_string())?;
+        staged
+            .sources
+            .insert(u.id().to_lowercase(), (*u, Sources::Tree(root)));
+    }
+    Ok(staged)
+}
+
+/// When added files were read in place, all the data they add must resolve, by SHA-1, to data
+/// in the original or a (verified) compressed payload. Data found nowhere means a library
+/// file no longer holds what its payload was built from; it is refused before any write.
+pub fn check_added_data(wim: &Wim, staged: &Staged) -> Result<(), String> {
+    if !staged.in_place {
+        return Ok(());
+    }
+    let strays = wim
+        .blobs()
+        .map_err(|e| e.to_string())?
+        .into_iter()
+        .filter(|b| !b.metadata && !b.in_wim)
+        .count();
+    if strays == 0 {
+        return Ok(());
+    }
+    let mut ids: Vec<&str> = staged.sources.values().map(|(u, _)| u.id()).collect();
+    ids.sort_unstable();
+    Err(format!(
+        "{strays} file(s) in the content library differ from the verified payload of update(s) {}: the library is damaged; import the package(s) again to repair it (the original image is unchanged)",
+        ids.join(", ")
+    ))
 }
 
 /// Free bytes on the drive holding `path`, with that drive's mount point.

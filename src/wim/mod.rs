@@ -18,7 +18,7 @@ use std::sync::OnceLock;
 use wimlib::sys;
 
 pub use progress::{Progress, ProgressEvent};
-pub use resource::{same_bytes, verify_blobs, Blob};
+pub use resource::{same_bytes, verify_blobs, verify_file, Blob};
 pub use tree::TreeEntry;
 
 /// A failure reported by wimlib, with the file and the operation it concerned.
@@ -451,6 +451,15 @@ impl Wim {
         self.check("capturing an image into", rc)
     }
 
+    /// Appends an empty image (to fill with [`Wim::update`]); returns its index.
+    pub fn add_empty_image(&self, name: &str) -> Result<u32, WimError> {
+        let cname = c_str(name);
+        let mut index: c_int = 0;
+        let rc = unsafe { sys::wimlib_add_empty_image(self.raw, cname.as_ptr(), &mut index) };
+        self.check("adding an image to", rc)?;
+        Ok(index as u32)
+    }
+
     /// Runs `f` with `sink` receiving wimlib's progress; `Progress::Abort` stops the operation.
     fn with_progress<T>(
         &self,
@@ -478,7 +487,29 @@ impl Wim {
         threads: u32,
         sink: &mut dyn FnMut(ProgressEvent) -> Progress,
     ) -> Result<(), WimError> {
-        let mut flags = sys::WIMLIB_WRITE_FLAG_FSYNC;
+        self.write_with(dest, sys::WIMLIB_WRITE_FLAG_FSYNC, integrity, threads, sink)
+    }
+
+    /// [`Wim::write`] without the final fsync, for a caller that flushes the file itself while
+    /// it does other work (and must before relying on it).
+    pub fn write_unsynced(
+        &self,
+        dest: &Path,
+        integrity: bool,
+        threads: u32,
+        sink: &mut dyn FnMut(ProgressEvent) -> Progress,
+    ) -> Result<(), WimError> {
+        self.write_with(dest, 0, integrity, threads, sink)
+    }
+
+    fn write_with(
+        &self,
+        dest: &Path,
+        mut flags: u32,
+        integrity: bool,
+        threads: u32,
+        sink: &mut dyn FnMut(ProgressEvent) -> Progress,
+    ) -> Result<(), WimError> {
         flags |= if integrity {
             sys::WIMLIB_WRITE_FLAG_CHECK_INTEGRITY
         } else {

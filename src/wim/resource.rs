@@ -26,6 +26,9 @@ pub struct Blob {
     pub metadata: bool,
     /// Part of a solid resource (several blobs compressed together).
     pub solid: bool,
+    /// Stored in a WIM file (this one or a referenced one); false for data added from a file
+    /// on disk that matched nothing already stored.
+    pub in_wim: bool,
 }
 
 unsafe extern "C" fn collect(r: *const sys::wimlib_resource_entry, ctx: *mut c_void) -> c_int {
@@ -39,6 +42,7 @@ unsafe extern "C" fn collect(r: *const sys::wimlib_resource_entry, ctx: *mut c_v
         compressed: r.is_compressed() != 0,
         metadata: r.is_metadata() != 0,
         solid: r.packed() != 0,
+        in_wim: r.part_number != 0,
     });
     0
 }
@@ -224,6 +228,52 @@ pub fn verify_blobs(
         }
     }
     Ok(())
+}
+
+/// Verifies a whole WIM as [`Wim::verify`] does (every image's metadata loads and matches its
+/// SHA-1, every blob decompresses to its SHA-1), with the blobs shared among `threads`.
+pub fn verify_file(path: &Path, threads: usize) -> Result<(), WimError> {
+    let wim = Wim::open(path, false)?;
+    let header = wim.header();
+    for index in 1..=header.image_count {
+        wim.load_image_checked(index)?;
+    }
+    let blobs = wim.blobs()?;
+    let Some(compression) = header.compression else {
+        return wim.verify(&mut |_| super::Progress::Continue);
+    };
+    if blobs.iter().any(|b| b.solid) {
+        return wim.verify(&mut |_| super::Progress::Continue);
+    }
+    drop(wim);
+    let mut data: Vec<&Blob> = blobs.iter().filter(|b| !b.metadata).collect();
+    data.sort_by_key(|b| std::cmp::Reverse(b.stored_size));
+    // Largest first, each to the least loaded share.
+    let threads = threads.max(1);
+    let mut shares: Vec<(u64, Vec<&Blob>)> = vec![(0, Vec::new()); threads];
+    for b in data {
+        if let Some(share) = shares.iter_mut().min_by_key(|(load, _)| *load) {
+            share.0 += b.stored_size;
+            share.1.push(b);
+        }
+    }
+    std::thread::scope(|scope| {
+        let running: Vec<_> = shares
+            .iter()
+            .map(|(_, share)| {
+                scope.spawn(move || verify_blobs(path, share, compression, header.chunk_size))
+            })
+            .collect();
+        running.into_iter().try_for_each(|t| {
+            t.join().unwrap_or_else(|_| {
+                Err(WimError::io(
+                    path,
+                    "verifying",
+                    std::io::Error::other("a verifying thread panicked"),
+                ))
+            })
+        })
+    })
 }
 
 /// Are `len` bytes at `a_at` in `a` the same as at `b_at` in `b`?
