@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{index_files, TestSite};
+use common::{index_files, tree_bytes, TestSite};
 use ois::sample::filler;
 
 fn compressed_files(site: &TestSite) -> Vec<std::path::PathBuf> {
@@ -68,26 +68,6 @@ fn a_damaged_compressed_payload_is_rebuilt_not_used() {
     );
 }
 
-/// Store files of the content library, largest first.
-fn store_files(site: &TestSite) -> Vec<std::path::PathBuf> {
-    let mut files: Vec<std::path::PathBuf> = walk(&site.root().join("ContentLibrary/files"));
-    files.sort_by_key(|p| std::cmp::Reverse(std::fs::metadata(p).map_or(0, |m| m.len())));
-    files
-}
-
-fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        let p = e.path();
-        if p.is_dir() {
-            out.extend(walk(&p));
-        } else {
-            out.push(p);
-        }
-    }
-    out
-}
-
 #[test]
 fn a_damaged_library_file_is_refused_and_importing_again_repairs_it() {
     let site = TestSite::new();
@@ -95,18 +75,20 @@ fn a_damaged_library_file_is_refused_and_importing_again_repairs_it() {
     let packages = site.sample_packages();
     let before = std::fs::read(&wim).expect("read");
     // Runs read the library's files in place: damage one that an update adds.
-    let victim = store_files(&site)
+    let store = site.root().join("ContentLibrary/files");
+    let (rel, _) = tree_bytes(&store)
         .into_iter()
-        .find(|p| std::fs::read(p).is_ok_and(|b| b == filler(40, 110 * 1024)))
+        .find(|(_, b)| *b == filler(40, 110 * 1024))
         .expect("ntoskrnl.exe of KB5040001 in the store");
+    let victim = store.join(rel);
     let mut bytes = std::fs::read(&victim).expect("read");
     bytes[1000] ^= 0x20;
     std::fs::write(&victim, bytes).expect("write");
 
-    let run = site
+    let out = site
         .ois(&["service", "golden", "--all-applicable", "--json"])
-        .failed();
-    let out = format!("{}{}", run.stdout, run.stderr);
+        .failed()
+        .all_output();
     assert!(
         out.contains("damaged") && out.contains("import the package"),
         "{out}"

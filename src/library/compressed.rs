@@ -159,13 +159,9 @@ impl ContentLibrary {
                 self.compressed_payload(db, update, c, chunk)?;
             }
         }
-        // The files runs read in place, made now rather than by the first run, and made again
-        // on every import of the update (which is how a damaged library is repaired).
-        let repeated = self.repeated_dir(update);
-        if repeated.exists() {
-            std::fs::remove_dir_all(&repeated).map_err(io(&repeated))?;
-        }
-        self.direct_sources(update).map(|_| ())
+        // The copies runs read in place, made now rather than by the first run, and checked on
+        // every import of the update (which is how a damaged library is repaired).
+        self.refresh_repeated(update)
     }
 
     fn compressed_dir(&self) -> PathBuf {

@@ -201,12 +201,13 @@ impl ContentLibrary {
         let mut validated = Vec::new();
         let mut seen: HashMap<String, PathBuf> = HashMap::new();
         let mut received = HashSet::new();
-        let lander = store::Lander::start();
         // Every payload file is read once: hashed while it lands here.
         let incoming = self.store.incoming().map_err(|e| LibraryError::Io {
             path: self.store.incoming_root(),
             source: e,
         })?;
+        // Declared after `incoming`, so dropped (its writers joined) before that is removed.
+        let lander = store::Lander::start();
         for (n, origin) in origins.iter().enumerate() {
             let v = validate(
                 &self.store,
@@ -420,6 +421,19 @@ impl ContentLibrary {
     /// stay two files). Such copies are made once, hash-checked. A run reads these
     /// only with the update's compressed payload referenced.
     pub fn direct_sources(&self, update: &Update) -> Result<Vec<(String, PathBuf)>, LibraryError> {
+        self.sources_in_place(update, false)
+    }
+
+    /// Makes the copies [`Self::direct_sources`] reads, replacing any that is damaged.
+    pub(crate) fn refresh_repeated(&self, update: &Update) -> Result<(), LibraryError> {
+        self.sources_in_place(update, true).map(|_| ())
+    }
+
+    fn sources_in_place(
+        &self,
+        update: &Update,
+        recheck: bool,
+    ) -> Result<Vec<(String, PathBuf)>, LibraryError> {
         let mut seen = HashSet::new();
         let mut sources = Vec::with_capacity(update.files.len());
         for (n, f) in update.files.iter().enumerate() {
@@ -432,7 +446,7 @@ impl ContentLibrary {
             let source = if seen.insert(f.sha256.as_str()) {
                 self.store.path_of(&f.sha256)
             } else {
-                self.repeated_copy(update, f, n)?
+                self.repeated_copy(update, f, n, recheck)?
             };
             sources.push((f.path.clone(), source));
         }
@@ -444,13 +458,18 @@ impl ContentLibrary {
         update: &Update,
         f: &PayloadFile,
         n: usize,
+        recheck: bool,
     ) -> Result<PathBuf, LibraryError> {
-        let dir = self.repeated_dir(update);
+        let dir = self.store.root().join("repeated").join(update.id());
         let copy = dir.join(format!("{n}-{}", &f.sha256[..16]));
-        if copy.is_file() {
+        let sound = || {
+            !recheck || crate::fsutil::hash_file(&copy).is_ok_and(|(actual, _)| actual == f.sha256)
+        };
+        if copy.is_file() && sound() {
             return Ok(copy);
         }
-        // Made under a name of its own and renamed: a concurrent run never reads half a copy.
+        // Made under a name of its own and renamed over: a concurrent run never reads half a
+        // copy, nor finds it gone.
         static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         let unique = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let partial = dir.join(format!(".{n}.{}-{unique}.partial", std::process::id()));
@@ -460,10 +479,6 @@ impl ContentLibrary {
             source: e,
         })?;
         Ok(copy)
-    }
-
-    pub(crate) fn repeated_dir(&self, update: &Update) -> PathBuf {
-        self.store.root().join("repeated").join(update.id())
     }
 
     /// Each distinct content of `update`'s payload with its store file, SHA-256 checked.
@@ -539,7 +554,6 @@ impl ContentLibrary {
     }
 }
 
-/// Reads a package, validates its manifest against its files and hashes its payload.
 fn io_error(incoming: &tempfile::TempDir, e: std::io::Error) -> LibraryError {
     LibraryError::Io {
         path: incoming.path().to_path_buf(),
@@ -547,6 +561,7 @@ fn io_error(incoming: &tempfile::TempDir, e: std::io::Error) -> LibraryError {
     }
 }
 
+/// Reads a package, validates its manifest against its files and hashes its payload.
 fn validate(
     store: &FileStore,
     origin: &Path,

@@ -9,39 +9,71 @@ use sha2::{Digest, Sha256};
 
 use crate::fsutil::copy_hashing;
 
-/// Files up to this size are received through memory (see [`FileStore::receive`]); with
-/// [`IN_FLIGHT`] of them queued, at most 128 MiB wait to be written.
+/// Files up to this size are received through memory (see [`FileStore::receive`]); with at
+/// most [`IN_FLIGHT`] of them queued, at most 128 MiB wait to be written.
 const IN_MEMORY: u64 = 8 << 20;
 const IN_FLIGHT: usize = 16;
 
-/// Writes received files on a thread of its own, so that reading and hashing a package
-/// overlaps creating its files.
+/// Writes received files on threads of their own, so that reading and hashing a package
+/// overlaps creating its files. Each writer has its own folder: creating files in one folder
+/// is serialised by the kernel, in several it is not (and on a filesystem that has just
+/// deleted many files, finding a free inode is the slow part of an import).
 pub struct Lander {
+    writers: Vec<Writer>,
+    next: std::cell::Cell<usize>,
+}
+
+struct Writer {
     queue: Option<std::sync::mpsc::SyncSender<(PathBuf, Vec<u8>)>>,
-    writer: Option<std::thread::JoinHandle<std::io::Result<()>>>,
+    thread: Option<std::thread::JoinHandle<std::io::Result<()>>>,
 }
 
 impl Lander {
     pub fn start() -> Lander {
-        let (queue, files) = std::sync::mpsc::sync_channel::<(PathBuf, Vec<u8>)>(IN_FLIGHT);
-        let writer = std::thread::spawn(move || {
-            for (path, bytes) in files {
-                std::fs::write(&path, &bytes).map_err(|e| {
-                    std::io::Error::new(e.kind(), format!("writing {}: {e}", path.display()))
-                })?;
-            }
-            Ok(())
-        });
+        let count = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let writers = (0..count)
+            .map(|_| {
+                let (queue, files) =
+                    std::sync::mpsc::sync_channel::<(PathBuf, Vec<u8>)>(IN_FLIGHT / count);
+                let thread = std::thread::spawn(move || {
+                    for (path, bytes) in files {
+                        let written = match path.parent() {
+                            Some(dir) if !dir.exists() => std::fs::create_dir_all(dir),
+                            _ => Ok(()),
+                        }
+                        .and_then(|()| std::fs::write(&path, &bytes));
+                        written.map_err(|e| {
+                            std::io::Error::new(
+                                e.kind(),
+                                format!("writing {}: {e}", path.display()),
+                            )
+                        })?;
+                    }
+                    Ok(())
+                });
+                Writer {
+                    queue: Some(queue),
+                    thread: Some(thread),
+                }
+            })
+            .collect();
         Lander {
-            queue: Some(queue),
-            writer: Some(writer),
+            writers,
+            next: std::cell::Cell::new(0),
         }
     }
 
-    fn land(&self, path: PathBuf, bytes: Vec<u8>) -> std::io::Result<()> {
-        let sent = self.queue.as_ref().map(|q| q.send((path, bytes)));
+    /// Queues `bytes` for writing as file `n` under `dir`; returns the path it will have.
+    fn land(&self, dir: &Path, n: usize, bytes: Vec<u8>) -> std::io::Result<PathBuf> {
+        let k = self.next.get() % self.writers.len().max(1);
+        self.next.set(k + 1);
+        let path = dir.join(format!("w{k}")).join(n.to_string());
+        let sent = self.writers[k]
+            .queue
+            .as_ref()
+            .map(|q| q.send((path.clone(), bytes)));
         match sent {
-            Some(Ok(())) => Ok(()),
+            Some(Ok(())) => Ok(path),
             // The writer stopped on an error, which `finish` reports.
             _ => Err(std::io::Error::other("the file writer stopped")),
         }
@@ -53,12 +85,21 @@ impl Lander {
     }
 
     fn stop(&mut self) -> std::io::Result<()> {
-        drop(self.queue.take());
-        match self.writer.take().map(|w| w.join()) {
-            None => Ok(()),
-            Some(Ok(result)) => result,
-            Some(Err(_)) => Err(std::io::Error::other("the file writer panicked")),
+        for w in &mut self.writers {
+            drop(w.queue.take());
         }
+        let mut result = Ok(());
+        for w in &mut self.writers {
+            let done = match w.thread.take().map(|t| t.join()) {
+                None => Ok(()),
+                Some(Ok(r)) => r,
+                Some(Err(_)) => Err(std::io::Error::other("a file writer panicked")),
+            };
+            if result.is_ok() {
+                result = done;
+            }
+        }
+        result
     }
 }
 
@@ -123,8 +164,8 @@ impl FileStore {
         received: &mut HashSet<String>,
         lander: &Lander,
     ) -> std::io::Result<(Option<PathBuf>, String, u64)> {
-        let path = incoming.join(n.to_string());
         if size > IN_MEMORY {
+            let path = incoming.join(n.to_string());
             let mut out = File::create(&path)?;
             let (sha256, size) = copy_hashing(reader, &mut out)?;
             received.insert(sha256.clone());
@@ -143,7 +184,7 @@ impl FileStore {
             return Ok((None, sha256, size));
         }
         // Made durable all at once by `sync` before adoption: one flush, not one per file.
-        lander.land(path.clone(), bytes)?;
+        let path = lander.land(incoming, n, bytes)?;
         received.insert(sha256.clone());
         Ok((Some(path), sha256, size))
     }
