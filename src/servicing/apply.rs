@@ -1,6 +1,6 @@
 //! Applying staged updates to the indexes of an open WIM, in memory.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 
 use serde::Serialize;
@@ -22,8 +22,21 @@ pub struct UpdateResult {
 pub enum Sources {
     /// The payload laid out as in the package, under this folder.
     Tree(PathBuf),
-    /// Each payload file (by its path in the package) read in place.
-    Files(Vec<(String, PathBuf)>),
+    /// Each payload file read in place, by its lower-case path in the package (with that path
+    /// as written).
+    Files(BTreeMap<String, (String, PathBuf)>),
+}
+
+impl Sources {
+    /// Files read in place, from (path in the package, file) pairs.
+    pub fn files(files: Vec<(String, PathBuf)>) -> Sources {
+        Sources::Files(
+            files
+                .into_iter()
+                .map(|(path, file)| (path.to_lowercase(), (path, file)))
+                .collect(),
+        )
+    }
 }
 
 /// wimlib commands for an update whose payload is at `sources`.
@@ -40,22 +53,27 @@ pub fn commands(update: &Update, sources: &Sources) -> Vec<UpdateCommand> {
                 // else every file under that folder; wimlib creates the missing folders.
                 Sources::Files(files) => {
                     let wanted = source.to_lowercase();
-                    match files.iter().find(|(path, _)| path.to_lowercase() == wanted) {
+                    match files.get(&wanted) {
                         Some((_, file)) => out.push(UpdateCommand::Add {
                             source: file.clone(),
                             target: format!("/{target}"),
                         }),
                         None => {
                             let prefix = format!("{wanted}/");
-                            out.extend(files.iter().filter_map(|(path, file)| {
-                                let rel = path.get(source.len() + 1..)?;
-                                path.to_lowercase().starts_with(&prefix).then(|| {
-                                    UpdateCommand::Add {
-                                        source: file.clone(),
-                                        target: format!("/{target}/{rel}"),
-                                    }
-                                })
-                            }));
+                            out.extend(
+                                files
+                                    .range(prefix.clone()..)
+                                    .take_while(|(key, _)| key.starts_with(&prefix))
+                                    .filter_map(|(_, (path, file))| {
+                                        Some(UpdateCommand::Add {
+                                            source: file.clone(),
+                                            target: format!(
+                                                "/{target}/{}",
+                                                path.get(source.len() + 1..)?
+                                            ),
+                                        })
+                                    }),
+                            );
                         }
                     }
                 }
@@ -150,4 +168,59 @@ pub fn apply(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::library::manifest;
+
+    fn update(text: &str) -> Update {
+        Update {
+            manifest: manifest::parse(text).expect("manifest"),
+            size_bytes: 0,
+            imported_at: String::new(),
+            source: String::new(),
+            files: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn in_place_sources_follow_the_package_rule_for_files_and_folders() {
+        let u = update(
+            r#"id = "KB1"
+title = "t"
+architecture = "x64"
+[[change]]
+add = "Payload/Kernel32.dll"
+at = "Windows/System32/kernel32.dll"
+[[change]]
+add = "payload/inf"
+at = "Windows/INF"
+[[change]]
+delete = "Windows/Temp/x.log"
+"#,
+        );
+        let sources = Sources::files(vec![
+            ("payload/kernel32.dll".into(), PathBuf::from("/s/k")),
+            ("payload/INF/usb.inf".into(), PathBuf::from("/s/u")),
+            ("payload/inf/sub/Net.inf".into(), PathBuf::from("/s/n")),
+            ("payload/information.txt".into(), PathBuf::from("/s/i")),
+        ]);
+        let add = |source: &str, target: &str| UpdateCommand::Add {
+            source: PathBuf::from(source),
+            target: target.into(),
+        };
+        assert_eq!(
+            commands(&u, &sources),
+            vec![
+                add("/s/k", "/Windows/System32/kernel32.dll"),
+                add("/s/n", "/Windows/INF/sub/Net.inf"),
+                add("/s/u", "/Windows/INF/usb.inf"),
+                UpdateCommand::Delete {
+                    path: "/Windows/Temp/x.log".into()
+                },
+            ]
+        );
+    }
 }

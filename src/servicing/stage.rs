@@ -109,7 +109,7 @@ pub fn stage_updates<'u>(
                     let files = library.direct_sources(u).map_err(|e| e.to_string())?;
                     staged
                         .sources
-                        .insert(u.id().to_lowercase(), (*u, Sources::Files(files)));
+                        .insert(u.id().to_lowercase(), (*u, Sources::files(files)));
                 }
                 staged.in_place = true;
                 return Ok(staged);

@@ -191,7 +191,7 @@ pub struct WimHeader {
 }
 
 /// One change to an image, in wimlib's terms.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum UpdateCommand {
     /// Add a file or directory tree from the filesystem, replacing what is at `target`.
     Add {

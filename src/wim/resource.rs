@@ -230,8 +230,8 @@ pub fn verify_blobs(
     Ok(())
 }
 
-/// Verifies a whole WIM as [`Wim::verify`] does (every image's metadata loads and matches its
-/// SHA-1, every blob decompresses to its SHA-1), with the blobs shared among `threads`.
+/// Verifies a whole WIM as [`Wim::verify`] does (every image's metadata loads, SHA-1 checked;
+/// every blob decompresses to its SHA-1), with the blobs shared among `threads`.
 pub fn verify_file(path: &Path, threads: usize) -> Result<(), WimError> {
     let wim = Wim::open(path, false)?;
     let header = wim.header();
