@@ -28,11 +28,9 @@ pub enum BenchCommand {
     },
 }
 
+/// The shape of a generated image.
 #[derive(Args, Debug)]
-pub struct GenerateArgs {
-    /// Output folder (install.wim, packages/, generate.json)
-    #[arg(long)]
-    pub out: PathBuf,
+pub struct Shape {
     /// File data per index, e.g. 4MiB, 1GiB
     #[arg(long, default_value = "1GiB", value_parser = parse_size)]
     pub size: u64,
@@ -41,6 +39,15 @@ pub struct GenerateArgs {
     /// Editions (indexes) in the WIM
     #[arg(long, default_value_t = 4)]
     pub indexes: u32,
+}
+
+#[derive(Args, Debug)]
+pub struct GenerateArgs {
+    /// Output folder (install.wim, packages/, generate.json)
+    #[arg(long)]
+    pub out: PathBuf,
+    #[command(flatten)]
+    pub shape: Shape,
     /// none, xpress, lzx or lzms
     #[arg(long, default_value = "lzx", value_parser = parse_compression)]
     pub compression: Compression,
@@ -56,13 +63,9 @@ pub struct RunArgs {
     /// Your own packages (directories or CABs), with --wim
     #[arg(long = "package", id = "packages")]
     pub packages: Vec<PathBuf>,
-    /// Size of the generated input, without --wim
-    #[arg(long, default_value = "1GiB", value_parser = parse_size)]
-    pub size: u64,
-    #[arg(long, default_value_t = 1)]
-    pub seed: u64,
-    #[arg(long, default_value_t = 4)]
-    pub indexes: u32,
+    /// The generated input, without --wim
+    #[command(flatten)]
+    pub shape: Shape,
     /// Repetitions of every strategy
     #[arg(long, default_value_t = 3)]
     pub repetitions: usize,
@@ -114,9 +117,9 @@ pub fn run(cmd: BenchCommand) -> Result<u8, CliError> {
             let g = bench::generate(
                 &a.out,
                 &GenerateOptions {
-                    seed: a.seed,
-                    size: a.size,
-                    indexes: a.indexes,
+                    seed: a.shape.seed,
+                    size: a.shape.size,
+                    indexes: a.shape.indexes,
                     compression: a.compression,
                 },
             )
@@ -167,8 +170,9 @@ fn bench_run(a: RunArgs) -> Result<u8, CliError> {
             let out = std::process::Command::new(exe)
                 .args(["--quiet", "bench", "generate", "--json", "--out"])
                 .arg(&input)
-                .args(["--size", &a.size.to_string(), "--seed", &a.seed.to_string()])
-                .args(["--indexes", &a.indexes.to_string()])
+                .args(["--size", &a.shape.size.to_string()])
+                .args(["--seed", &a.shape.seed.to_string()])
+                .args(["--indexes", &a.shape.indexes.to_string()])
                 .output()
                 .map_err(|e| CliError::Other(format!("cannot run the generator: {e}")))?;
             if !out.status.success() {

@@ -103,6 +103,15 @@ fn db_err(db: &Database) -> impl Fn(rusqlite::Error) -> DistributionError + '_ {
     move |e| DistributionError::Site(db.error(e))
 }
 
+/// Runs one statement; returns how many rows it changed.
+fn execute(
+    db: &Database,
+    sql: &str,
+    args: impl rusqlite::Params,
+) -> Result<usize, DistributionError> {
+    db.execute(sql, args).map_err(db_err(db))
+}
+
 const DP_COLUMNS: &str = "id, server, nal_type, site_code, target, description, maintenance_mode, maintenance_since, layout_version, added_at";
 
 fn row_to_dp(r: &rusqlite::Row) -> rusqlite::Result<DistributionPoint> {
@@ -205,22 +214,22 @@ pub fn secrets(db: &Database, dp_id: i64) -> Result<Vec<(String, String)>, Distr
 }
 
 pub fn insert(db: &Database, nal: &Nal, target: &str) -> Result<i64, DistributionError> {
-    db.execute(
+    execute(
+        db,
         "INSERT INTO distribution_points (server, nal_type, site_code, target, layout_version, added_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         params![nal.server, nal.nal_type, nal.site_code, target, layout::LAYOUT_VERSION, now_rfc3339()],
-    )
-    .map_err(db_err(db))?;
+    )?;
     Ok(db.last_insert_rowid())
 }
 
 pub fn set_target(db: &Database, dp_id: i64, target: &str) -> Result<(), DistributionError> {
-    db.execute(
+    execute(
+        db,
         "UPDATE distribution_points SET target = ?2 WHERE id = ?1",
         params![dp_id, target],
     )
-    .map_err(db_err(db))?;
-    Ok(())
+    .map(|_| ())
 }
 
 pub fn set_description(
@@ -228,21 +237,21 @@ pub fn set_description(
     dp_id: i64,
     description: Option<&str>,
 ) -> Result<(), DistributionError> {
-    db.execute(
+    execute(
+        db,
         "UPDATE distribution_points SET description = ?2 WHERE id = ?1",
         params![dp_id, description],
     )
-    .map_err(db_err(db))?;
-    Ok(())
+    .map(|_| ())
 }
 
 pub fn add_boundary_group(db: &Database, dp_id: i64, name: &str) -> Result<(), DistributionError> {
-    db.execute(
+    execute(
+        db,
         "INSERT OR IGNORE INTO dp_boundary_groups (dp_id, name) VALUES (?1, ?2)",
         params![dp_id, name],
     )
-    .map_err(db_err(db))?;
-    Ok(())
+    .map(|_| ())
 }
 
 pub fn remove_boundary_group(
@@ -250,12 +259,12 @@ pub fn remove_boundary_group(
     dp_id: i64,
     name: &str,
 ) -> Result<(), DistributionError> {
-    db.execute(
+    execute(
+        db,
         "DELETE FROM dp_boundary_groups WHERE dp_id = ?1 AND name = ?2",
         params![dp_id, name],
     )
-    .map_err(db_err(db))?;
-    Ok(())
+    .map(|_| ())
 }
 
 pub fn set_setting(
@@ -265,49 +274,46 @@ pub fn set_setting(
     value: &str,
     secret: bool,
 ) -> Result<(), DistributionError> {
-    db.execute(
+    execute(
+        db,
         "INSERT INTO dp_settings (dp_id, key, value, secret) VALUES (?1, ?2, ?3, ?4)
          ON CONFLICT(dp_id, key) DO UPDATE SET value = excluded.value, secret = excluded.secret",
         params![dp_id, key, value, secret as i64],
     )
-    .map_err(db_err(db))?;
-    Ok(())
+    .map(|_| ())
 }
 
 pub fn remove(db: &Database, dp_id: i64) -> Result<(), DistributionError> {
-    db.execute("DELETE FROM distribution_points WHERE id = ?1", [dp_id])
-        .map_err(db_err(db))?;
-    Ok(())
+    execute(db, "DELETE FROM distribution_points WHERE id = ?1", [dp_id]).map(|_| ())
 }
 
 pub fn set_maintenance(db: &Database, dp_id: i64, on: bool) -> Result<bool, DistributionError> {
-    let changed = db
-        .execute(
-            "UPDATE distribution_points SET maintenance_mode = ?2,
-                maintenance_since = CASE WHEN ?2 = 1 THEN ?3 ELSE NULL END
-             WHERE id = ?1 AND maintenance_mode != ?2",
-            params![dp_id, on as i64, now_rfc3339()],
-        )
-        .map_err(db_err(db))?;
+    let changed = execute(
+        db,
+        "UPDATE distribution_points SET maintenance_mode = ?2,
+            maintenance_since = CASE WHEN ?2 = 1 THEN ?3 ELSE NULL END
+         WHERE id = ?1 AND maintenance_mode != ?2",
+        params![dp_id, on as i64, now_rfc3339()],
+    )?;
     Ok(changed == 1)
 }
 
 pub fn set_layout_version(db: &Database, dp_id: i64, v: u32) -> Result<(), DistributionError> {
-    db.execute(
+    execute(
+        db,
         "UPDATE distribution_points SET layout_version = ?2 WHERE id = ?1",
         params![dp_id, v],
     )
-    .map_err(db_err(db))?;
-    Ok(())
+    .map(|_| ())
 }
 
 pub fn assign(db: &Database, dp_id: i64, image_id: i64) -> Result<(), DistributionError> {
-    db.execute(
+    execute(
+        db,
         "INSERT OR IGNORE INTO dp_assignments (dp_id, image_id) VALUES (?1, ?2)",
         params![dp_id, image_id],
     )
-    .map_err(db_err(db))?;
-    Ok(())
+    .map(|_| ())
 }
 
 /// DPs that hold the image (any version) or are assigned to it.
@@ -489,12 +495,12 @@ pub fn mark_validated(
     image_id: i64,
     sha256: &str,
 ) -> Result<(), DistributionError> {
-    db.execute(
+    execute(
+        db,
         "UPDATE distributions SET validated_at = ?4 WHERE dp_id = ?1 AND image_id = ?2 AND sha256 = ?3",
         params![dp_id, image_id, sha256, now_rfc3339()],
     )
-    .map_err(db_err(db))?;
-    Ok(())
+    .map(|_| ())
 }
 
 /// Versions of an image on a DP other than `keep`: `(sha256, status)`.
@@ -527,10 +533,10 @@ pub fn delete_version(
     image_id: i64,
     sha256: &str,
 ) -> Result<(), DistributionError> {
-    db.execute(
+    execute(
+        db,
         "DELETE FROM distributions WHERE dp_id = ?1 AND image_id = ?2 AND sha256 = ?3",
         params![dp_id, image_id, sha256],
     )
-    .map_err(db_err(db))?;
-    Ok(())
+    .map(|_| ())
 }

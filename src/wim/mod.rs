@@ -357,18 +357,15 @@ impl Wim {
     pub fn load_image_checked(&self, index: u32) -> Result<Vec<String>, WimError> {
         let _guard = diagnostics::exclusive();
         diagnostics::take();
-        let root = c_str("/");
-        let rc = unsafe {
-            sys::wimlib_iterate_dir_tree(
-                self.raw,
-                index as c_int,
-                root.as_ptr(),
-                0,
-                Some(tree::ignore_entry),
-                null_mut(),
-            )
-        };
-        self.check("reading the metadata of", rc)?;
+        tree::walk(
+            self,
+            "reading the metadata of",
+            index,
+            "/",
+            0,
+            tree::ignore_entry,
+            &mut (),
+        )?;
         Ok(diagnostics::take()
             .into_iter()
             .filter(|m| diagnostics::is_unsafe_metadata(m))

@@ -11,7 +11,7 @@ use std::ptr::null_mut;
 use sha1::{Digest, Sha1};
 use wimlib::sys;
 
-use super::{c_str, Compression, Wim, WimError};
+use super::{Compression, Wim, WimError};
 
 /// One entry of a WIM's blob table.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -77,18 +77,15 @@ impl Wim {
     /// Streams of an image whose blob is not in the blob table (a WIM that cannot be applied).
     pub fn missing_streams(&self, index: u32) -> Result<u64, WimError> {
         let mut missing = 0u64;
-        let root = c_str("/");
-        let rc = unsafe {
-            sys::wimlib_iterate_dir_tree(
-                self.raw,
-                index as c_int,
-                root.as_ptr(),
-                sys::WIMLIB_ITERATE_DIR_TREE_FLAG_RECURSIVE as c_int,
-                Some(count_missing),
-                &mut missing as *mut u64 as *mut c_void,
-            )
-        };
-        self.check("listing the streams of", rc)?;
+        super::tree::walk(
+            self,
+            "listing the streams of",
+            index,
+            "/",
+            sys::WIMLIB_ITERATE_DIR_TREE_FLAG_RECURSIVE,
+            count_missing,
+            &mut missing,
+        )?;
         Ok(missing)
     }
 }

@@ -53,24 +53,48 @@ pub(super) fn list(
     recursive: bool,
 ) -> Result<Vec<TreeEntry>, WimError> {
     let mut out: Vec<TreeEntry> = Vec::new();
-    let cpath = c_str(path);
     let flags = if recursive {
         sys::WIMLIB_ITERATE_DIR_TREE_FLAG_RECURSIVE
     } else {
         sys::WIMLIB_ITERATE_DIR_TREE_FLAG_CHILDREN
     };
+    walk(
+        wim,
+        "listing files of",
+        index,
+        path,
+        flags,
+        collect,
+        &mut out,
+    )?;
+    Ok(out)
+}
+
+/// Calls `visit` for the entries of an image below `path` (as `flags` say), with `state` as
+/// its context; loads the image's metadata first if it is not loaded.
+pub(super) fn walk<T>(
+    wim: &Wim,
+    operation: &'static str,
+    index: u32,
+    path: &str,
+    flags: u32,
+    visit: unsafe extern "C" fn(*const sys::wimlib_dir_entry, *mut c_void) -> c_int,
+    state: &mut T,
+) -> Result<(), WimError> {
+    let cpath = c_str(path);
+    // SAFETY: `state` outlives the call and is what `visit` casts its context back to.
     let rc = unsafe {
         sys::wimlib_iterate_dir_tree(
             wim.raw(),
             index as c_int,
             cpath.as_ptr(),
             flags as c_int,
-            Some(collect),
-            &mut out as *mut Vec<TreeEntry> as *mut c_void,
+            Some(visit),
+            state as *mut T as *mut c_void,
         )
     };
     if rc != 0 {
-        return Err(WimError::new(wim.path(), "listing files of", rc));
+        return Err(WimError::new(wim.path(), operation, rc));
     }
-    Ok(out)
+    Ok(())
 }
