@@ -226,8 +226,7 @@ fn enabling_maintenance_mode_warns_when_an_image_would_be_unserved() {
     let (site, _wim, _) = TestSite::with_golden_image();
     add_dir_dp(&site, "DP01", &[]);
     add_dir_dp(&site, "DP02", &[]);
-    site.ois(&["image", "distribute", "golden", "--dp", &nal("DP01")])
-        .ok();
+    distribute(&site, &["DP01"]).ok();
     let run = site
         .ois(&["dp", "set-maintenance-mode", &nal("DP02"), "1"])
         .ok();
@@ -511,9 +510,7 @@ fn webdav_credentials_are_used_and_never_shown() {
     // Without credentials the server refuses.
     site.ois(&["dp", "add", &nal("NOAUTH"), "--target", &nginx.url("a")])
         .ok();
-    let run = site
-        .ois(&["image", "distribute", "golden", "--dp", &nal("NOAUTH")])
-        .failed();
+    let run = distribute(&site, &["NOAUTH"]).failed();
     assert!(run.stdout.contains("Failed"), "{}", run.all_output());
 
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_ois"))
@@ -574,16 +571,7 @@ fn validation_catches_a_corrupted_file_on_a_dp_in_maintenance_mode() {
     let (id, sha) = image_version(&site, "golden");
     let dp1 = add_dir_dp(&site, "DP01", &[]);
     add_dir_dp(&site, "DP02", &[]);
-    site.ois(&[
-        "image",
-        "distribute",
-        "golden",
-        "--dp",
-        &nal("DP01"),
-        "--dp",
-        &nal("DP02"),
-    ])
-    .ok();
+    distribute(&site, &["DP01", "DP02"]).ok();
     site.ois(&["dp", "set-maintenance-mode", &nal("DP01"), "1"])
         .ok();
     let file = content_file(&dp1, id, &sha);
@@ -637,16 +625,7 @@ fn serviced_image_goes_to_its_dps_and_the_old_version_is_removed_after() {
     let (id, old_sha) = image_version(&site, "golden");
     let dp1 = add_dir_dp(&site, "DP01", &[]);
     let dp2 = add_dir_dp(&site, "DP02", &[]);
-    site.ois(&[
-        "image",
-        "distribute",
-        "golden",
-        "--dp",
-        &nal("DP01"),
-        "--dp",
-        &nal("DP02"),
-    ])
-    .ok();
+    distribute(&site, &["DP01", "DP02"]).ok();
     site.ois(&["dp", "set-maintenance-mode", &nal("DP02"), "1"])
         .ok();
     let run = site
@@ -707,6 +686,16 @@ fn identical_content_already_on_a_dp_is_not_sent_again() {
     assert_eq!(status_of(&site, "DP01"), "Installed");
 }
 
+/// `ois image distribute golden` to the test DPs named `servers`.
+fn distribute(site: &TestSite, servers: &[&str]) -> common::Run {
+    let nals: Vec<String> = servers.iter().map(|s| nal(s)).collect();
+    let mut args = vec!["image", "distribute", "golden"];
+    for n in &nals {
+        args.extend(["--dp", n.as_str()]);
+    }
+    site.ois(&args)
+}
+
 fn site_db(site: &TestSite) -> rusqlite::Connection {
     rusqlite::Connection::open(site.root().join("site.db")).expect("db")
 }
@@ -716,8 +705,7 @@ fn layout_upgrade_applies_to_a_dp_in_maintenance_mode() {
     let (site, _wim, original) = TestSite::with_golden_image();
     let (id, sha) = image_version(&site, "golden");
     let dp = add_dir_dp(&site, "DP01", &[]);
-    site.ois(&["image", "distribute", "golden", "--dp", &nal("DP01")])
-        .ok();
+    distribute(&site, &["DP01"]).ok();
     // Make it a DP written by an older ois: layout 1 had no checksum files and no marker.
     let file = content_file(&dp, id, &sha);
     std::fs::remove_file(file.with_extension("wim.sha256")).expect("rm sidecar");
@@ -761,9 +749,7 @@ fn an_image_in_provisioning_mode_is_not_distributed() {
             [id],
         )
         .expect("provisioning");
-    let run = site
-        .ois(&["image", "distribute", "golden", "--dp", &nal("DP01")])
-        .failed();
+    let run = distribute(&site, &["DP01"]).failed();
     assert!(run.stderr.contains("provisioning mode"), "{}", run.stderr);
     assert!(files_under(&dp).is_empty());
 }
