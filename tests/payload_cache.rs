@@ -115,6 +115,56 @@ fn a_damaged_library_file_is_refused_and_importing_again_repairs_it() {
 }
 
 #[test]
+fn two_library_files_swapped_are_refused_though_both_contents_are_known() {
+    let site = TestSite::new();
+    let wim = site.golden_image("golden");
+    let packages = site.sample_packages();
+    let before = std::fs::read(&wim).expect("read");
+    let store = site.root().join("ContentLibrary/files");
+    let stored = tree_bytes(&store);
+    let find = |content: &[u8]| {
+        let (rel, _) = stored
+            .iter()
+            .find(|(_, b)| b.as_slice() == content)
+            .expect("in the store");
+        store.join(rel)
+    };
+    let (kernel, driver) = (filler(40, 110 * 1024), filler(41, 20 * 1024));
+    // Each file now holds the other's bytes: both are data of the verified payload.
+    std::fs::write(find(&kernel), &driver).expect("write");
+    std::fs::write(find(&driver), &kernel).expect("write");
+
+    let out = site
+        .ois(&["service", "golden", "--all-applicable"])
+        .failed()
+        .all_output();
+    assert!(
+        out.contains("Windows/System32/") && out.contains("import the package"),
+        "{out}"
+    );
+    assert!(
+        std::fs::read(&wim).expect("read") == before,
+        "original untouched"
+    );
+
+    let mut args = vec!["update", "import"];
+    args.extend(packages.iter().map(|p| p.to_str().expect("utf8")));
+    site.ois(&args).ok();
+    site.ois(&["service", "golden", "--all-applicable"]).ok();
+    for index in 1..=2 {
+        let files = index_files(&wim, index);
+        assert!(
+            files["Windows/System32/ntoskrnl.exe"] == kernel,
+            "index {index}"
+        );
+        assert!(
+            files["Windows/System32/drivers/stornvme.sys"] == driver,
+            "index {index}"
+        );
+    }
+}
+
+#[test]
 fn files_of_one_package_with_the_same_content_stay_separate_files() {
     let site = TestSite::new();
     let wim = site.golden_image("golden");

@@ -97,6 +97,15 @@ pub struct PayloadFile {
     pub size: u64,
 }
 
+/// A payload file as a run reads it in place: its path in the package, the library file that
+/// holds it, and the SHA-256 that file must have.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InPlace {
+    pub path: String,
+    pub file: PathBuf,
+    pub sha256: String,
+}
+
 /// An update in the content library.
 #[derive(Debug, Clone, Serialize)]
 pub struct Update {
@@ -420,7 +429,7 @@ impl ContentLibrary {
     /// (wimlib captures files sharing an inode as hard links, and two files of a package must
     /// stay two files). Such copies are made once, hash-checked. A run reads these
     /// only with the update's compressed payload referenced.
-    pub fn direct_sources(&self, update: &Update) -> Result<Vec<(String, PathBuf)>, LibraryError> {
+    pub fn direct_sources(&self, update: &Update) -> Result<Vec<InPlace>, LibraryError> {
         self.sources_in_place(update, false)
     }
 
@@ -433,7 +442,7 @@ impl ContentLibrary {
         &self,
         update: &Update,
         recheck: bool,
-    ) -> Result<Vec<(String, PathBuf)>, LibraryError> {
+    ) -> Result<Vec<InPlace>, LibraryError> {
         let mut seen = HashSet::new();
         let mut sources = Vec::with_capacity(update.files.len());
         for (n, f) in update.files.iter().enumerate() {
@@ -448,7 +457,11 @@ impl ContentLibrary {
             } else {
                 self.repeated_copy(update, f, n, recheck)?
             };
-            sources.push((f.path.clone(), source));
+            sources.push(InPlace {
+                path: f.path.clone(),
+                file: source,
+                sha256: f.sha256.clone(),
+            });
         }
         Ok(sources)
     }

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use serde::Serialize;
 
 use super::plan::Plan;
-use crate::library::{Change, Update};
+use crate::library::{Change, InPlace, Update};
 use crate::wim::{UpdateCommand, Wim};
 
 /// The result of one update on one index.
@@ -22,21 +22,39 @@ pub struct UpdateResult {
 pub enum Sources {
     /// The payload laid out as in the package, under this folder.
     Tree(PathBuf),
-    /// Each payload file read in place, by its lower-case path in the package (with that path
-    /// as written).
-    Files(BTreeMap<String, (String, PathBuf)>),
+    /// Each payload file read in place, by its lower-case path in the package.
+    Files(BTreeMap<String, InPlace>),
 }
 
 impl Sources {
-    /// Files read in place, from (path in the package, file) pairs.
-    pub fn files(files: Vec<(String, PathBuf)>) -> Sources {
+    pub fn files(files: Vec<InPlace>) -> Sources {
         Sources::Files(
             files
                 .into_iter()
-                .map(|(path, file)| (path.to_lowercase(), (path, file)))
+                .map(|f| (f.path.to_lowercase(), f))
                 .collect(),
         )
     }
+}
+
+/// The in-place files an add of `source` at `target` lays down, with their image paths. The
+/// package's own rule (see library validation): the file of that path, or else every file
+/// under that folder; wimlib creates the missing folders.
+pub fn added<'f>(
+    files: &'f BTreeMap<String, InPlace>,
+    source: &str,
+    target: &str,
+) -> Vec<(String, &'f InPlace)> {
+    let wanted = source.to_lowercase();
+    if let Some(f) = files.get(&wanted) {
+        return vec![(format!("/{target}"), f)];
+    }
+    let prefix = format!("{wanted}/");
+    files
+        .range(prefix.clone()..)
+        .take_while(|(key, _)| key.starts_with(&prefix))
+        .filter_map(|(_, f)| Some((format!("/{target}/{}", f.path.get(source.len() + 1..)?), f)))
+        .collect()
 }
 
 /// wimlib commands for an update whose payload is at `sources`.
@@ -49,33 +67,13 @@ pub fn commands(update: &Update, sources: &Sources) -> Vec<UpdateCommand> {
                     source: root.join(source),
                     target: format!("/{target}"),
                 }),
-                // The package's own rule (see library validation): the file of that path, or
-                // else every file under that folder; wimlib creates the missing folders.
                 Sources::Files(files) => {
-                    let wanted = source.to_lowercase();
-                    match files.get(&wanted) {
-                        Some((_, file)) => out.push(UpdateCommand::Add {
-                            source: file.clone(),
-                            target: format!("/{target}"),
-                        }),
-                        None => {
-                            let prefix = format!("{wanted}/");
-                            out.extend(
-                                files
-                                    .range(prefix.clone()..)
-                                    .take_while(|(key, _)| key.starts_with(&prefix))
-                                    .filter_map(|(_, (path, file))| {
-                                        Some(UpdateCommand::Add {
-                                            source: file.clone(),
-                                            target: format!(
-                                                "/{target}/{}",
-                                                path.get(source.len() + 1..)?
-                                            ),
-                                        })
-                                    }),
-                            );
+                    out.extend(added(files, source, target).into_iter().map(|(target, f)| {
+                        UpdateCommand::Add {
+                            source: f.file.clone(),
+                            target,
                         }
-                    }
+                    }))
                 }
             },
             Change::Delete { path } => out.push(UpdateCommand::Delete {
@@ -201,11 +199,16 @@ at = "Windows/INF"
 delete = "Windows/Temp/x.log"
 "#,
         );
+        let file = |path: &str, file: &str| InPlace {
+            path: path.into(),
+            file: PathBuf::from(file),
+            sha256: String::new(),
+        };
         let sources = Sources::files(vec![
-            ("payload/kernel32.dll".into(), PathBuf::from("/s/k")),
-            ("payload/INF/usb.inf".into(), PathBuf::from("/s/u")),
-            ("payload/inf/sub/Net.inf".into(), PathBuf::from("/s/n")),
-            ("payload/information.txt".into(), PathBuf::from("/s/i")),
+            file("payload/kernel32.dll", "/s/k"),
+            file("payload/INF/usb.inf", "/s/u"),
+            file("payload/inf/sub/Net.inf", "/s/n"),
+            file("payload/information.txt", "/s/i"),
         ]);
         let add = |source: &str, target: &str| UpdateCommand::Add {
             source: PathBuf::from(source),

@@ -2,6 +2,7 @@
 //! replace the original atomically, record (tables `servicing_runs`, `run_updates`,
 //! `provisioning`).
 
+mod added;
 mod apply;
 pub mod cancel;
 mod commit;

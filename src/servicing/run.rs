@@ -7,10 +7,11 @@ use std::time::{Instant, SystemTime};
 
 use rusqlite::params;
 
+use super::added::check_added_data;
 use super::apply::{self, Stop, UpdateResult};
 use super::cancel::CancelWatch;
 use super::plan::Plan;
-use super::stage::{check_added_data, free_space, same_filesystem, stage_updates, Stage};
+use super::stage::{free_space, same_filesystem, stage_updates, Stage};
 use super::{commit, is_canceled, lease, FailedUpdate, ImageOutcome, RunStatus, ServiceOptions};
 use crate::fsutil::{hash_file, now_rfc3339};
 use crate::image::{self, detect, Image};
@@ -292,7 +293,7 @@ fn service(
     if !references.is_empty() {
         wim.hash_added_data().map_err(|e| wim_message(name, &e))?;
     }
-    check_added_data(&wim, &staged)?;
+    check_added_data(&wim, &staged, &results)?;
 
     step("writing the serviced image");
     let mut on_progress = |event| {

@@ -62,7 +62,8 @@ pub struct Staged<'u> {
     pub sources: HashMap<String, (&'u Update, Sources)>,
     pub references: Vec<CompressedPayload>,
     /// Added files are read in place from the library rather than from checked copies: the
-    /// data they add must then be found in the references ([`check_added_data`]).
+    /// data they add must then be found in the references
+    /// ([`super::added::check_added_data`]).
     pub in_place: bool,
 }
 
@@ -132,30 +133,6 @@ pub fn stage_updates<'u>(
             .insert(u.id().to_lowercase(), (*u, Sources::Tree(root)));
     }
     Ok(staged)
-}
-
-/// When added files were read in place, all the data they add must resolve, by SHA-1, to data
-/// in the original or a (verified) compressed payload. Data found nowhere means a library
-/// file no longer holds what its payload was built from; it is refused before any write.
-pub fn check_added_data(wim: &Wim, staged: &Staged) -> Result<(), String> {
-    if !staged.in_place {
-        return Ok(());
-    }
-    let strays = wim
-        .blobs()
-        .map_err(|e| e.to_string())?
-        .into_iter()
-        .filter(|b| !b.metadata && !b.in_wim)
-        .count();
-    if strays == 0 {
-        return Ok(());
-    }
-    let mut ids: Vec<&str> = staged.sources.values().map(|(u, _)| u.id()).collect();
-    ids.sort_unstable();
-    Err(format!(
-        "{strays} file(s) in the content library differ from the verified payload of update(s) {}: the library is damaged; import the package(s) again to repair it (the original image is unchanged)",
-        ids.join(", ")
-    ))
 }
 
 /// Free bytes on the drive holding `path`, with that drive's mount point.

@@ -545,6 +545,11 @@ impl Wim {
         tree::list(self, index, path, recursive)
     }
 
+    /// The file or directory at `path` of an image, if there is one.
+    pub fn entry(&self, index: u32, path: &str) -> Result<Option<TreeEntry>, WimError> {
+        tree::entry(self, index, path)
+    }
+
     /// Extracts `paths` of an image into `target`, flattening directories (the files land
     /// directly in `target` by their base names).
     pub fn extract_flat(

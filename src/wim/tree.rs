@@ -70,6 +70,16 @@ pub(super) fn list(
     Ok(out)
 }
 
+/// The entry at `path` itself; None when the image has no such path.
+pub(super) fn entry(wim: &Wim, index: u32, path: &str) -> Result<Option<TreeEntry>, WimError> {
+    let mut out: Vec<TreeEntry> = Vec::new();
+    match walk(wim, "reading a file of", index, path, 0, collect, &mut out) {
+        Ok(()) => Ok(out.pop()),
+        Err(e) if e.is_missing_path() => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
 /// Calls `visit` for the entries of an image below `path` (as `flags` say), with `state` as
 /// its context; loads the image's metadata first if it is not loaded.
 pub(super) fn walk<T>(
