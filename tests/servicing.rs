@@ -111,6 +111,44 @@ fn all_applicable_changes_every_index_and_keeps_the_rest() {
 }
 
 #[test]
+fn indexes_over_the_memory_budget_are_serviced_in_passes_to_the_same_bytes() {
+    let site = TestSite::new();
+    site.sample_packages();
+    let whole = site.golden_image("whole");
+    let passes = site.golden_image("passes");
+    site.ois(&["service", "whole", "--all-applicable"]).ok();
+    // One index per pass: each pass is a full write the next one starts from.
+    site.configure("metadata_memory_mib = 0");
+    site.ois(&["service", "passes", "--all-applicable"]).ok();
+
+    assert_eq!(image_count(&passes), 2);
+    for index in 1..=2 {
+        let (a, b) = (index_files(&whole, index), index_files(&passes, index));
+        assert_eq!(
+            a.keys().collect::<Vec<_>>(),
+            b.keys().collect::<Vec<_>>(),
+            "index {index}"
+        );
+        assert!(a == b, "index {index}: same bytes in every file");
+        assert_eq!(b["Windows/System32/ntoskrnl.exe"], payload(40, 110));
+    }
+    let show = site.ois(&["image", "show", "passes", "--json"]).ok().json();
+    let log = std::fs::read_to_string(show["log"].as_str().expect("log")).expect("run log");
+    assert!(log.contains("servicing in 2 passes"), "{log}");
+    assert!(
+        log.contains("pass 1 of 2: index(es) 1") && log.contains("pass 2 of 2: index(es) 2"),
+        "{log}"
+    );
+    assert_eq!(
+        show["indexes"][1]["installed"].as_array().map(|a| a.len()),
+        Some(4),
+        "the catalog records every index's updates"
+    );
+    let stage = site.root().join("ConfigMgr_OfflineImageServicing");
+    assert_eq!(std::fs::read_dir(&stage).map(|d| d.count()).unwrap_or(0), 0);
+}
+
+#[test]
 fn serviced_image_carries_its_installed_updates_to_a_new_site() {
     let site = TestSite::new();
     site.sample_packages();

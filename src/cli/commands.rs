@@ -160,6 +160,7 @@ fn site_show(site: &Site, json: bool) -> Result<u8, CliError> {
         render::json(&json!({
             "root": site.root(), "servicing_drive": c.servicing_drive.to_string(),
             "staging_folder": site.staging_root(), "integrity_table": c.integrity_table,
+            "metadata_memory_mib": c.metadata_memory_mib,
             "content_library": site.library_dir(), "logs": site.logs_dir(),
             "wimlib": ois::wim::version(),
         }));
@@ -173,6 +174,7 @@ fn site_show(site: &Site, json: bool) -> Result<u8, CliError> {
             "Integrity table   {}",
             if c.integrity_table { "yes" } else { "no" }
         );
+        println!("Metadata memory   {} MiB", c.metadata_memory_mib);
         println!("wimlib            {}", ois::wim::version());
     }
     Ok(0)

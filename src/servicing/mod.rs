@@ -7,6 +7,7 @@ mod apply;
 pub mod cancel;
 mod commit;
 pub mod lease;
+mod passes;
 pub mod plan;
 pub mod recovery;
 mod run;

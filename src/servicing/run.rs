@@ -12,7 +12,9 @@ use super::apply::{self, Stop, UpdateResult};
 use super::cancel::CancelWatch;
 use super::plan::Plan;
 use super::stage::{free_space, same_filesystem, stage_updates, Stage};
-use super::{commit, is_canceled, lease, FailedUpdate, ImageOutcome, RunStatus, ServiceOptions};
+use super::{
+    commit, is_canceled, lease, passes, FailedUpdate, ImageOutcome, RunStatus, ServiceOptions,
+};
 use crate::fsutil::{hash_file, now_rfc3339};
 use crate::image::{self, detect, Image};
 use crate::library::{ContentLibrary, Update};
@@ -222,7 +224,7 @@ fn service(
         .iter()
         .filter_map(|id| by_id.get(&id.to_lowercase()).copied())
         .collect();
-    check_free_space(site, img, &stage, &selected)?;
+    check_free_space(site, img, &stage, &selected, 0)?;
     stop_if_canceled()?;
 
     step("opening the image");
@@ -235,67 +237,31 @@ fn service(
         )
         .into());
     }
+    let memory = passes::metadata_memory(&wim).map_err(|e| wim_message(name, &e))?;
+    let passes = passes::passes(plan, &memory, site.config().metadata_memory_mib << 20);
+    if passes.len() > 1 {
+        tracing::info!(
+            "the changed indexes' trees need about {} MiB, over metadata_memory_mib = {}: servicing in {} passes",
+            plan.indexes
+                .iter()
+                .filter(|i| !i.updates.is_empty())
+                .filter_map(|i| memory.get((i.index as usize).checked_sub(1)?))
+                .sum::<u64>()
+                >> 20,
+            site.config().metadata_memory_mib,
+            passes.len()
+        );
+        // A pass's output stays until the next one is written.
+        check_free_space(site, img, &stage, &selected, img.size_bytes)?;
+    }
     stop_if_canceled()?;
 
     step("staging updates from the content library");
     let staged = stage_updates(&stage, db, library, &wim, &selected)?;
     let references = &staged.references;
+    let payloads: Vec<&Path> = references.iter().map(|r| r.path.as_path()).collect();
     stop_if_canceled()?;
 
-    step("applying updates");
-    let mut results: Vec<UpdateResult> = Vec::new();
-    let applied = apply::apply(
-        &wim,
-        plan,
-        &staged.sources,
-        options.continue_on_error,
-        canceled,
-        // Each index is checked as it is loaded for its updates: wimlib keeps only the
-        // current (or a changed) image in memory, so a separate pass would load every index twice.
-        &|index| {
-            crate::image::inspect::check_loads_whole(&wim, index)
-                .map_err(|e| format!("image {name}: {e}"))
-        },
-        &mut results,
-    );
-    summarise(&results, outcome);
-    outcome.results = results.clone();
-    match applied {
-        Ok(()) => {}
-        Err(Stop::Canceled) => {
-            return Err(Ended(
-                RunStatus::Canceled,
-                "canceled; the original image is unchanged".into(),
-            ))
-        }
-        Err(Stop::Refused(message)) => return Err(message.into()),
-        Err(Stop::Failed) => {
-            let f = outcome.failed.first().cloned().unwrap_or(FailedUpdate {
-                id: "?".into(),
-                error: String::new(),
-            });
-            return Err(format!(
-                "update {} failed: {}; the original image is unchanged (use --continue-on-error to skip failing updates)",
-                f.id, f.error
-            )
-            .into());
-        }
-    }
-    if outcome.applied.is_empty() && results.iter().all(|r| !r.applied) {
-        return Err(
-            "no update could be applied; the original image is unchanged"
-                .to_string()
-                .into(),
-        );
-    }
-
-    record_in_wim(db, img, &wim, &results).map_err(|e| wim_message(name, &e))?;
-    if !references.is_empty() {
-        wim.hash_added_data().map_err(|e| wim_message(name, &e))?;
-    }
-    check_added_data(&wim, &staged, &results)?;
-
-    step("writing the serviced image");
     let mut on_progress = |event| {
         if let ProgressEvent::Write { done, total } = event {
             observer(name, RunEvent::Write { done, total });
@@ -307,21 +273,112 @@ fn service(
         }
     };
     let output = stage.output();
-    // Payloads come compressed (once, at full level) from the library and are copied raw;
-    // what is left to compress is the rewritten metadata of every index (about 1 % of the
-    // WIM), which near-optimal LZX made the slowest part of the run: a lazy level is several
-    // times faster for a few percent more on those few MiB.
-    crate::wim::set_write_level(METADATA_LEVEL);
-    let written = wim.write_unsynced(&output, site.config().integrity_table, 0, &mut on_progress);
-    drop(wim);
-    if let Err(e) = written {
-        if e.is_aborted() {
-            return Err(Ended(
-                RunStatus::Canceled,
-                "canceled while writing; the original image is unchanged".into(),
-            ));
+    let mut results: Vec<UpdateResult> = Vec::new();
+    let mut opened = Some(wim);
+    let mut previous: Option<PathBuf> = None;
+    for (n, pass) in passes.iter().enumerate() {
+        let last = n + 1 == passes.len();
+        let wim = match (opened.take(), &previous) {
+            (Some(wim), _) => wim,
+            (None, Some(path)) => {
+                let wim = Wim::open(path, false).map_err(|e| wim_message(name, &e))?;
+                wim.reference(&payloads)
+                    .map_err(|e| wim_message(name, &e))?;
+                wim
+            }
+            (None, None) => return Err("no image to service".to_string().into()),
+        };
+        if passes.len() > 1 {
+            let indexes: Vec<String> = pass.indexes.iter().map(|i| i.index.to_string()).collect();
+            tracing::info!(
+                "pass {} of {}: index(es) {}",
+                n + 1,
+                passes.len(),
+                indexes.join(", ")
+            );
         }
-        return Err(wim_message(name, &e).into());
+        step("applying updates");
+        let before = results.len();
+        let applied = apply::apply(
+            &wim,
+            pass,
+            &staged.sources,
+            options.continue_on_error,
+            canceled,
+            // Each index is checked as it is loaded for its updates: wimlib keeps only the
+            // current (or a changed) image in memory, so a separate pass would load every
+            // index twice.
+            &|index| {
+                crate::image::inspect::check_loads_whole(&wim, index)
+                    .map_err(|e| format!("image {name}: {e}"))
+            },
+            &mut results,
+        );
+        summarise(&results, outcome);
+        outcome.results = results.clone();
+        match applied {
+            Ok(()) => {}
+            Err(Stop::Canceled) => {
+                return Err(Ended(
+                    RunStatus::Canceled,
+                    "canceled; the original image is unchanged".into(),
+                ))
+            }
+            Err(Stop::Refused(message)) => return Err(message.into()),
+            Err(Stop::Failed) => {
+                let f = outcome.failed.first().cloned().unwrap_or(FailedUpdate {
+                    id: "?".into(),
+                    error: String::new(),
+                });
+                return Err(format!(
+                    "update {} failed: {}; the original image is unchanged (use --continue-on-error to skip failing updates)",
+                    f.id, f.error
+                )
+                .into());
+            }
+        }
+        if last && results.iter().all(|r| !r.applied) {
+            return Err(
+                "no update could be applied; the original image is unchanged"
+                    .to_string()
+                    .into(),
+            );
+        }
+
+        record_in_wim(db, img, &wim, &results).map_err(|e| wim_message(name, &e))?;
+        let changed = pass.indexes.iter().find(|i| !i.updates.is_empty());
+        if let (false, Some(first)) = (references.is_empty(), changed) {
+            wim.hash_added_data(first.index)
+                .map_err(|e| wim_message(name, &e))?;
+        }
+        check_added_data(&wim, &staged, &results[before..])?;
+
+        step("writing the serviced image");
+        let target = if last {
+            output.clone()
+        } else {
+            stage.dir().join(format!("pass-{}.wim", n + 1))
+        };
+        // Payloads come compressed (once, at full level) from the library and are copied raw;
+        // what is left to compress is the rewritten metadata of every index (about 1 % of
+        // the WIM), which near-optimal LZX made the slowest part of the run: a lazy level is
+        // several times faster for a few percent more on those few MiB.
+        crate::wim::set_write_level(METADATA_LEVEL);
+        let written =
+            wim.write_unsynced(&target, site.config().integrity_table, 0, &mut on_progress);
+        drop(wim);
+        if let Err(e) = written {
+            if e.is_aborted() {
+                return Err(Ended(
+                    RunStatus::Canceled,
+                    "canceled while writing; the original image is unchanged".into(),
+                ));
+            }
+            return Err(wim_message(name, &e).into());
+        }
+        if let Some(done) = previous.replace(target) {
+            let _ = std::fs::remove_file(done);
+        }
     }
 
     step("verifying the serviced image");
@@ -583,10 +640,11 @@ fn check_free_space(
     img: &Image,
     stage: &Stage,
     selected: &[&Update],
+    extra: u64,
 ) -> Result<(), Ended> {
     let payload: u64 = selected.iter().map(|u| u.size_bytes).sum();
     let reserve = site.config().free_space_reserve_mib << 20;
-    let need_stage = img.size_bytes + 2 * payload + reserve;
+    let need_stage = img.size_bytes + 2 * payload + reserve + extra;
     let mut checks: Vec<(PathBuf, u64)> = vec![(stage.dir().to_path_buf(), need_stage)];
     let original_dir = img.path.parent().unwrap_or(Path::new("/")).to_path_buf();
     if !same_filesystem(stage.dir(), &original_dir) {

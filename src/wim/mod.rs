@@ -417,8 +417,10 @@ impl Wim {
     /// Hashes the data of files added by [`Wim::update`] now rather than while writing, so
     /// that data already present in a referenced WIM resolves to it before wimlib decides what
     /// to copy raw (it decides before hashing, and would otherwise recompress such data).
-    /// wimlib exposes this step only through an export, here into a throwaway WIM.
-    pub fn hash_added_data(&self) -> Result<(), WimError> {
+    /// wimlib exposes this step only through an export, here of `index` (every image's added
+    /// data is hashed; a changed index is already loaded, so no other tree is read) into a
+    /// throwaway WIM.
+    pub fn hash_added_data(&self, index: u32) -> Result<(), WimError> {
         if self.header().image_count == 0 {
             return Ok(());
         }
@@ -426,7 +428,7 @@ impl Wim {
         let rc = unsafe {
             sys::wimlib_export_image(
                 self.raw,
-                1,
+                index as c_int,
                 scratch.raw,
                 std::ptr::null(),
                 std::ptr::null(),
