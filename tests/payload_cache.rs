@@ -68,12 +68,34 @@ fn a_damaged_compressed_payload_is_rebuilt_not_used() {
     );
 }
 
+/// Services `golden`, which must be refused with `expected` in the message and leave the
+/// original byte-identical; then imports `packages` again, which repairs the library.
+fn refused_then_repaired(
+    site: &TestSite,
+    wim: &std::path::Path,
+    packages: &[std::path::PathBuf],
+    expected: &[&str],
+) {
+    let before = std::fs::read(wim).expect("read");
+    let out = site
+        .ois(&["service", "golden", "--all-applicable"])
+        .failed()
+        .all_output();
+    assert!(expected.iter().all(|e| out.contains(e)), "{out}");
+    assert!(
+        std::fs::read(wim).expect("read") == before,
+        "original untouched"
+    );
+    let mut args = vec!["update", "import"];
+    args.extend(packages.iter().map(|p| p.to_str().expect("utf8")));
+    site.ois(&args).ok();
+}
+
 #[test]
 fn a_damaged_library_file_is_refused_and_importing_again_repairs_it() {
     let site = TestSite::new();
     let wim = site.golden_image("golden");
     let packages = site.sample_packages();
-    let before = std::fs::read(&wim).expect("read");
     // Runs read the library's files in place: damage one that an update adds.
     let store = site.root().join("ContentLibrary/files");
     let (rel, _) = tree_bytes(&store)
@@ -85,22 +107,7 @@ fn a_damaged_library_file_is_refused_and_importing_again_repairs_it() {
     bytes[1000] ^= 0x20;
     std::fs::write(&victim, bytes).expect("write");
 
-    let out = site
-        .ois(&["service", "golden", "--all-applicable", "--json"])
-        .failed()
-        .all_output();
-    assert!(
-        out.contains("damaged") && out.contains("import the package"),
-        "{out}"
-    );
-    assert!(
-        std::fs::read(&wim).expect("read") == before,
-        "original untouched"
-    );
-
-    let mut args = vec!["update", "import"];
-    args.extend(packages.iter().map(|p| p.to_str().expect("utf8")));
-    site.ois(&args).ok();
+    refused_then_repaired(&site, &wim, &packages, &["damaged", "import the package"]);
     assert!(
         std::fs::read(&victim).expect("read") == filler(40, 110 * 1024),
         "repaired by the import"
@@ -119,7 +126,6 @@ fn two_library_files_swapped_are_refused_though_both_contents_are_known() {
     let site = TestSite::new();
     let wim = site.golden_image("golden");
     let packages = site.sample_packages();
-    let before = std::fs::read(&wim).expect("read");
     let store = site.root().join("ContentLibrary/files");
     let stored = tree_bytes(&store);
     let find = |content: &[u8]| {
@@ -134,22 +140,12 @@ fn two_library_files_swapped_are_refused_though_both_contents_are_known() {
     std::fs::write(find(&kernel), &driver).expect("write");
     std::fs::write(find(&driver), &kernel).expect("write");
 
-    let out = site
-        .ois(&["service", "golden", "--all-applicable"])
-        .failed()
-        .all_output();
-    assert!(
-        out.contains("Windows/System32/") && out.contains("import the package"),
-        "{out}"
+    refused_then_repaired(
+        &site,
+        &wim,
+        &packages,
+        &["Windows/System32/", "import the package"],
     );
-    assert!(
-        std::fs::read(&wim).expect("read") == before,
-        "original untouched"
-    );
-
-    let mut args = vec!["update", "import"];
-    args.extend(packages.iter().map(|p| p.to_str().expect("utf8")));
-    site.ois(&args).ok();
     site.ois(&["service", "golden", "--all-applicable"]).ok();
     for index in 1..=2 {
         let files = index_files(&wim, index);

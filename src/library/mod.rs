@@ -97,6 +97,20 @@ pub struct PayloadFile {
     pub size: u64,
 }
 
+#[cfg(test)]
+impl Update {
+    /// An update of the given manifest text, with no files (for unit tests).
+    pub fn from_manifest(text: &str) -> Update {
+        Update {
+            manifest: manifest::parse(text).expect("manifest"),
+            size_bytes: 0,
+            imported_at: String::new(),
+            source: String::new(),
+            files: Vec::new(),
+        }
+    }
+}
+
 /// A payload file as a run reads it in place: its path in the package, the library file that
 /// holds it, and the SHA-256 that file must have.
 #[derive(Debug, Clone, PartialEq, Eq)]

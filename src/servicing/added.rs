@@ -141,16 +141,10 @@ fn under(paths: &BTreeMap<String, Expected>, path: &str) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::library::{manifest, InPlace, Update};
+    use crate::library::{InPlace, Update};
 
     fn update(text: &str) -> Update {
-        Update {
-            manifest: manifest::parse(text).expect("manifest"),
-            size_bytes: 0,
-            imported_at: String::new(),
-            source: String::new(),
-            files: Vec::new(),
-        }
+        Update::from_manifest(text)
     }
 
     fn applied(update: &str, index: u32) -> UpdateResult {

@@ -171,16 +171,9 @@ pub fn apply(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::library::manifest;
 
     fn update(text: &str) -> Update {
-        Update {
-            manifest: manifest::parse(text).expect("manifest"),
-            size_bytes: 0,
-            imported_at: String::new(),
-            source: String::new(),
-            files: Vec::new(),
-        }
+        Update::from_manifest(text)
     }
 
     #[test]
