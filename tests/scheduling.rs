@@ -386,16 +386,7 @@ fn a_killed_run_is_repaired_by_hand_and_the_next_run_succeeds() {
         .stderr;
     assert!(err.contains("provisioning mode"), "{err}");
 
-    let repair = site
-        .ois(&[
-            "image",
-            "set-provisioning-mode",
-            "golden",
-            "false",
-            "--json",
-        ])
-        .ok()
-        .json();
+    let repair = leave_provisioning_mode(&site);
     assert_eq!(repair["repair"]["original"], "Intact");
     assert!(!repair["repair"]["removed"]
         .as_array()
@@ -498,16 +489,7 @@ fn a_run_killed_after_replacing_the_file_is_recorded_by_the_repair() {
         .ok();
     std::fs::copy(&other_wim, &wim).expect("copy");
 
-    let repair = site
-        .ois(&[
-            "image",
-            "set-provisioning-mode",
-            "golden",
-            "false",
-            "--json",
-        ])
-        .ok()
-        .json();
+    let repair = leave_provisioning_mode(&site);
     assert_eq!(repair["repair"]["original"], "Serviced", "{repair}");
     assert_eq!(repair["repair"]["run_status"], "Successful");
     assert!(stage_dirs(&site).is_empty());
@@ -626,4 +608,17 @@ fn the_scheduler_validates_content_on_its_cron_even_in_maintenance_mode() {
     assert!(out.contains("\"event\":\"validated\""), "{out}");
     // Still in maintenance mode: the bad copy is reported, not repaired behind the admin's back.
     assert_eq!(std::fs::read(&file).expect("read"), bytes);
+}
+
+/// `ois image set-provisioning-mode golden false --json`: the repair, as reported.
+fn leave_provisioning_mode(site: &TestSite) -> serde_json::Value {
+    site.ois(&[
+        "image",
+        "set-provisioning-mode",
+        "golden",
+        "false",
+        "--json",
+    ])
+    .ok()
+    .json()
 }

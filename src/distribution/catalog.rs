@@ -112,6 +112,11 @@ fn execute(
     db.execute(sql, args).map_err(db_err(db))
 }
 
+/// [`execute`] for a statement whose row count does not matter.
+fn run(db: &Database, sql: &str, args: impl rusqlite::Params) -> Result<(), DistributionError> {
+    execute(db, sql, args).map(|_| ())
+}
+
 const DP_COLUMNS: &str = "id, server, nal_type, site_code, target, description, maintenance_mode, maintenance_since, layout_version, added_at";
 
 fn row_to_dp(r: &rusqlite::Row) -> rusqlite::Result<DistributionPoint> {
@@ -224,12 +229,11 @@ pub fn insert(db: &Database, nal: &Nal, target: &str) -> Result<i64, Distributio
 }
 
 pub fn set_target(db: &Database, dp_id: i64, target: &str) -> Result<(), DistributionError> {
-    execute(
+    run(
         db,
         "UPDATE distribution_points SET target = ?2 WHERE id = ?1",
         params![dp_id, target],
     )
-    .map(|_| ())
 }
 
 pub fn set_description(
@@ -237,21 +241,19 @@ pub fn set_description(
     dp_id: i64,
     description: Option<&str>,
 ) -> Result<(), DistributionError> {
-    execute(
+    run(
         db,
         "UPDATE distribution_points SET description = ?2 WHERE id = ?1",
         params![dp_id, description],
     )
-    .map(|_| ())
 }
 
 pub fn add_boundary_group(db: &Database, dp_id: i64, name: &str) -> Result<(), DistributionError> {
-    execute(
+    run(
         db,
         "INSERT OR IGNORE INTO dp_boundary_groups (dp_id, name) VALUES (?1, ?2)",
         params![dp_id, name],
     )
-    .map(|_| ())
 }
 
 pub fn remove_boundary_group(
@@ -259,12 +261,11 @@ pub fn remove_boundary_group(
     dp_id: i64,
     name: &str,
 ) -> Result<(), DistributionError> {
-    execute(
+    run(
         db,
         "DELETE FROM dp_boundary_groups WHERE dp_id = ?1 AND name = ?2",
         params![dp_id, name],
     )
-    .map(|_| ())
 }
 
 pub fn set_setting(
@@ -274,17 +275,16 @@ pub fn set_setting(
     value: &str,
     secret: bool,
 ) -> Result<(), DistributionError> {
-    execute(
+    run(
         db,
         "INSERT INTO dp_settings (dp_id, key, value, secret) VALUES (?1, ?2, ?3, ?4)
          ON CONFLICT(dp_id, key) DO UPDATE SET value = excluded.value, secret = excluded.secret",
         params![dp_id, key, value, secret as i64],
     )
-    .map(|_| ())
 }
 
 pub fn remove(db: &Database, dp_id: i64) -> Result<(), DistributionError> {
-    execute(db, "DELETE FROM distribution_points WHERE id = ?1", [dp_id]).map(|_| ())
+    run(db, "DELETE FROM distribution_points WHERE id = ?1", [dp_id])
 }
 
 pub fn set_maintenance(db: &Database, dp_id: i64, on: bool) -> Result<bool, DistributionError> {
@@ -299,21 +299,19 @@ pub fn set_maintenance(db: &Database, dp_id: i64, on: bool) -> Result<bool, Dist
 }
 
 pub fn set_layout_version(db: &Database, dp_id: i64, v: u32) -> Result<(), DistributionError> {
-    execute(
+    run(
         db,
         "UPDATE distribution_points SET layout_version = ?2 WHERE id = ?1",
         params![dp_id, v],
     )
-    .map(|_| ())
 }
 
 pub fn assign(db: &Database, dp_id: i64, image_id: i64) -> Result<(), DistributionError> {
-    execute(
+    run(
         db,
         "INSERT OR IGNORE INTO dp_assignments (dp_id, image_id) VALUES (?1, ?2)",
         params![dp_id, image_id],
     )
-    .map(|_| ())
 }
 
 /// DPs that hold the image (any version) or are assigned to it.
@@ -495,12 +493,11 @@ pub fn mark_validated(
     image_id: i64,
     sha256: &str,
 ) -> Result<(), DistributionError> {
-    execute(
+    run(
         db,
         "UPDATE distributions SET validated_at = ?4 WHERE dp_id = ?1 AND image_id = ?2 AND sha256 = ?3",
         params![dp_id, image_id, sha256, now_rfc3339()],
     )
-    .map(|_| ())
 }
 
 /// Versions of an image on a DP other than `keep`: `(sha256, status)`.
@@ -533,10 +530,9 @@ pub fn delete_version(
     image_id: i64,
     sha256: &str,
 ) -> Result<(), DistributionError> {
-    execute(
+    run(
         db,
         "DELETE FROM distributions WHERE dp_id = ?1 AND image_id = ?2 AND sha256 = ?3",
         params![dp_id, image_id, sha256],
     )
-    .map(|_| ())
 }
