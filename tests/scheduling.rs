@@ -622,3 +622,86 @@ fn leave_provisioning_mode(site: &TestSite) -> serde_json::Value {
     .ok()
     .json()
 }
+
+/// The state a process killed between recording its run and attaching it to provisioning mode
+/// left before both became one transaction: a run In progress that no lease points at (here
+/// with a lease whose run is NULL, as that kill left it). `pid` is a process that has ended.
+fn leave_orphaned_run(site: &TestSite, with_lease: bool) -> i64 {
+    let mut gone = std::process::Command::new("true").spawn().expect("true");
+    let pid = gone.id();
+    gone.wait().expect("reap");
+    let conn = rusqlite::Connection::open(site.root().join("site.db")).expect("db");
+    let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let host = sysinfo::System::host_name().unwrap_or_else(|| "localhost".into());
+    conn.execute(
+        "INSERT INTO servicing_runs (image_id, status, started_at, continue_on_error, size_before, owner_pid, owner_host)
+         SELECT id, 'In progress', ?1, 0, size_bytes, ?2, ?3 FROM images WHERE name = 'golden'",
+        rusqlite::params![now, pid, host],
+    )
+    .expect("insert run");
+    let run_id = conn.last_insert_rowid();
+    if with_lease {
+        conn.execute(
+            "INSERT INTO provisioning (image_id, run_id, since, owner_pid, owner_host)
+             SELECT id, NULL, ?1, ?2, ?3 FROM images WHERE name = 'golden'",
+            rusqlite::params![now, pid, host],
+        )
+        .expect("insert lease");
+    }
+    run_id
+}
+
+#[test]
+fn a_run_left_in_progress_without_its_lease_is_ended_by_the_repair() {
+    for with_lease in [true, false] {
+        let (site, wim, original) = TestSite::with_golden_image();
+        let orphan = leave_orphaned_run(&site, with_lease);
+        assert_eq!(status(&site, "golden"), "In progress");
+
+        let repair = leave_provisioning_mode(&site);
+        assert_eq!(
+            repair["repair"]["orphaned_runs"],
+            serde_json::json!([orphan]),
+            "{repair}"
+        );
+        let shown = show(&site, "golden");
+        assert!(shown["provisioning_mode"].is_null(), "{shown}");
+        let ended = runs(&shown)
+            .into_iter()
+            .find(|r| r["id"] == orphan)
+            .expect("the orphaned run");
+        assert_eq!(ended["status"], "Failed", "{ended}");
+        assert!(
+            ended["error"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("intact"),
+            "{ended}"
+        );
+        assert_ne!(status(&site, "golden"), "In progress");
+        assert_eq!(std::fs::read(&wim).expect("read"), original);
+
+        // The next run services the image and its status follows it, not the old run.
+        site.ois(&["service", "golden", "--all-applicable"]).ok();
+        assert_eq!(status(&site, "golden"), "Successful");
+        assert_sample_serviced(&wim);
+    }
+}
+
+#[test]
+fn the_scheduler_ends_a_run_left_in_progress_without_its_lease() {
+    let (site, _wim, _original) = TestSite::with_golden_image();
+    let orphan = leave_orphaned_run(&site, false);
+    let run = site.ois(&["scheduler", "run", "--once", "--json"]).ok();
+    let repaired: Vec<Value> = run
+        .json_lines()
+        .into_iter()
+        .filter(|e| e["event"] == "repaired")
+        .collect();
+    assert_eq!(repaired.len(), 1, "{}", run.stdout);
+    assert_eq!(
+        repaired[0]["repair"]["orphaned_runs"],
+        serde_json::json!([orphan])
+    );
+    assert_ne!(status(&site, "golden"), "In progress");
+}

@@ -334,6 +334,71 @@ fn a_failing_update_stops_the_image_unless_continue_on_error() {
         .any(|u| u["update"] == "KB7000001" && u["applied"] == false));
 }
 
+/// An update applied in memory by a run that then fails is not in the image: the run says
+/// so, and Update Status does not call it Installed.
+#[test]
+fn a_failed_run_reports_updates_applied_in_memory_as_not_written() {
+    let site = TestSite::new();
+    let good = package(
+        &site,
+        "KB7000000",
+        "id = \"KB7000000\"\ntitle = \"Adds a file\"\narchitecture = \"neutral\"\n[[change]]\nadd = \"payload/a.txt\"\nat = \"Windows/a.txt\"\n",
+    );
+    let broken = package(
+        &site,
+        "KB7000001",
+        "id = \"KB7000001\"\ntitle = \"Deletes a missing file\"\narchitecture = \"x64\"\nrequires = [\"KB7000000\"]\n[[change]]\ndelete = \"Windows/NoSuchFile.dll\"\n",
+    );
+    site.ois(&["update", "import", &good, &broken]).ok();
+    let wim = site.golden_image("golden");
+    let original = std::fs::read(&wim).expect("read");
+
+    let args = ["service", "golden", "--updates", "KB7000000,KB7000001"];
+    let text = site.ois(&args).failed();
+    assert!(
+        text.stdout.contains("not written: KB7000000"),
+        "{}",
+        text.stdout
+    );
+    assert!(!text.stdout.contains("applied:"), "{}", text.stdout);
+    let json_args = [&args[..], &["--json"]].concat();
+    let out = site.ois(&json_args).failed().json_lines()[0].clone();
+    assert_eq!(out["status"], "Failed");
+    assert_eq!(out["applied"], serde_json::json!([]), "{out}");
+    assert_eq!(
+        out["not_written"],
+        serde_json::json!(["KB7000000"]),
+        "{out}"
+    );
+    assert_eq!(std::fs::read(&wim).expect("read"), original);
+
+    let show = site.ois(&["image", "show", "golden", "--json"]).ok().json();
+    let status: Vec<&serde_json::Value> = show["update_status"]
+        .as_array()
+        .expect("update status")
+        .iter()
+        .filter(|u| u["update"] == "KB7000000")
+        .collect();
+    assert!(!status.is_empty(), "{show}");
+    for u in status {
+        assert_eq!(u["applied"], false, "{u}");
+        assert!(
+            u["error"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("not written"),
+            "{u}"
+        );
+    }
+    assert!(show["installed_updates"]
+        .as_array()
+        .expect("installed")
+        .iter()
+        .all(|i| !i["updates"].to_string().contains("KB7000000")));
+    let text = site.ois(&["image", "show", "golden"]).ok().stdout;
+    assert!(!text.contains("KB7000000  index 1  Installed"), "{text}");
+}
+
 #[test]
 fn requests_that_cannot_be_planned_touch_nothing() {
     let (site, wim, original) = TestSite::with_golden_image();
@@ -688,4 +753,22 @@ fn fixture_package_adds_a_directory_renames_and_deletes_a_tree() {
             "index {i}"
         );
     }
+}
+
+/// A run whose log could not be written (here `logs` is a file, so nothing can be created in
+/// it) still services the image, and `image show` names no log it never wrote.
+#[test]
+fn a_run_log_that_could_not_be_written_is_not_named() {
+    let (site, wim, original) = TestSite::with_golden_image();
+    let logs = site.root().join("logs");
+    std::fs::remove_dir_all(&logs).expect("remove logs");
+    std::fs::write(&logs, b"not a folder").expect("logs file");
+    site.ois(&["service", "golden", "--all-applicable"]).ok();
+    assert_ne!(std::fs::read(&wim).expect("read"), original);
+    let show = site.ois(&["image", "show", "golden", "--json"]).ok().json();
+    assert_eq!(show["runs"][0]["status"], "Successful", "{show}");
+    assert!(show["runs"][0]["log_path"].is_null(), "{show}");
+    assert!(show["log"].is_null(), "{show}");
+    let text = site.ois(&["image", "show", "golden"]).ok().stdout;
+    assert!(!text.contains("log: "), "{text}");
 }

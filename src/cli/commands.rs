@@ -648,6 +648,12 @@ pub(super) fn print_outcome(o: &ImageOutcome) {
     if !o.applied.is_empty() {
         println!("  applied:    {}", o.applied.join(", "));
     }
+    if !o.not_written.is_empty() {
+        println!(
+            "  not written: {} (applied in memory; the image does not have them)",
+            o.not_written.join(", ")
+        );
+    }
     if !o.superseded.is_empty() {
         println!("  superseded: {} (not applied)", o.superseded.join(", "));
     }

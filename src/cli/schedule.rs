@@ -142,6 +142,11 @@ pub(super) fn set_provisioning_mode(
             if let Some(run_id) = r.run_id {
                 println!("  run {run_id} ended {}", r.run_status.as_str());
             }
+            for run_id in &r.orphaned_runs {
+                println!(
+                    "  run {run_id} ended Failed (left In progress by a process that is gone)"
+                );
+            }
             for path in &r.removed {
                 println!("  removed {}", path.display());
             }

@@ -346,6 +346,24 @@ fn repair_stuck(
     on_event: &(dyn Fn(SchedulerEvent) + Sync),
 ) -> Result<(), ScheduleError> {
     let max_age = site.config().provisioning_max_age();
+    // Runs left In progress without provisioning mode by a process that is gone.
+    for image_id in recovery::images_with_orphaned_runs(db).map_err(|e| db.error(e))? {
+        if lease::current(db, image_id)
+            .map_err(|e| db.error(e))?
+            .is_some()
+        {
+            continue;
+        }
+        let img = image::find(db, &image_id.to_string())?;
+        match recovery::repair(site, &img, Trigger::OwnerGone) {
+            Ok(Some(repair)) => on_event(SchedulerEvent::Repaired(repair)),
+            Ok(None) => {}
+            Err(e) => on_event(SchedulerEvent::Error(format!(
+                "cannot repair image {}: {e}",
+                img.name
+            ))),
+        }
+    }
     for (image_id, mode) in lease::all(db).map_err(|e| db.error(e))? {
         // This scheduler's own runs are progressing under its eyes (a run here may take
         // longer than a short timeout); the timeout is for runs of processes it cannot see.

@@ -21,7 +21,10 @@ pub fn host_name() -> String {
 
 /// Puts the image into provisioning mode for this process; returns the current holder when
 /// another run already has it.
-pub fn enter(db: &Database, image_id: i64) -> rusqlite::Result<Result<(), ProvisioningMode>> {
+pub fn enter(
+    db: &rusqlite::Connection,
+    image_id: i64,
+) -> rusqlite::Result<Result<(), ProvisioningMode>> {
     let inserted = db.execute(
         "INSERT OR IGNORE INTO provisioning (image_id, since, owner_pid, owner_host) VALUES (?1, ?2, ?3, ?4)",
         params![image_id, now_rfc3339(), std::process::id(), host_name()],
@@ -37,7 +40,7 @@ pub fn enter(db: &Database, image_id: i64) -> rusqlite::Result<Result<(), Provis
     })))
 }
 
-pub fn attach_run(db: &Database, image_id: i64, run_id: i64) -> rusqlite::Result<()> {
+pub fn attach_run(db: &rusqlite::Connection, image_id: i64, run_id: i64) -> rusqlite::Result<()> {
     db.execute(
         "UPDATE provisioning SET run_id = ?2 WHERE image_id = ?1",
         params![image_id, run_id],
@@ -45,7 +48,10 @@ pub fn attach_run(db: &Database, image_id: i64, run_id: i64) -> rusqlite::Result
     Ok(())
 }
 
-pub fn current(db: &Database, image_id: i64) -> rusqlite::Result<Option<ProvisioningMode>> {
+pub fn current(
+    db: &rusqlite::Connection,
+    image_id: i64,
+) -> rusqlite::Result<Option<ProvisioningMode>> {
     db.query_row(
         "SELECT since, run_id, owner_pid, owner_host FROM provisioning WHERE image_id = ?1",
         [image_id],

@@ -115,7 +115,10 @@ pub struct ImageOutcome {
     pub image: String,
     pub status: RunStatus,
     pub run_id: Option<i64>,
+    /// Updates written into the image: only those of a run that replaced the original.
     pub applied: Vec<String>,
+    /// Updates applied in memory by a run that ended before its image replaced the original.
+    pub not_written: Vec<String>,
     pub failed: Vec<FailedUpdate>,
     pub superseded: Vec<String>,
     pub error: Option<String>,
@@ -192,6 +195,14 @@ pub fn service(
     Ok(outcomes)
 }
 
+/// `run_updates.result`: the update is in the image the run wrote.
+const RESULT_APPLIED: &str = "Applied";
+/// `run_updates.result`: it failed on that index.
+const RESULT_FAILED: &str = "Failed";
+/// `run_updates.result`: applied in memory, but the run ended before its image replaced the
+/// original, so the image does not have it.
+const RESULT_NOT_WRITTEN: &str = "Not written";
+
 /// A past run of an image, for `image show`.
 #[derive(Debug, Clone, Serialize)]
 pub struct RunRecord {
@@ -236,11 +247,23 @@ pub fn history(db: &Database, image_id: i64) -> Result<Vec<RunRecord>, SiteError
     for run in &mut runs {
         run.updates = stmt
             .query_map(params![run.id], |r| {
+                let result: String = r.get(2)?;
+                let error: Option<String> = r.get(3)?;
                 Ok(UpdateResult {
                     update: r.get(0)?,
                     index: r.get(1)?,
-                    applied: r.get::<_, String>(2)? == "Applied",
-                    error: r.get(3)?,
+                    applied: result == RESULT_APPLIED,
+                    error: if result == RESULT_NOT_WRITTEN {
+                        Some(format!(
+                            "applied in memory, not written: {}",
+                            error.unwrap_or_else(|| {
+                                "the run ended before the serviced image replaced the original"
+                                    .into()
+                            })
+                        ))
+                    } else {
+                        error
+                    },
                 })
             })
             .and_then(|r| r.collect::<Result<Vec<_>, _>>())

@@ -43,7 +43,11 @@ pub enum Original {
 #[derive(Debug, Clone, Serialize)]
 pub struct Repair {
     pub image: String,
+    /// The run that held provisioning mode, if one did.
     pub run_id: Option<i64>,
+    /// Runs left In progress without provisioning mode (their process died before or while
+    /// it was taken), ended by this repair too.
+    pub orphaned_runs: Vec<i64>,
     pub since: String,
     pub owner: String,
     pub removed: Vec<PathBuf>,
@@ -52,15 +56,103 @@ pub struct Repair {
     pub reason: String,
 }
 
-/// Repairs the image if it is in provisioning mode; `None` when it is not.
+/// A run recorded In progress that no provisioning mode points at.
+#[derive(Debug, Clone)]
+struct OrphanedRun {
+    id: i64,
+    started_at: String,
+    owner_pid: u32,
+    owner_host: String,
+}
+
+impl OrphanedRun {
+    fn owner(&self) -> Owner {
+        ProvisioningMode {
+            since: self.started_at.clone(),
+            run_id: Some(self.id),
+            owner_pid: self.owner_pid,
+            owner_host: self.owner_host.clone(),
+        }
+        .owner()
+    }
+}
+
+/// Runs of the image In progress other than `held`, whose process cannot still be working on
+/// them: gone, or (when `include_unknown`) on another host.
+fn orphaned_runs(
+    db: &Database,
+    image_id: i64,
+    held: Option<i64>,
+    include_unknown: bool,
+) -> rusqlite::Result<Vec<OrphanedRun>> {
+    let mut stmt = db.prepare(
+        "SELECT id, started_at, COALESCE(owner_pid, 0), COALESCE(owner_host, '') FROM servicing_runs
+         WHERE image_id = ?1 AND status = 'In progress' AND id IS NOT ?2 ORDER BY id",
+    )?;
+    let runs = stmt
+        .query_map(params![image_id, held], |r| {
+            Ok(OrphanedRun {
+                id: r.get(0)?,
+                started_at: r.get(1)?,
+                owner_pid: r.get(2)?,
+                owner_host: r.get(3)?,
+            })
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(runs
+        .into_iter()
+        .filter(|r| match r.owner() {
+            Owner::Alive => false,
+            Owner::Gone => true,
+            Owner::Unknown => include_unknown,
+        })
+        .collect())
+}
+
+/// Images with a run In progress that no provisioning mode holds and whose process on this
+/// host is gone: the scheduler repairs them as it does stuck provisioning modes.
+pub fn images_with_orphaned_runs(db: &Database) -> rusqlite::Result<Vec<i64>> {
+    let mut stmt = db.prepare(
+        "SELECT DISTINCT r.image_id FROM servicing_runs r
+         WHERE r.status = 'In progress'
+           AND NOT EXISTS (SELECT 1 FROM provisioning p WHERE p.image_id = r.image_id AND p.run_id IS r.id)
+         ORDER BY r.image_id",
+    )?;
+    let ids = stmt
+        .query_map([], |r| r.get::<_, i64>(0))?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let mut out = Vec::new();
+    for id in ids {
+        let held = lease::current(db, id)?.and_then(|m| m.run_id);
+        if !orphaned_runs(db, id, held, false)?.is_empty() {
+            out.push(id);
+        }
+    }
+    Ok(out)
+}
+
+/// Repairs the image if it is in provisioning mode or has runs left In progress by a process
+/// that is gone; `None` when there is nothing to repair.
 pub fn repair(
     site: &Site,
     img: &Image,
     trigger: Trigger,
 ) -> Result<Option<Repair>, ServicingError> {
     let db = site.database()?;
-    let Some(mode) = lease::current(&db, img.id).map_err(|e| db.error(e))? else {
-        return Ok(None);
+    let mode = lease::current(&db, img.id).map_err(|e| db.error(e))?;
+    let held = mode.as_ref().and_then(|m| m.run_id);
+    let orphans = orphaned_runs(&db, img.id, held, matches!(trigger, Trigger::Admin))
+        .map_err(|e| db.error(e))?;
+    let mode = match (mode, orphans.first()) {
+        (Some(mode), _) => mode,
+        (None, None) => return Ok(None),
+        // No provisioning mode, only runs whose process died: repair as if the first held it.
+        (None, Some(first)) => ProvisioningMode {
+            since: first.started_at.clone(),
+            run_id: None,
+            owner_pid: first.owner_pid,
+            owner_host: first.owner_host.clone(),
+        },
     };
     let owner = mode.owner();
     if matches!(trigger, Trigger::Admin) && owner == Owner::Alive {
@@ -81,20 +173,38 @@ pub fn repair(
             mode.owner_pid, mode.owner_host
         ),
     };
+    let run_label = mode
+        .run_id
+        .map_or_else(|| "no run".to_string(), |id| format!("run {id}"));
     tracing::warn!(
-        "repairing image {}: in provisioning mode since {} (run {:?}, process {} on {}): {why}",
+        "repairing image {}: in provisioning mode since {} ({run_label}, process {} on {}): {why}",
         img.name,
         mode.since,
-        mode.run_id,
         mode.owner_pid,
         mode.owner_host
     );
-    // A hung owner that wakes up must stop rather than go on writing.
-    if let Some(run_id) = mode.run_id {
-        cancel::request(&db, run_id).map_err(|e| db.error(e))?;
+    let orphan_ids: Vec<i64> = orphans.iter().map(|r| r.id).collect();
+    if !orphan_ids.is_empty() {
+        tracing::warn!(
+            "image {}: run(s) {} were left In progress without provisioning mode by a process that is gone; ending them",
+            img.name,
+            orphan_ids.iter().map(i64::to_string).collect::<Vec<_>>().join(", ")
+        );
     }
-    let removed = remove_leftovers(site, &db, img, &mode);
-    let (original, adoption) = check_original(img, &db, &mode)?;
+    let runs: Vec<i64> = mode
+        .run_id
+        .into_iter()
+        .chain(orphan_ids.iter().copied())
+        .collect();
+    // A hung owner that wakes up must stop rather than go on writing.
+    for run_id in &runs {
+        cancel::request(&db, *run_id).map_err(|e| db.error(e))?;
+    }
+    let removed: Vec<PathBuf> = runs
+        .iter()
+        .flat_map(|run_id| remove_leftovers(site, &db, img, *run_id))
+        .collect();
+    let (original, adoption) = check_original(img, &db, mode.run_id)?;
     let (run_status, outcome) = match &original {
         Original::Intact => (RunStatus::Failed, "the original image is intact".to_string()),
         Original::Serviced => (
@@ -115,6 +225,10 @@ pub fn repair(
         ),
     };
     let reason = format!("{why}; {outcome}");
+    let orphan_reason = format!(
+        "the servicing process ended before the run took provisioning mode, or without finishing it; {}",
+        if original == Original::Serviced { "the image holds a later run's result".to_string() } else { outcome.clone() }
+    );
     let recorded = (|| -> rusqlite::Result<()> {
         let tx = db.unchecked_transaction()?;
         if let Some(run_id) = mode.run_id {
@@ -122,6 +236,13 @@ pub fn repair(
                 "UPDATE servicing_runs SET status = ?2, finished_at = ?3, error = ?4
                  WHERE id = ?1 AND status = 'In progress'",
                 params![run_id, run_status.as_str(), now_rfc3339(), reason],
+            )?;
+        }
+        for run_id in &orphan_ids {
+            tx.execute(
+                "UPDATE servicing_runs SET status = 'Failed', finished_at = ?2, error = ?3
+                 WHERE id = ?1 AND status = 'In progress'",
+                params![run_id, now_rfc3339(), orphan_reason],
             )?;
         }
         if let Some(a) = &adoption {
@@ -154,6 +275,7 @@ pub fn repair(
     Ok(Some(Repair {
         image: img.name.clone(),
         run_id: mode.run_id,
+        orphaned_runs: orphan_ids,
         since: mode.since.clone(),
         owner: format!("process {} on {}", mode.owner_pid, mode.owner_host),
         removed,
@@ -164,15 +286,7 @@ pub fn repair(
 }
 
 /// The run's stage folder and the copy it may have been writing beside the original.
-fn remove_leftovers(
-    site: &Site,
-    db: &Database,
-    img: &Image,
-    mode: &ProvisioningMode,
-) -> Vec<PathBuf> {
-    let Some(run_id) = mode.run_id else {
-        return Vec::new();
-    };
+fn remove_leftovers(site: &Site, db: &Database, img: &Image, run_id: i64) -> Vec<PathBuf> {
     let recorded: Option<String> = db
         .query_row(
             "SELECT stage_dir FROM servicing_runs WHERE id = ?1",
@@ -219,7 +333,7 @@ struct Adoption {
 fn check_original(
     img: &Image,
     db: &Database,
-    mode: &ProvisioningMode,
+    run_id: Option<i64>,
 ) -> Result<(Original, Option<Adoption>), ServicingError> {
     if !img.path.exists() {
         return Ok((Original::Missing, None));
@@ -231,7 +345,7 @@ fn check_original(
     if sha256 == img.sha256 {
         return Ok((Original::Intact, None));
     }
-    let started: Option<String> = match mode.run_id {
+    let started: Option<String> = match run_id {
         Some(run_id) => db
             .query_row(
                 "SELECT started_at FROM servicing_runs WHERE id = ?1",

@@ -5,7 +5,7 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::time::{Instant, SystemTime};
 
-use rusqlite::params;
+use rusqlite::{params, OptionalExtension};
 
 use super::added::check_added_data;
 use super::apply::{self, Stop, UpdateResult};
@@ -58,6 +58,7 @@ pub(super) fn run(
         status: RunStatus::Failed,
         run_id: None,
         applied: Vec::new(),
+        not_written: Vec::new(),
         failed: Vec::new(),
         superseded: plan.superseded.iter().map(|(d, _)| d.clone()).collect(),
         error: None,
@@ -66,12 +67,13 @@ pub(super) fn run(
         seconds: 0.0,
         results: Vec::new(),
     };
-    let result = start(site, img, plan, options.continue_on_error, &mut outcome).and_then(|db| {
+    let result = start(site, updates, img, plan, options, &mut outcome).and_then(|claimed| {
+        let Claimed { db, img, plan } = claimed;
         let run_id = outcome.run_id.unwrap_or_default();
         let log = crate::log::run_log_path(&site.logs_dir(), run_id);
         let span = tracing::info_span!("servicing_run", run_id, log = %log.display());
         let _entered = span.enter();
-        log_plan(img, plan, options);
+        log_plan(&img, &plan, options);
         let requested = watch.register(run_id);
         let canceled = || is_canceled(&options.cancel) || is_canceled(&requested);
         let result = service(
@@ -79,15 +81,15 @@ pub(super) fn run(
             &db,
             library,
             updates,
-            img,
-            plan,
+            &img,
+            &plan,
             options,
             &canceled,
             observer,
             &mut outcome,
         );
         watch.unregister(run_id);
-        finish(&db, img, &mut outcome, result)
+        finish(&db, &img, &mut outcome, result)
     });
     if let Err(Ended(status, message)) = result {
         tracing::error!(
@@ -103,71 +105,127 @@ pub(super) fn run(
     outcome
 }
 
-/// Enters provisioning mode and records the run as In progress.
+/// A run that holds provisioning mode, with the image record and plan it was claimed for.
+struct Claimed {
+    db: Database,
+    img: Image,
+    plan: Plan,
+}
+
+/// What one attempt to claim the image gave.
+enum Claim {
+    Run(i64),
+    Held(lease::ProvisioningMode),
+    /// The image record changed since it was planned (another run of ois serviced it).
+    Stale,
+}
+
+/// How many times a plan gone stale is made again before giving up.
+const CLAIM_ATTEMPTS: usize = 3;
+
+/// Enters provisioning mode and records the run as In progress. The plan was made before the
+/// image was claimed; when another run serviced the image in between, it is made again from
+/// the record that run left.
 fn start(
     site: &Site,
+    updates: &[Update],
     img: &Image,
     plan: &Plan,
-    continue_on_error: bool,
+    options: &ServiceOptions,
     outcome: &mut ImageOutcome,
-) -> Result<Database, Ended> {
+) -> Result<Claimed, Ended> {
     let db = site.database().map_err(|e| e.to_string())?;
-    if plan.is_empty() {
-        outcome.status = RunStatus::Successful;
-        return Err(Ended(
-            RunStatus::Successful,
-            "nothing to apply: the image is up to date".into(),
-        ));
-    }
-    match lease::enter(&db, img.id).map_err(|e| db.error(e).to_string())? {
-        Ok(()) => {}
-        Err(holder) => {
+    let mut img = img.clone();
+    let mut plan = plan.clone();
+    for _ in 0..CLAIM_ATTEMPTS {
+        if plan.is_empty() {
+            outcome.status = RunStatus::Successful;
             return Err(Ended(
-                RunStatus::Failed,
-                format!(
-                    "image {} is already being serviced: it is in provisioning mode since {} (process {} on {}); wait for that run to end",
-                    img.name, holder.since, holder.owner_pid, holder.owner_host
-                ),
-            ))
+                RunStatus::Successful,
+                "nothing to apply: the image is up to date".into(),
+            ));
+        }
+        match claim(site, &db, &img, options.continue_on_error)
+            .map_err(|e| Ended::from(db.error(e).to_string()))?
+        {
+            Claim::Run(run_id) => {
+                outcome.run_id = Some(run_id);
+                tracing::info!(
+                    "servicing run {run_id} started for image {} ({})",
+                    img.name,
+                    img.path.display()
+                );
+                return Ok(Claimed { db, img, plan });
+            }
+            Claim::Held(holder) => {
+                return Err(Ended(
+                    RunStatus::Failed,
+                    format!(
+                        "image {} is already being serviced: it is in provisioning mode since {} (process {} on {}); wait for that run to end",
+                        img.name, holder.since, holder.owner_pid, holder.owner_host
+                    ),
+                ))
+            }
+            Claim::Stale => {
+                let fresh = image::find(&db, &img.id.to_string()).map_err(|e| e.to_string())?;
+                tracing::info!(
+                    "image {} was serviced since this run was planned: planning again",
+                    img.name
+                );
+                let indexes = image::indexes(&db, &fresh).map_err(|e| e.to_string())?;
+                plan = super::plan::plan(&indexes, updates, &options.selection)
+                    .map_err(|reason| format!("cannot service image {}: {reason}", fresh.name))?;
+                outcome.superseded = plan.superseded.iter().map(|(d, _)| d.clone()).collect();
+                outcome.size_before = fresh.size_bytes;
+                outcome.size_after = fresh.size_bytes;
+                img = fresh;
+            }
         }
     }
-    let inserted = db
-        .execute(
-            "INSERT INTO servicing_runs (image_id, status, started_at, continue_on_error, size_before, owner_pid, owner_host)
-             VALUES (?1, 'In progress', ?2, ?3, ?4, ?5, ?6)",
-            params![img.id, now_rfc3339(), continue_on_error, img.size_bytes as i64, std::process::id(), lease::host_name()],
-        )
-        .and_then(|_| {
-            let run_id = db.last_insert_rowid();
-            lease::attach_run(&db, img.id, run_id)?;
-            Ok(run_id)
-        });
-    let inserted = inserted.and_then(|run_id| {
-        db.execute(
-            "UPDATE servicing_runs SET stage_dir = ?2, log_path = ?3 WHERE id = ?1",
-            params![
-                run_id,
-                site.stage_dir(run_id).to_string_lossy(),
-                crate::log::run_log_path(&site.logs_dir(), run_id).to_string_lossy()
-            ],
-        )?;
-        Ok(run_id)
-    });
-    match inserted {
-        Ok(run_id) => {
-            outcome.run_id = Some(run_id);
-            tracing::info!(
-                "servicing run {run_id} started for image {} ({})",
-                img.name,
-                img.path.display()
-            );
-            Ok(db)
-        }
-        Err(e) => {
-            let _ = lease::leave(&db, img.id, None);
-            Err(Ended(RunStatus::Failed, db.error(e).to_string()))
-        }
+    Err(format!(
+        "image {} kept changing while this run was starting: run it again",
+        img.name
+    )
+    .into())
+}
+
+/// Provisioning mode and the run's row are one state change: a process killed between two
+/// separate statements would leave a run In progress that no lease points at.
+fn claim(
+    site: &Site,
+    db: &Database,
+    img: &Image,
+    continue_on_error: bool,
+) -> rusqlite::Result<Claim> {
+    let tx = rusqlite::Transaction::new_unchecked(db, rusqlite::TransactionBehavior::Immediate)?;
+    let recorded: Option<String> = tx
+        .query_row("SELECT sha256 FROM images WHERE id = ?1", [img.id], |r| {
+            r.get(0)
+        })
+        .optional()?;
+    if recorded.as_deref() != Some(img.sha256.as_str()) {
+        return Ok(Claim::Stale);
     }
+    if let Err(holder) = lease::enter(&tx, img.id)? {
+        return Ok(Claim::Held(holder));
+    }
+    tx.execute(
+        "INSERT INTO servicing_runs (image_id, status, started_at, continue_on_error, size_before, owner_pid, owner_host)
+         VALUES (?1, 'In progress', ?2, ?3, ?4, ?5, ?6)",
+        params![img.id, now_rfc3339(), continue_on_error, img.size_bytes as i64, std::process::id(), lease::host_name()],
+    )?;
+    let run_id = tx.last_insert_rowid();
+    lease::attach_run(&tx, img.id, run_id)?;
+    tx.execute(
+        "UPDATE servicing_runs SET stage_dir = ?2, log_path = ?3 WHERE id = ?1",
+        params![
+            run_id,
+            site.stage_dir(run_id).to_string_lossy(),
+            crate::log::run_log_path(&site.logs_dir(), run_id).to_string_lossy()
+        ],
+    )?;
+    tx.commit()?;
+    Ok(Claim::Run(run_id))
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -467,6 +525,15 @@ fn finish(
         }
         Err(Ended(status, message)) => (*status, Some(message.clone()), None),
     };
+    let log_written = db
+        .query_row(
+            "SELECT log_path FROM servicing_runs WHERE id = ?1",
+            [run_id],
+            |r| r.get::<_, Option<String>>(0),
+        )
+        .ok()
+        .flatten()
+        .is_some_and(|p| Path::new(&p).is_file());
     let recorded = (|| -> rusqlite::Result<()> {
         // This connection runs no other transaction, so the unchecked form is safe here.
         let tx = db.unchecked_transaction()?;
@@ -483,18 +550,33 @@ fn finish(
             outcome.size_after = *size;
         }
         for r in &outcome.results {
+            // An update applied in memory is installed only once the new image replaced the
+            // original; otherwise the image does not have it, whatever apply said.
+            let (result, error) = match (r.applied, &replaced) {
+                (true, Some(_)) => (super::RESULT_APPLIED, None),
+                (true, None) => (super::RESULT_NOT_WRITTEN, error.clone()),
+                (false, _) => (super::RESULT_FAILED, r.error.clone()),
+            };
             tx.execute(
                 "INSERT OR REPLACE INTO run_updates (run_id, update_id, idx, result, error) VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![run_id, r.update, r.index, if r.applied { "Applied" } else { "Failed" }, r.error],
+                params![run_id, r.update, r.index, result, error],
             )?;
         }
         tx.execute(
             "UPDATE servicing_runs SET status = ?2, finished_at = ?3, size_after = ?4, error = ?5 WHERE id = ?1",
             params![run_id, status.as_str(), now_rfc3339(), outcome.size_after as i64, error],
         )?;
+        // A log that could not be written (a read-only logs folder) is not named.
+        tx.execute(
+            "UPDATE servicing_runs SET log_path = NULL WHERE id = ?1 AND log_path IS NOT NULL AND ?2 = 0",
+            params![run_id, log_written],
+        )?;
         lease::leave(&tx, img.id, Some(run_id))?;
         tx.commit()
     })();
+    if replaced.is_none() {
+        outcome.not_written = std::mem::take(&mut outcome.applied);
+    }
     if let Err(e) = recorded {
         return Err(Ended(
             RunStatus::Failed,
@@ -650,11 +732,17 @@ fn check_free_space(
     if !same_filesystem(stage.dir(), &original_dir) {
         checks.push((original_dir, img.size_bytes + payload + reserve));
     }
-    for (path, need) in checks {
+    for (n, (path, need)) in checks.into_iter().enumerate() {
         if let Some((drive, free)) = free_space(&path) {
             if free < need {
+                // The stage can move to another drive; the copy beside the image cannot.
+                let remedy = if n == 0 {
+                    "free some space or choose another servicing drive (servicing_drive in site.toml)"
+                } else {
+                    "the serviced image is copied beside the original before it replaces it, so free space on that drive"
+                };
                 return Err(format!(
-                    "not enough free space on {} (for {}) to service image {}: {} MiB needed, {} MiB free; free some space or choose another servicing drive (servicing_drive in site.toml)",
+                    "not enough free space on {} (for {}) to service image {}: {} MiB needed, {} MiB free; {remedy}",
                     drive.display(),
                     path.display(),
                     img.name,
@@ -675,5 +763,85 @@ fn wim_message(image: &str, e: &WimError) -> String {
         format!("image {image}: {e}: the WIM is damaged; restore it from a good copy (or re-export it with DISM /Export-Image) and register it again")
     } else {
         format!("image {image}: {e}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicBool;
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::image::ImageKind;
+    use crate::servicing::{plan, Selection};
+    use crate::site::ServicingDrive;
+
+    fn options(selection: Selection) -> ServiceOptions {
+        ServiceOptions {
+            selection,
+            continue_on_error: false,
+            jobs: 1,
+            cancel: Arc::new(AtomicBool::new(false)),
+        }
+    }
+
+    /// A run planned before another run of ois serviced the image, and started after it, is
+    /// planned again from the new record rather than refused as "changed on disk".
+    #[test]
+    fn a_plan_made_before_another_run_serviced_the_image_is_made_again() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let site = Site::init(&dir.path().join("site"), ServicingDrive::Auto).expect("site");
+        let packages = crate::sample::sample_packages(&dir.path().join("packages")).expect("pkgs");
+        let library = ContentLibrary::new(&site);
+        let mut db = site.database().expect("db");
+        library.import(&mut db, &packages).expect("import packages");
+        let wim = dir.path().join("golden.wim");
+        crate::sample::golden_image(&dir.path().join("scratch"), &wim).expect("golden");
+        let (stale, _) =
+            crate::image::import(&site, &mut db, &wim, ImageKind::OsImage, Some("golden"))
+                .expect("import image");
+        let updates = library.all(&db).expect("updates");
+        let all = options(Selection::AllApplicable);
+        let stale_plan = plan::plan(
+            &image::indexes(&db, &stale).expect("indexes"),
+            &updates,
+            &all.selection,
+        )
+        .expect("plan");
+        assert!(stale_plan.order.iter().any(|u| u == "KB5040000"));
+
+        // Another run services the stack update in between.
+        let first = options(Selection::Updates(vec!["KB5040000".into()]));
+        let done = crate::servicing::service(&site, &["golden".into()], &first, &|_, _| {})
+            .expect("first run");
+        assert_eq!(done[0].status, RunStatus::Successful, "{:?}", done[0].error);
+
+        let watch = CancelWatch::default();
+        let outcome = run(
+            &site,
+            &library,
+            &updates,
+            &stale,
+            &stale_plan,
+            &all,
+            &watch,
+            &|_, _| {},
+        );
+        assert_eq!(outcome.status, RunStatus::Successful, "{:?}", outcome.error);
+        assert!(
+            !outcome.applied.contains(&"KB5040000".to_string()),
+            "{:?}",
+            outcome.applied
+        );
+        assert!(
+            outcome.applied.contains(&"KB5040001".to_string()),
+            "{:?}",
+            outcome.applied
+        );
+        let fresh = image::find(&db, "golden").expect("image");
+        let installed = image::indexes(&db, &fresh).expect("indexes");
+        assert!(installed
+            .iter()
+            .all(|i| i.is_installed("KB5040000") && i.is_installed("KB5040001")));
     }
 }

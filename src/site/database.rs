@@ -1,7 +1,9 @@
 //! The site database (SQLite) and its versioned migrations. Each module owns its tables and
 //! hands its migrations to [`Database::open`] through [`Migrations`].
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use rusqlite::Connection;
@@ -42,11 +44,51 @@ impl std::ops::DerefMut for Database {
     }
 }
 
+/// A damaged database can still answer the queries that miss its damaged pages, and take
+/// writes: each process checks every database it opens once, before using it. On a site
+/// database of a few MiB `quick_check` takes milliseconds.
+fn check_once(conn: &Connection, path: &Path) -> Result<(), SiteError> {
+    static CHECKED: Mutex<BTreeSet<PathBuf>> = Mutex::new(BTreeSet::new());
+    let mut checked = CHECKED.lock().unwrap_or_else(|e| e.into_inner());
+    if checked.contains(path) {
+        return Ok(());
+    }
+    let mut problems: Vec<String> = Vec::new();
+    let result = conn.prepare("PRAGMA quick_check(5)").and_then(|mut stmt| {
+        let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
+        for row in rows {
+            problems.push(row?);
+        }
+        Ok(())
+    });
+    let problem = match result {
+        Err(e) => Some(e.to_string()),
+        Ok(()) if problems != ["ok"] => Some(problems.join("; ")),
+        Ok(()) => None,
+    };
+    if let Some(problem) = problem {
+        return Err(SiteError::DatabaseDamaged {
+            path: path.to_path_buf(),
+            problem,
+        });
+    }
+    checked.insert(path.to_path_buf());
+    Ok(())
+}
+
 impl Database {
     pub fn open(path: &Path) -> Result<Database, SiteError> {
-        let err = |source| SiteError::Database {
-            path: path.to_path_buf(),
-            source,
+        let err = |source: rusqlite::Error| match source.sqlite_error_code() {
+            Some(rusqlite::ErrorCode::NotADatabase | rusqlite::ErrorCode::DatabaseCorrupt) => {
+                SiteError::DatabaseDamaged {
+                    path: path.to_path_buf(),
+                    problem: source.to_string(),
+                }
+            }
+            _ => SiteError::Database {
+                path: path.to_path_buf(),
+                source,
+            },
         };
         let conn = Connection::open(path).map_err(err)?;
         conn.busy_timeout(Duration::from_secs(30)).map_err(err)?;
@@ -54,6 +96,7 @@ impl Database {
             "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;",
         )
         .map_err(err)?;
+        check_once(&conn, path)?;
         let mut db = Database {
             conn,
             path: path.to_path_buf(),

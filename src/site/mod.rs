@@ -31,6 +31,14 @@ pub enum SiteError {
     },
     #[error("{}: invalid site configuration: {message}", path.display())]
     Config { path: PathBuf, message: String },
+    #[error("the site database {} is {state}, but the site holds {evidence}: ois will not start a new, empty database over them. Restore site.db (with its site.db-wal) from a backup, or start a new site in another directory (`ois --site DIR site init`)", path.display())]
+    DatabaseLost {
+        path: PathBuf,
+        state: &'static str,
+        evidence: String,
+    },
+    #[error("the site database {} is damaged ({problem}): nothing was changed. Stop every ois process of this site and restore site.db (with its site.db-wal) from a backup", path.display())]
+    DatabaseDamaged { path: PathBuf, problem: String },
     #[error("site database {}: {source}", path.display())]
     Database {
         path: PathBuf,
@@ -107,9 +115,45 @@ impl Site {
         self.root.join(LOGS_DIR)
     }
 
-    /// Opens a connection to the site database, applying pending migrations.
+    /// Opens a connection to the site database, applying pending migrations. A database that
+    /// vanished (or was emptied) while the site still holds content is never silently recreated:
+    /// the new one would know nothing of that content.
     pub fn database(&self) -> Result<Database, SiteError> {
-        Database::open(&self.root.join(DATABASE_FILE))
+        let path = self.root.join(DATABASE_FILE);
+        let state = match std::fs::metadata(&path) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Some("missing"),
+            Ok(m) if m.len() == 0 => Some("empty"),
+            _ => None,
+        };
+        if let Some(state) = state {
+            if let Some(evidence) = self.content_without_database() {
+                return Err(SiteError::DatabaseLost {
+                    path,
+                    state,
+                    evidence,
+                });
+            }
+        }
+        Database::open(&path)
+    }
+
+    /// What the site holds that only its database can account for: library files, run logs.
+    fn content_without_database(&self) -> Option<String> {
+        let count =
+            |dir: PathBuf| -> usize { std::fs::read_dir(dir).map_or(0, |entries| entries.count()) };
+        let library = count(self.library_dir().join("files"));
+        let runs = count(self.logs_dir().join(crate::log::RUN_LOGS_DIR));
+        let mut held = Vec::new();
+        if library > 0 {
+            held.push(format!(
+                "a content library ({} has {library} entries)",
+                self.library_dir().join("files").display()
+            ));
+        }
+        if runs > 0 {
+            held.push(format!("the logs of {runs} servicing run(s)"));
+        }
+        (!held.is_empty()).then(|| held.join(" and "))
     }
 
     /// The stage of one run: `<staging root>/<site tag>-run-N`. The tag (from the site's path)

@@ -1,0 +1,555 @@
+//! Crash tests: `ois service`, `ois update import` and `ois image import` are killed (SIGKILL,
+//! through strace's fault injection) at every fsync, rename, unlink and write to the site
+//! database that one traced run of the same command makes, in turn. After each kill: the
+//! original WIM is byte-identical or a complete serviced WIM; the repair ends every run; no
+//! file is left in the stage, beside the WIM or in `$TMPDIR`; the site database passes its
+//! integrity check; and the next run gives every index the bytes a run that was never killed
+//! gives it.
+//!
+//! Set `OIS_CRASH_POINTS=N` to try at most N kill points of each kind (evenly spread), for a
+//! quick local run; unset, every point is tried.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::{have, index_files};
+
+/// Syscalls that make a state change durable or visible, killed at whatever file they touch.
+const FILE_SYSCALLS: &[&str] = &[
+    "fsync",
+    "fdatasync",
+    "rename",
+    "renameat",
+    "renameat2",
+    "unlink",
+    "unlinkat",
+];
+/// Syscalls SQLite writes its database and WAL with, killed only at the site database's files.
+const DB_SYSCALLS: &[&str] = &["pwrite64", "write"];
+
+type IndexBytes = BTreeMap<u32, BTreeMap<String, Vec<u8>>>;
+
+/// One scratch folder holding a site and its images at fixed paths: image paths are absolute
+/// in the site database and stage names derive from the site's path, so every kill point
+/// restores the same template into the same place.
+struct Bench {
+    dir: tempfile::TempDir,
+    template: tempfile::TempDir,
+}
+
+impl Bench {
+    fn new() -> Bench {
+        Bench {
+            dir: tempfile::tempdir().expect("tempdir"),
+            template: tempfile::tempdir().expect("template"),
+        }
+    }
+
+    fn site(&self) -> PathBuf {
+        self.dir.path().join("site")
+    }
+    fn images(&self) -> PathBuf {
+        self.dir.path().join("images")
+    }
+    fn wim(&self) -> PathBuf {
+        self.images().join("golden.wim")
+    }
+    fn tmp(&self) -> PathBuf {
+        self.dir.path().join("tmp")
+    }
+    fn packages(&self) -> PathBuf {
+        self.dir.path().join("packages")
+    }
+
+    fn command(&self, program: &str) -> Command {
+        let mut c = Command::new(program);
+        c.env("TMPDIR", self.tmp()).env_remove("OIS_SITE");
+        c
+    }
+
+    fn ois_args(&self, args: &[&str]) -> Vec<String> {
+        let mut all = vec![
+            env!("CARGO_BIN_EXE_ois").to_string(),
+            "--site".into(),
+            self.site().to_string_lossy().into_owned(),
+        ];
+        all.extend(args.iter().map(|s| s.to_string()));
+        all
+    }
+
+    fn ois(&self, args: &[&str]) -> common::Run {
+        let all = self.ois_args(args);
+        let out = self
+            .command(&all[0])
+            .args(&all[1..])
+            .output()
+            .expect("run ois");
+        common::Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    /// The site and images as they are now become what every kill point starts from.
+    fn save_template(&self) {
+        for name in ["site", "images", "packages"] {
+            let from = self.dir.path().join(name);
+            if from.exists() {
+                copy_tree(&from, &self.template.path().join(name));
+            }
+        }
+    }
+
+    fn restore_template(&self) {
+        for name in ["site", "images", "packages", "tmp"] {
+            let at = self.dir.path().join(name);
+            if at.exists() {
+                std::fs::remove_dir_all(&at).expect("clear");
+            }
+            let from = self.template.path().join(name);
+            if from.exists() {
+                copy_tree(&from, &at);
+            }
+        }
+        std::fs::create_dir_all(self.tmp()).expect("tmp");
+    }
+
+    /// How many times one run of `args` makes each syscall of interest.
+    fn count_calls(&self, args: &[&str]) -> Vec<KillPoint> {
+        let mut points = Vec::new();
+        for (syscalls, db_only) in [(FILE_SYSCALLS, false), (DB_SYSCALLS, true)] {
+            self.restore_template();
+            let log = self.dir.path().join("strace.log");
+            let mut c = self.command("strace");
+            c.args(["-f", "-qq", "-o"]).arg(&log);
+            c.arg("-e").arg(format!("trace={}", syscalls.join(",")));
+            if db_only {
+                for p in self.db_files() {
+                    c.arg("-P").arg(p);
+                }
+            }
+            let out = c.args(self.ois_args(args)).output().expect("strace");
+            assert!(
+                out.status.success(),
+                "the traced run of {args:?} failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let text = std::fs::read_to_string(&log).expect("strace log");
+            // strace counts `when=N` per thread: the N-th call of whichever thread gets there
+            // first. So the points are 1..=the most calls any one thread made.
+            let mut per_thread: BTreeMap<(String, String), usize> = BTreeMap::new();
+            for line in text.lines() {
+                // "TID name(args..." starts a call; "TID <... name resumed>" continues one.
+                let Some((tid, rest)) = line.split_once(' ') else {
+                    continue;
+                };
+                let call = rest.trim_start().split_once('(').map(|(name, _)| name);
+                if let Some(name) = call.filter(|n| syscalls.contains(n)) {
+                    *per_thread
+                        .entry((name.to_string(), tid.to_string()))
+                        .or_default() += 1;
+                }
+            }
+            let mut counts: BTreeMap<String, usize> = BTreeMap::new();
+            for ((name, _), n) in per_thread {
+                let most = counts.entry(name).or_default();
+                *most = (*most).max(n);
+            }
+            for (syscall, count) in counts {
+                for n in spread(count) {
+                    points.push(KillPoint {
+                        syscall: syscall.clone(),
+                        db_only,
+                        n,
+                    });
+                }
+            }
+        }
+        points
+    }
+
+    fn db_files(&self) -> Vec<PathBuf> {
+        let site = std::fs::canonicalize(self.site()).unwrap_or(self.site());
+        ["site.db", "site.db-wal", "site.db-journal"]
+            .iter()
+            .map(|f| site.join(f))
+            .collect()
+    }
+
+    /// Runs `args` under strace, killed at the point's syscall; true when the kill happened.
+    fn run_killed(&self, args: &[&str], point: &KillPoint) -> bool {
+        let mut c = self.command("strace");
+        c.args(["-f", "-qq", "-o", "/dev/null"]);
+        c.arg("-e").arg(format!("trace={}", point.syscall));
+        c.arg("-e").arg(format!(
+            "inject={}:signal=SIGKILL:when={}",
+            point.syscall, point.n
+        ));
+        if point.db_only {
+            for p in self.db_files() {
+                c.arg("-P").arg(p);
+            }
+        }
+        let out = c.args(self.ois_args(args)).output().expect("strace");
+        use std::os::unix::process::ExitStatusExt;
+        out.status.signal() == Some(9) || out.status.code() == Some(137)
+    }
+
+    fn leftovers(&self) -> Vec<PathBuf> {
+        let mut found = Vec::new();
+        let stage_root = self.site().join("ConfigMgr_OfflineImageServicing");
+        for dir in [
+            stage_root,
+            self.tmp(),
+            self.site().join("ContentLibrary/incoming"),
+        ] {
+            if let Ok(entries) = std::fs::read_dir(&dir) {
+                found.extend(entries.map(|e| e.expect("entry").path()));
+            }
+        }
+        if let Ok(entries) = std::fs::read_dir(self.images()) {
+            found.extend(
+                entries
+                    .map(|e| e.expect("entry").path())
+                    .filter(|p| p != &self.wim()),
+            );
+        }
+        found
+    }
+
+    fn integrity_check(&self) -> String {
+        let conn = rusqlite::Connection::open(self.site().join("site.db")).expect("open db");
+        conn.query_row("PRAGMA integrity_check", [], |r| r.get(0))
+            .expect("integrity_check")
+    }
+}
+
+#[derive(Debug, Clone)]
+struct KillPoint {
+    syscall: String,
+    db_only: bool,
+    n: usize,
+}
+
+impl std::fmt::Display for KillPoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let at = if self.db_only { " (site database)" } else { "" };
+        write!(f, "{} #{}{at}", self.syscall, self.n)
+    }
+}
+
+/// Which of `count` calls to kill at: all, or at most `OIS_CRASH_POINTS` spread evenly.
+fn spread(count: usize) -> Vec<usize> {
+    let cap = std::env::var("OIS_CRASH_POINTS")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+        .filter(|&c| c > 0);
+    match cap {
+        Some(cap) if cap < count => (0..cap).map(|i| 1 + i * count / cap).collect(),
+        _ => (1..=count).collect(),
+    }
+}
+
+fn copy_tree(from: &Path, to: &Path) {
+    let ok = Command::new("cp")
+        .arg("-a")
+        .arg(from)
+        .arg(to)
+        .status()
+        .expect("cp")
+        .success();
+    assert!(ok, "cp -a {} {}", from.display(), to.display());
+}
+
+fn all_indexes(wim: &Path) -> IndexBytes {
+    (1..=common::image_count(wim))
+        .map(|i| (i, index_files(wim, i)))
+        .collect()
+}
+
+fn tools_present() -> bool {
+    if have("strace") {
+        return true;
+    }
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "strace is missing: scripts/setup.sh installs it"
+    );
+    eprintln!("skipped: strace is missing (scripts/setup.sh installs it)");
+    false
+}
+
+fn make_golden(bench: &Bench) {
+    let scratch = tempfile::tempdir().expect("scratch");
+    std::fs::create_dir_all(bench.images()).expect("images");
+    ois::sample::golden_image(scratch.path(), &bench.wim()).expect("golden image");
+}
+
+fn import_golden(bench: &Bench) {
+    let wim = bench.wim();
+    bench
+        .ois(&[
+            "image",
+            "import",
+            wim.to_str().expect("utf8"),
+            "--name",
+            "golden",
+        ])
+        .ok();
+}
+
+fn import_packages(bench: &Bench) {
+    let pkgs = ois::sample::sample_packages(&bench.packages()).expect("packages");
+    let mut args = vec!["update", "import"];
+    args.extend(pkgs.iter().map(|p| p.to_str().expect("utf8")));
+    bench.ois(&args).ok();
+}
+
+fn package_args(bench: &Bench) -> Vec<String> {
+    let mut entries: Vec<String> = std::fs::read_dir(bench.packages())
+        .expect("packages")
+        .map(|e| e.expect("entry").path().to_string_lossy().into_owned())
+        .collect();
+    entries.sort();
+    entries
+}
+
+/// The bytes of every index after an undisturbed `ois service golden --all-applicable`.
+fn expected_after_service(bench: &Bench) -> IndexBytes {
+    bench.restore_template();
+    if bench
+        .ois(&["image", "list", "--json"])
+        .ok()
+        .stdout
+        .contains("golden")
+    {
+        if !bench
+            .ois(&["update", "list", "--json"])
+            .ok()
+            .stdout
+            .contains("KB")
+        {
+            import_packages(bench);
+        }
+    } else {
+        import_golden(bench);
+    }
+    bench.ois(&["service", "golden", "--all-applicable"]).ok();
+    all_indexes(&bench.wim())
+}
+
+/// After a kill: repair, check what the issue names, then service to the end and compare.
+fn check_after_kill(bench: &Bench, point: &KillPoint, original: &[u8], expected: &IndexBytes) {
+    let now = std::fs::read(bench.wim()).expect("the WIM must still exist");
+    if now != original {
+        assert_eq!(
+            &all_indexes(&bench.wim()),
+            expected,
+            "{point}: the WIM differs from the original and is not the complete serviced image"
+        );
+    }
+    let listed = bench.ois(&["image", "list", "--json"]).ok().json();
+    if listed.as_array().is_some_and(|a| !a.is_empty()) {
+        bench
+            .ois(&["image", "set-provisioning-mode", "golden", "false"])
+            .ok();
+        let shown = bench
+            .ois(&["image", "show", "golden", "--json"])
+            .ok()
+            .json();
+        assert!(
+            shown["provisioning_mode"].is_null(),
+            "{point}: still in provisioning mode after the repair: {shown}"
+        );
+        let stuck: Vec<&serde_json::Value> = shown["runs"]
+            .as_array()
+            .expect("runs")
+            .iter()
+            .filter(|r| r["status"] == "In progress")
+            .collect();
+        assert!(
+            stuck.is_empty(),
+            "{point}: runs still In progress after the repair: {stuck:?}"
+        );
+    }
+    let left = bench.leftovers();
+    assert!(left.is_empty(), "{point}: files left behind: {left:?}");
+    assert_eq!(bench.integrity_check(), "ok", "{point}");
+}
+
+/// Finishes what the killed command was doing, then services, and checks every index.
+fn finish_and_compare(bench: &Bench, point: &KillPoint, redo: &[&[&str]], expected: &IndexBytes) {
+    for args in redo {
+        let run = bench.ois(args);
+        assert_eq!(
+            run.code,
+            0,
+            "{point}: `ois {}` after the kill failed:\n{}",
+            args.join(" "),
+            run.all_output()
+        );
+    }
+    let run = bench.ois(&["service", "golden", "--all-applicable"]);
+    assert_eq!(
+        run.code,
+        0,
+        "{point}: the next run failed:\n{}",
+        run.all_output()
+    );
+    assert_eq!(
+        &all_indexes(&bench.wim()),
+        expected,
+        "{point}: the next run did not give the serviced bytes"
+    );
+    let left = bench.leftovers();
+    assert!(left.is_empty(), "{point}: files left behind: {left:?}");
+}
+
+fn report(what: &str, points: &[KillPoint], killed: usize) {
+    let mut by: BTreeMap<String, usize> = BTreeMap::new();
+    for p in points {
+        let key = if p.db_only {
+            format!("{} (db)", p.syscall)
+        } else {
+            p.syscall.clone()
+        };
+        *by.entry(key).or_default() += 1;
+    }
+    eprintln!(
+        "{what}: {} kill points ({by:?}), {killed} killed, {} ran to the end; every one checked",
+        points.len(),
+        points.len() - killed
+    );
+}
+
+#[test]
+fn service_killed_at_every_write_keeps_the_original_and_recovers() {
+    if !tools_present() {
+        return;
+    }
+    let bench = Bench::new();
+    std::fs::create_dir_all(bench.tmp()).expect("tmp");
+    bench.ois(&["site", "init"]).ok();
+    make_golden(&bench);
+    import_packages(&bench);
+    import_golden(&bench);
+    bench.save_template();
+    let original = std::fs::read(bench.wim()).expect("wim");
+    let expected = expected_after_service(&bench);
+    assert_ne!(expected, all_indexes_of_bytes(&bench, &original));
+
+    let args = ["service", "golden", "--all-applicable"];
+    let points = bench.count_calls(&args);
+    assert!(
+        points.iter().any(|p| p.db_only) && points.iter().any(|p| p.syscall == "rename"),
+        "the traced run made none of the expected calls: {points:?}"
+    );
+    let mut killed = 0;
+    for point in &points {
+        bench.restore_template();
+        killed += usize::from(bench.run_killed(&args, point));
+        check_after_kill(&bench, point, &original, &expected);
+        finish_and_compare(&bench, point, &[], &expected);
+    }
+    report("ois service", &points, killed);
+    assert!(killed * 2 > points.len(), "most points must kill the run");
+}
+
+/// The serviced bytes of a WIM given as bytes (the original, to show the service changes it).
+fn all_indexes_of_bytes(bench: &Bench, bytes: &[u8]) -> IndexBytes {
+    let path = bench.dir.path().join("original-copy.wim");
+    std::fs::write(&path, bytes).expect("write");
+    let out = all_indexes(&path);
+    std::fs::remove_file(&path).expect("remove");
+    out
+}
+
+#[test]
+fn update_import_killed_at_every_write_leaves_a_library_that_serves() {
+    if !tools_present() {
+        return;
+    }
+    let bench = Bench::new();
+    std::fs::create_dir_all(bench.tmp()).expect("tmp");
+    bench.ois(&["site", "init"]).ok();
+    make_golden(&bench);
+    ois::sample::sample_packages(&bench.packages()).expect("packages");
+    import_golden(&bench);
+    bench.save_template();
+    let original = std::fs::read(bench.wim()).expect("wim");
+    let expected = expected_after_service(&bench);
+
+    let packages = package_args(&bench);
+    let mut args: Vec<&str> = vec!["update", "import"];
+    args.extend(packages.iter().map(String::as_str));
+    let points = bench.count_calls(&args);
+    assert!(points.iter().any(|p| p.db_only), "{points:?}");
+    let mut killed = 0;
+    for point in &points {
+        bench.restore_template();
+        killed += usize::from(bench.run_killed(&args, point));
+        check_after_kill(&bench, point, &original, &expected);
+        finish_and_compare(&bench, point, &[&args], &expected);
+    }
+    report("ois update import", &points, killed);
+    assert!(
+        killed * 2 > points.len(),
+        "most points must kill the import"
+    );
+}
+
+#[test]
+fn image_import_killed_at_every_write_registers_all_or_nothing() {
+    if !tools_present() {
+        return;
+    }
+    let bench = Bench::new();
+    std::fs::create_dir_all(bench.tmp()).expect("tmp");
+    bench.ois(&["site", "init"]).ok();
+    make_golden(&bench);
+    import_packages(&bench);
+    bench.save_template();
+    let original = std::fs::read(bench.wim()).expect("wim");
+    let expected = expected_after_service(&bench);
+
+    let wim = bench.wim().to_string_lossy().into_owned();
+    let args = ["image", "import", wim.as_str(), "--name", "golden"];
+    let points = bench.count_calls(&args);
+    assert!(points.iter().any(|p| p.db_only), "{points:?}");
+    let mut killed = 0;
+    for point in &points {
+        bench.restore_template();
+        killed += usize::from(bench.run_killed(&args, point));
+        assert_eq!(
+            std::fs::read(bench.wim()).expect("wim"),
+            original,
+            "{point}: image import changed the WIM"
+        );
+        // Registered whole (its indexes listed) or not at all.
+        let listed = bench.ois(&["image", "list", "--json"]).ok().json();
+        let registered = listed.as_array().is_some_and(|a| !a.is_empty());
+        if registered {
+            let shown = bench
+                .ois(&["image", "show", "golden", "--json"])
+                .ok()
+                .json();
+            assert_eq!(
+                shown["indexes"].as_array().map(Vec::len),
+                Some(2),
+                "{point}: registered without its indexes: {shown}"
+            );
+        }
+        check_after_kill(&bench, point, &original, &expected);
+        let redo: Vec<&[&str]> = if registered { vec![] } else { vec![&args] };
+        finish_and_compare(&bench, point, &redo, &expected);
+    }
+    report("ois image import", &points, killed);
+    assert!(
+        killed * 2 > points.len(),
+        "most points must kill the import"
+    );
+}
