@@ -4,6 +4,7 @@
 //! panics inside C callbacks on attribute bits or progress messages it does not know, which a
 //! crafted WIM can trigger, so ois talks to `wimlib::sys` directly here and nowhere else.
 
+mod blob;
 mod diagnostics;
 mod progress;
 mod resource;
@@ -187,6 +188,8 @@ pub struct WimHeader {
     pub chunk_size: u32,
     pub has_integrity_table: bool,
     pub is_split: bool,
+    /// Written with `--pipable`: wimlib keeps that layout when it writes the file again.
+    pub is_pipable: bool,
     pub boot_index: u32,
 }
 
@@ -291,6 +294,7 @@ impl Wim {
             chunk_size: info.chunk_size,
             has_integrity_table: info.has_integrity_table() != 0,
             is_split: info.total_parts > 1,
+            is_pipable: info.pipable() != 0,
             boot_index: info.boot_index,
         }
     }
