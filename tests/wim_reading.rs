@@ -143,3 +143,95 @@ fn blobs_of_a_pipable_wim_verify() {
     )
     .expect("every blob decompresses to its SHA-1");
 }
+
+/// Runs ois with `args` on `site`, `TMPDIR` pointing at `tmpdir`; returns its stderr and peak
+/// RSS in MiB (from `wait4`, as `ois bench` measures).
+fn ois_measured(site: &TestSite, tmpdir: &Path, args: &[&str]) -> (bool, String, f64) {
+    let err_path = site.path("measured.err");
+    let child = Command::new(env!("CARGO_BIN_EXE_ois"))
+        .arg("--site")
+        .arg(site.root())
+        .args(args)
+        .env_remove("OIS_SITE")
+        .env("TMPDIR", tmpdir)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&err_path).expect("stderr file"))
+        .spawn()
+        .expect("spawn ois");
+    let mut status = 0;
+    // SAFETY: rusage is plain data filled by the kernel; the pid is our unreaped child.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let rc = unsafe { libc::wait4(child.id() as libc::pid_t, &mut status, 0, &mut usage) };
+    assert_eq!(rc, child.id() as libc::pid_t, "wait4");
+    let stderr = std::fs::read_to_string(&err_path).expect("stderr");
+    let ok = libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0;
+    (ok, stderr, usage.ru_maxrss as f64 / 1024.0)
+}
+
+/// `image import` reads the package manifests whose names do not carry a KB. A 1 GiB one (a
+/// WIM of a few MB) is skipped with a warning naming it, not extracted to $TMPDIR or read
+/// into memory; the small ones are still read and detected.
+#[test]
+fn oversized_package_manifest_is_skipped_without_scratch_files() {
+    let site = TestSite::new();
+    let tree = site.path("tree");
+    let packages = tree.join("Windows/servicing/Packages");
+    write_tree(
+        &tree,
+        &[(
+            "Windows/servicing/Packages/Package_for_RollupFix~31bf3856ad364e35~amd64~~22621.3007.1.6.mum",
+            br#"<?xml version="1.0" encoding="utf-8"?><assembly><package identifier="KB5034123" releaseType="Update"></package></assembly>"#.to_vec(),
+        )],
+    )
+    .expect("tree");
+    // Sparse: 1 GiB of zeros that XPRESS stores in a few MB (LZX would take a minute here).
+    let huge = "Package_for_ServicingStack~31bf3856ad364e35~amd64~~22621.3000.1.1.mum";
+    std::fs::File::create(packages.join(huge))
+        .and_then(|f| f.set_len(1 << 30))
+        .expect("sparse manifest");
+    let wim = site.path("images/huge-manifest.wim");
+    imagex(&[
+        "capture",
+        tree.to_str().expect("utf8"),
+        wim.to_str().expect("utf8"),
+        "Windows 11 Pro",
+        "--compress=xpress",
+    ]);
+    assert!(std::fs::metadata(&wim).expect("wim").len() < 32 << 20);
+
+    let tmpdir = site.path("tmp");
+    std::fs::create_dir_all(&tmpdir).expect("tmpdir");
+    let (ok, stderr, peak_mib) = ois_measured(
+        &site,
+        &tmpdir,
+        &["image", "import", wim.to_str().expect("utf8")],
+    );
+    assert!(ok, "import failed: {stderr}");
+    eprintln!("peak RSS of the import: {peak_mib:.1} MiB");
+    assert!(
+        peak_mib < 128.0,
+        "import held {peak_mib:.0} MiB: the manifest was read whole"
+    );
+    assert!(
+        stderr.contains(huge) && stderr.contains("not read"),
+        "the skipped manifest is named: {stderr}"
+    );
+    let left: Vec<_> = std::fs::read_dir(&tmpdir)
+        .expect("tmpdir")
+        .map(|e| e.expect("entry").path())
+        .collect();
+    assert!(left.is_empty(), "import wrote to $TMPDIR: {left:?}");
+
+    // The small manifest was read from the WIM: its KB is detected.
+    let show = site
+        .ois(&["image", "show", "huge-manifest", "--json"])
+        .ok()
+        .json();
+    let installed: Vec<&str> = show["indexes"][0]["installed"]
+        .as_array()
+        .expect("installed")
+        .iter()
+        .filter_map(|u| u["id"].as_str())
+        .collect();
+    assert_eq!(installed, ["KB5034123"], "{show}");
+}

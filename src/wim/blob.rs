@@ -86,6 +86,10 @@ impl<'a> BlobReader<'a> {
         })
     }
 
+    pub fn path(&self) -> &'a Path {
+        self.path
+    }
+
     fn read_at(&self, buf: &mut [u8], at: u64) -> Result<(), WimError> {
         self.file
             .read_exact_at(buf, at)

@@ -19,7 +19,7 @@ use std::sync::OnceLock;
 use wimlib::sys;
 
 pub use progress::{Progress, ProgressEvent};
-pub use resource::{same_bytes, verify_blobs, verify_file, Blob};
+pub use resource::{same_bytes, verify_blobs, verify_file, Blob, FileReader};
 pub use tree::TreeEntry;
 
 /// A failure reported by wimlib, with the file and the operation it concerned.
@@ -554,33 +554,6 @@ impl Wim {
     /// The file or directory at `path` of an image, if there is one.
     pub fn entry(&self, index: u32, path: &str) -> Result<Option<TreeEntry>, WimError> {
         tree::entry(self, index, path)
-    }
-
-    /// Extracts `paths` of an image into `target`, flattening directories (the files land
-    /// directly in `target` by their base names).
-    pub fn extract_flat(
-        &self,
-        index: u32,
-        paths: &[String],
-        target: &Path,
-    ) -> Result<(), WimError> {
-        let cpaths: Vec<CString> = paths.iter().map(|p| c_str(p)).collect();
-        let ptrs: Vec<*const std::ffi::c_char> = cpaths.iter().map(|p| p.as_ptr()).collect();
-        let ctarget = c_path(target);
-        let flags = sys::WIMLIB_EXTRACT_FLAG_NO_PRESERVE_DIR_STRUCTURE
-            | sys::WIMLIB_EXTRACT_FLAG_NO_ACLS
-            | sys::WIMLIB_EXTRACT_FLAG_NORPFIX;
-        let rc = unsafe {
-            sys::wimlib_extract_paths(
-                self.raw,
-                index as c_int,
-                ctarget.as_ptr(),
-                ptrs.as_ptr(),
-                ptrs.len(),
-                flags as c_int,
-            )
-        };
-        self.check("extracting files from", rc)
     }
 
     /// Extracts a whole image into a directory (used by tests and the mount-style baseline).

@@ -2,6 +2,7 @@
 //! blobs written anew are decompressed and hashed, blobs copied raw from an already-verified
 //! original are compared byte for byte with it (no decompression).
 
+use std::collections::HashMap;
 use std::ffi::{c_int, c_void};
 use std::fs::File;
 use std::os::unix::fs::FileExt;
@@ -11,7 +12,7 @@ use sha1::{Digest, Sha1};
 use wimlib::sys;
 
 use super::blob::{corrupt, hex, BlobReader, Layout};
-use super::{Compression, Wim, WimError};
+use super::{Compression, TreeEntry, Wim, WimError};
 
 /// One entry of a WIM's blob table.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -81,6 +82,26 @@ impl Wim {
         Ok(out)
     }
 
+    /// A reader of this WIM's files, for the few read whole (package manifests).
+    pub fn files(&self) -> Result<FileReader<'_>, WimError> {
+        let header = self.header();
+        let layout = Layout {
+            compression: header.compression,
+            chunk_size: header.chunk_size,
+            pipable: header.is_pipable,
+        };
+        let blobs = self
+            .blobs()?
+            .into_iter()
+            .filter(|b| !b.metadata && b.in_wim)
+            .map(|b| (b.sha1, b))
+            .collect();
+        Ok(FileReader {
+            blobs,
+            reader: BlobReader::open(self.path(), layout)?,
+        })
+    }
+
     /// Streams of an image whose blob is not in the blob table (a WIM that cannot be applied).
     pub fn missing_streams(&self, index: u32) -> Result<u64, WimError> {
         let mut missing = 0u64;
@@ -94,6 +115,37 @@ impl Wim {
             &mut missing,
         )?;
         Ok(missing)
+    }
+}
+
+/// Reads whole files of a WIM straight from its blobs: nothing is extracted to disk.
+pub struct FileReader<'a> {
+    blobs: HashMap<[u8; 20], Blob>,
+    reader: BlobReader<'a>,
+}
+
+impl FileReader<'_> {
+    /// The data of `entry` (its unnamed stream), refused when it is over `limit` bytes.
+    pub fn read(&mut self, entry: &TreeEntry, limit: u64) -> Result<Vec<u8>, WimError> {
+        if entry.sha1 == [0u8; 20] {
+            return Ok(Vec::new());
+        }
+        let path = self.reader.path();
+        let blob = self.blobs.get(&entry.sha1).ok_or_else(|| {
+            corrupt(path, format!("{} has no data in the blob table", entry.path))
+        })?;
+        if blob.size > limit {
+            return Err(corrupt(
+                path,
+                format!("{} is {} bytes, over {limit}", entry.path, blob.size),
+            ));
+        }
+        let mut out = Vec::with_capacity(blob.size as usize);
+        self.reader.read(blob, &mut |bytes| {
+            out.extend_from_slice(bytes);
+            Ok(())
+        })?;
+        Ok(out)
     }
 }
 
