@@ -104,10 +104,16 @@ delete = "Windows/System32/old.dll"
     let out = &run.json_lines()[0];
     assert_eq!(out["status"], "Successful", "{}", run.all_output());
 
-    assert!(is_pipable(&wim), "the serviced WIM keeps the pipable layout");
+    assert!(
+        is_pipable(&wim),
+        "the serviced WIM keeps the pipable layout"
+    );
     let after = index_files(&wim, 1);
     assert_eq!(after["Windows/System32/new.dll"], new_dll);
-    assert_eq!(after["Windows/System32/kernel32.dll"], filler(4, 310 * 1024));
+    assert_eq!(
+        after["Windows/System32/kernel32.dll"],
+        filler(4, 310 * 1024)
+    );
     assert!(!after.contains_key("Windows/System32/old.dll"));
     assert_eq!(after["Windows/notes.txt"], before["Windows/notes.txt"]);
     // wimlib's own full check of the file ois wrote.

@@ -117,7 +117,8 @@ impl<'a> BlobReader<'a> {
         if packed.is_empty() || packed.len() > plain.len() {
             return Err(self.bad(b, "has a bad chunk table"));
         }
-        let reuse = matches!(self.decompressor, Some((c, s, _)) if c == compression && s == chunk_size);
+        let reuse =
+            matches!(self.decompressor, Some((c, s, _)) if c == compression && s == chunk_size);
         if !reuse {
             if let Some((_, _, d)) = self.decompressor.take() {
                 unsafe { sys::wimlib_free_decompressor(d) };

@@ -74,12 +74,3 @@ pub(super) fn take() -> Vec<String> {
         })
         .collect()
 }
-
-/// Messages that mean wimlib dropped part of an image's tree while loading it.
-pub(super) fn is_unsafe_metadata(message: &str) -> bool {
-    message.contains("Ignoring file named \".\" or \"..\"")
-        || message.contains("Ignoring filename with embedded null")
-        || message.contains("Ignoring children of non-directory")
-        || message.contains("Ignoring unnamed file")
-        || message.contains("too deep")
-}

@@ -6,6 +6,7 @@
 
 mod blob;
 mod diagnostics;
+mod metadata;
 mod progress;
 mod resource;
 mod tree;
@@ -355,25 +356,75 @@ impl Wim {
         self.check("setting an image property of", rc)
     }
 
-    /// Loads an image's metadata and returns the problems wimlib worked around while reading
-    /// it (names such as `..` that it silently drops). Servicing refuses such images rather
-    /// than write them back without those entries.
+    /// Loads an image's metadata and returns what wimlib dropped while reading it: the entries
+    /// its metadata resource stores but the loaded tree lacks (names such as `..`, duplicate
+    /// names...), with wimlib's own warnings. Servicing refuses such images rather than write
+    /// them back without those entries.
     pub fn load_image_checked(&self, index: u32) -> Result<Vec<String>, WimError> {
         let _guard = diagnostics::exclusive();
         diagnostics::take();
-        tree::walk(
-            self,
-            "reading the metadata of",
-            index,
-            "/",
-            0,
-            tree::ignore_entry,
-            &mut (),
-        )?;
-        Ok(diagnostics::take()
-            .into_iter()
-            .filter(|m| diagnostics::is_unsafe_metadata(m))
-            .collect())
+        let loaded = tree::loaded_entries(self, index)?;
+        let printed = diagnostics::take();
+        let Some(stored) = self.stored_metadata(index)? else {
+            return Ok(Vec::new());
+        };
+        let counted = metadata::stored_entries(&stored, loaded, false);
+        if counted.entries == loaded && counted.unreadable.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut problems = self.dropped_entries(index, &stored, loaded)?;
+        problems.extend(printed);
+        Ok(problems)
+    }
+
+    /// What the stored tree holds beyond the loaded one, path by path (the first few).
+    fn dropped_entries(
+        &self,
+        index: u32,
+        stored: &[u8],
+        loaded: u64,
+    ) -> Result<Vec<String>, WimError> {
+        const SHOWN: usize = 10;
+        let walked = metadata::stored_entries(stored, loaded + SHOWN as u64 * 100, true);
+        let mut missing: std::collections::HashMap<&str, i64> = Default::default();
+        for p in &walked.paths {
+            *missing.entry(p.as_str()).or_default() += 1;
+        }
+        for e in tree::list(self, index, "/", true)? {
+            if let Some(n) = missing.get_mut(e.path.as_str()) {
+                *n -= 1;
+            }
+        }
+        let mut dropped: Vec<&str> = walked
+            .paths
+            .iter()
+            .map(String::as_str)
+            .filter(|p| missing.get(p).is_some_and(|n| *n > 0))
+            .collect();
+        dropped.dedup();
+        let mut problems = vec![format!(
+            "its metadata stores {}{} entries, wimlib loads {loaded}",
+            walked.entries,
+            if walked.entries > loaded + SHOWN as u64 * 100 {
+                " or more"
+            } else {
+                ""
+            }
+        )];
+        problems.extend(
+            dropped
+                .iter()
+                .take(SHOWN)
+                .map(|p| format!("entry \"/{p}\" is not loaded")),
+        );
+        problems.extend(
+            walked
+                .unreadable
+                .iter()
+                .take(SHOWN)
+                .map(|p| format!("the entries below \"/{p}\" cannot be read")),
+        );
+        Ok(problems)
     }
 
     /// Applies wimlib update commands to one image in memory. wimlib rolls back every

@@ -66,7 +66,67 @@ unsafe extern "C" fn count_missing(e: *const sys::wimlib_dir_entry, ctx: *mut c_
     0
 }
 
+/// Collects the first `.0` metadata resources, then stops the iteration: wimlib lists each
+/// image's metadata first, in image order.
+unsafe extern "C" fn collect_metadata(
+    r: *const sys::wimlib_resource_entry,
+    ctx: *mut c_void,
+) -> c_int {
+    // SAFETY: ctx is the (usize, Vec) given by `metadata_blob`.
+    let (wanted, out) = unsafe { &mut *(ctx as *mut (usize, Vec<Blob>)) };
+    if unsafe { (*r).is_metadata() } == 0 {
+        return 0;
+    }
+    unsafe { collect(r, out as *mut Vec<Blob> as *mut c_void) };
+    if out.len() >= *wanted {
+        STOP
+    } else {
+        0
+    }
+}
+
+/// Returned by a callback to end wimlib's iteration early; no wimlib error has this code.
+const STOP: c_int = 0x0015_7000;
+
 impl Wim {
+    /// The metadata resource of image `index`, as stored in the file.
+    pub(super) fn metadata_blob(&self, index: u32) -> Result<Option<Blob>, WimError> {
+        let mut state: (usize, Vec<Blob>) = (index as usize, Vec::new());
+        let rc = unsafe {
+            sys::wimlib_iterate_lookup_table(
+                self.raw,
+                0,
+                Some(collect_metadata),
+                &mut state as *mut (usize, Vec<Blob>) as *mut c_void,
+            )
+        };
+        if rc != STOP {
+            self.check("listing the blobs of", rc)?;
+        }
+        Ok(state.1.into_iter().nth(index as usize - 1))
+    }
+
+    /// The bytes of image `index`'s metadata resource as stored in the file; None for an
+    /// image that is not in the file yet.
+    pub(super) fn stored_metadata(&self, index: u32) -> Result<Option<Vec<u8>>, WimError> {
+        let Some(blob) = self.metadata_blob(index)?.filter(|b| b.in_wim) else {
+            return Ok(None);
+        };
+        let header = self.header();
+        let layout = Layout {
+            compression: header.compression,
+            chunk_size: header.chunk_size,
+            pipable: header.is_pipable,
+        };
+        let mut reader = BlobReader::open(self.path(), layout)?;
+        let mut out = Vec::with_capacity(blob.size as usize);
+        reader.read(&blob, &mut |bytes| {
+            out.extend_from_slice(bytes);
+            Ok(())
+        })?;
+        Ok(Some(out))
+    }
+
     /// Every blob of the blob table, metadata resources included.
     pub fn blobs(&self) -> Result<Vec<Blob>, WimError> {
         let mut out: Vec<Blob> = Vec::new();
@@ -132,7 +192,10 @@ impl FileReader<'_> {
         }
         let path = self.reader.path();
         let blob = self.blobs.get(&entry.sha1).ok_or_else(|| {
-            corrupt(path, format!("{} has no data in the blob table", entry.path))
+            corrupt(
+                path,
+                format!("{} has no data in the blob table", entry.path),
+            )
         })?;
         if blob.size > limit {
             return Err(corrupt(
@@ -177,7 +240,10 @@ pub fn verify_blobs(
         if hasher.finalize().as_slice() != b.sha1 {
             return Err(WimError {
                 operation: "verifying",
-                ..corrupt(path, format!("blob {} does not match its SHA-1", hex(&b.sha1)))
+                ..corrupt(
+                    path,
+                    format!("blob {} does not match its SHA-1", hex(&b.sha1)),
+                )
             });
         }
     }
@@ -262,4 +328,3 @@ pub fn same_bytes(
     }
     Ok(true)
 }
-
