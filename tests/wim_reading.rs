@@ -154,6 +154,8 @@ fn blobs_of_a_pipable_wim_verify() {
 /// RSS in MiB (from `wait4`, as `ois bench` measures).
 fn ois_measured(site: &TestSite, tmpdir: &Path, args: &[&str]) -> (bool, String, f64) {
     let err_path = site.path("measured.err");
+    // Reaped by wait4 below, which also gives the peak RSS that `Child::wait` does not.
+    #[allow(clippy::zombie_processes)]
     let child = Command::new(env!("CARGO_BIN_EXE_ois"))
         .arg("--site")
         .arg(site.root())
