@@ -412,3 +412,94 @@ fn corrupt_compressed_metadata_is_refused() {
         "{stderr}"
     );
 }
+
+fn tree_with_sibling(extra: &str) -> Vec<(String, Vec<u8>)> {
+    let mut files: Vec<(String, Vec<u8>)> = small_tree()
+        .into_iter()
+        .map(|(p, b)| (p.to_string(), b))
+        .collect();
+    files.push((format!("Windows/{extra}"), b"the sibling\n".to_vec()));
+    files
+}
+
+/// Two entries of one directory with the same name (as wimlib's own
+/// tests/wims/duplicate_names.wim): wimlib keeps the first and drops the other with a
+/// warning. ois finds the drop by comparing the entries the metadata stores with the tree
+/// wimlib loaded, and refuses the import naming the file, the index and the path.
+#[test]
+fn duplicate_names_are_refused() {
+    let site = Site::new();
+    let files = tree_with_sibling("cd");
+    let borrowed: Vec<(&str, Vec<u8>)> =
+        files.iter().map(|(p, b)| (p.as_str(), b.clone())).collect();
+    let wim = plain_wim(&site.work, "duplicate-names", &borrowed);
+    patch_metadata(&wim, |m| rename_entry(m, "cd", "ab"));
+    let stderr = site.assert_refused(
+        &wim,
+        &[
+            "duplicate-names.wim",
+            "index 1",
+            "entry \"/Windows/ab\" is not loaded",
+            "stores 8 entries, wimlib loads 7",
+        ],
+    );
+    assert!(stderr.contains("Ignoring duplicate file"), "{stderr}");
+}
+
+/// An image registered before ois checked for dropped entries (here: its catalog row made to
+/// match a file patched afterwards) is refused by servicing, which checks each index loads
+/// whole, and the file stays byte-identical.
+#[test]
+fn registered_image_with_duplicate_names_is_not_serviced() {
+    let site = Site::new();
+    let files = tree_with_sibling("cd");
+    let borrowed: Vec<(&str, Vec<u8>)> =
+        files.iter().map(|(p, b)| (p.as_str(), b.clone())).collect();
+    let wim = plain_wim(&site.work, "registered", &borrowed);
+    let out = site.import(&wim);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    patch_metadata(&wim, |m| rename_entry(m, "cd", "ab"));
+    let patched = std::fs::read(&wim).unwrap();
+    {
+        use sha2::Digest;
+        let db = rusqlite::Connection::open(site.root.join("site.db")).unwrap();
+        let sha256: String = sha2::Sha256::digest(&patched)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        db.execute(
+            "UPDATE images SET sha256 = ?1, size_bytes = ?2",
+            rusqlite::params![sha256, patched.len() as i64],
+        )
+        .unwrap();
+        db.execute("DELETE FROM verified_files", []).unwrap();
+    }
+    let package = ois::sample::write_package(
+        &site.work.join("KB5050002"),
+        "id = \"KB5050002\"\ntitle = \"t\"\narchitecture = \"x64\"\n[[change]]\nadd = \"new.dll\"\nat = \"Windows/System32/new.dll\"\n",
+        &[("new.dll", filler(9, 4096))],
+    )
+    .unwrap();
+    let out = site.ois(&["update", "import", package.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = site.ois(&["service", "registered", "--updates", "KB5050002"]);
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!out.status.success(), "{all}");
+    assert!(all.contains("entry \"/Windows/ab\" is not loaded"), "{all}");
+    assert!(
+        std::fs::read(&wim).unwrap() == patched,
+        "the WIM was modified"
+    );
+}

@@ -2,7 +2,6 @@
 //! package manifests under `Windows/servicing/Packages`.
 
 use std::collections::BTreeSet;
-use std::path::Path;
 
 use crate::wim::{Wim, WimError};
 
@@ -51,13 +50,14 @@ pub fn kb_from_mum(text: &str) -> Option<String> {
     None
 }
 
-/// KBs of the Windows packages installed in an index. `scratch` receives the few `.mum`
-/// files whose name does not carry the KB (such as `Package_for_RollupFix`).
-pub fn from_windows_packages(
-    wim: &Wim,
-    index: u32,
-    scratch: &Path,
-) -> Result<BTreeSet<String>, WimError> {
+/// A package manifest is a few KB. One larger than this is not read: an image holding one
+/// was not made by Windows servicing, and reading it would cost its size in memory.
+pub const MAX_MANIFEST_BYTES: u64 = 4 << 20;
+
+/// KBs of the Windows packages installed in an index. The few `.mum` files whose name does
+/// not carry the KB (such as `Package_for_RollupFix`) are read straight from the WIM's blobs,
+/// each up to [`MAX_MANIFEST_BYTES`]; nothing is extracted.
+pub fn from_windows_packages(wim: &Wim, index: u32) -> Result<BTreeSet<String>, WimError> {
     let entries = match wim.list(index, PACKAGES_DIR, false) {
         Ok(e) => e,
         Err(e) if e.is_missing_path() => return Ok(BTreeSet::new()),
@@ -74,23 +74,37 @@ pub fn from_windows_packages(
             Some(kb) => {
                 found.insert(kb);
             }
-            None if name.to_ascii_lowercase().starts_with("package_") => {
-                to_read.push(e.path.clone())
-            }
+            None if name.to_ascii_lowercase().starts_with("package_") => to_read.push(e),
             None => {}
         }
     }
-    if !to_read.is_empty() {
-        std::fs::create_dir_all(scratch)
-            .map_err(|err| WimError::io(wim.path(), "extracting package manifests from", err))?;
-        wim.extract_flat(index, &to_read, scratch)?;
-        for path in &to_read {
-            let name = path.rsplit('/').next().unwrap_or(path);
-            if let Ok(bytes) = std::fs::read(scratch.join(name)) {
+    if to_read.is_empty() {
+        return Ok(found);
+    }
+    let mut files = wim.files()?;
+    for e in to_read {
+        if e.size > MAX_MANIFEST_BYTES {
+            tracing::warn!(
+                "{} in index {index} of {} is {} bytes, over the {} MiB a package manifest can be: not read for installed-update detection",
+                e.path,
+                wim.path().display(),
+                e.size,
+                MAX_MANIFEST_BYTES >> 20
+            );
+            continue;
+        }
+        match files.read(e, MAX_MANIFEST_BYTES) {
+            Ok(bytes) => {
                 if let Some(kb) = kb_from_mum(&String::from_utf8_lossy(&bytes)) {
                     found.insert(kb);
                 }
             }
+            // The manifest is only a hint; damage in it is for the WIM's verification to report.
+            Err(err) => tracing::warn!(
+                "cannot read {} in index {index} of {}: {err}; its package is not detected",
+                e.path,
+                wim.path().display()
+            ),
         }
     }
     Ok(found)

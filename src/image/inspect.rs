@@ -68,9 +68,8 @@ pub fn architecture_code(arch: Architecture) -> &'static str {
     }
 }
 
-/// Opens a WIM and checks every index loads whole. `scratch` is a private directory for the
-/// few package manifests read during detection.
-pub fn inspect(path: &Path, scratch: &Path) -> Result<WimContents, InspectError> {
+/// Opens a WIM and checks every index loads whole.
+pub fn inspect(path: &Path) -> Result<WimContents, InspectError> {
     let wim = Wim::open(path, true)?;
     let header = wim.header();
     if header.is_split {
@@ -85,7 +84,7 @@ pub fn inspect(path: &Path, scratch: &Path) -> Result<WimContents, InspectError>
         check_loads_whole(&wim, index)?;
         indexes.push(index_info(&wim, index));
         let mut found = BTreeMap::new();
-        for kb in detect::from_windows_packages(&wim, index, &scratch.join(index.to_string()))? {
+        for kb in detect::from_windows_packages(&wim, index)? {
             found.insert(kb, "windows-package");
         }
         for id in detect::from_record(&wim, index) {

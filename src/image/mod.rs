@@ -176,15 +176,10 @@ pub fn import(
     if find_optional(db, &name)?.is_some() || name.is_empty() || name.parse::<i64>().is_ok() {
         return Err(ImageError::NameTaken(name));
     }
-    let scratch = tempfile::tempdir().map_err(|e| ImageError::Io {
-        path: std::env::temp_dir(),
-        source: e,
+    let contents = inspect::inspect(&path).map_err(|source| ImageError::Unreadable {
+        path: path.clone(),
+        source,
     })?;
-    let contents =
-        inspect::inspect(&path, scratch.path()).map_err(|source| ImageError::Unreadable {
-            path: path.clone(),
-            source,
-        })?;
     let (sha256, size) = hash_file(&path).map_err(|e| ImageError::Io {
         path: path.clone(),
         source: e,

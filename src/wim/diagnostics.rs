@@ -1,8 +1,9 @@
 //! wimlib reports warnings (such as entries it refuses to load) only as printed messages. They
-//! go to an unlinked temporary file that ois reads back, logs, and attaches to errors.
+//! go to an anonymous file that ois reads back, logs, and attaches to errors.
 
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
+use std::os::fd::{AsRawFd, FromRawFd};
 use std::sync::{Mutex, MutexGuard, OnceLock};
 
 use wimlib::sys;
@@ -16,22 +17,30 @@ static CAPTURE: OnceLock<Mutex<Capture>> = OnceLock::new();
 static EXCLUSIVE: Mutex<()> = Mutex::new(());
 
 pub(super) fn install() {
-    let Ok(named) = tempfile::Builder::new().prefix("ois-wimlib-").tempfile() else {
+    let Some(file) = anonymous_file().or_else(unlinked_temp_file) else {
         tracing::warn!("cannot create a file for wimlib's messages; they will not be captured");
         return;
     };
-    let cpath = super::c_path(named.path());
-    // SAFETY: wimlib opens the named file for appending and keeps it for the process.
+    let cpath = super::c_str(&format!("/proc/self/fd/{}", file.as_raw_fd()));
+    // SAFETY: wimlib opens the file for appending and keeps its handle for the process.
     let rc = unsafe { sys::wimlib_set_error_file_by_name(cpath.as_ptr()) };
-    let Ok(file) = File::open(named.path()) else {
-        return;
-    };
     if rc != 0 {
         return;
     }
     unsafe { sys::wimlib_set_print_errors(true) };
     let _ = CAPTURE.set(Mutex::new(Capture { file, offset: 0 }));
-    // `named` is dropped here: the path is unlinked, both open handles stay valid.
+}
+
+/// A file in memory only: ois writes nothing to $TMPDIR.
+fn anonymous_file() -> Option<File> {
+    // SAFETY: plain syscall; the descriptor it returns is owned by the File.
+    let fd = unsafe { libc::memfd_create(c"ois-wimlib".as_ptr(), libc::MFD_CLOEXEC) };
+    (fd >= 0).then(|| unsafe { File::from_raw_fd(fd) })
+}
+
+/// Kernels without memfd: a temporary file, unlinked at once so that nothing is left behind.
+fn unlinked_temp_file() -> Option<File> {
+    tempfile::tempfile().ok()
 }
 
 /// Serialises operations whose messages must be attributed to them.
@@ -64,13 +73,4 @@ pub(super) fn take() -> Vec<String> {
                 .to_string()
         })
         .collect()
-}
-
-/// Messages that mean wimlib dropped part of an image's tree while loading it.
-pub(super) fn is_unsafe_metadata(message: &str) -> bool {
-    message.contains("Ignoring file named \".\" or \"..\"")
-        || message.contains("Ignoring filename with embedded null")
-        || message.contains("Ignoring children of non-directory")
-        || message.contains("Ignoring unnamed file")
-        || message.contains("too deep")
 }

@@ -4,7 +4,9 @@
 //! panics inside C callbacks on attribute bits or progress messages it does not know, which a
 //! crafted WIM can trigger, so ois talks to `wimlib::sys` directly here and nowhere else.
 
+mod blob;
 mod diagnostics;
+mod metadata;
 mod progress;
 mod resource;
 mod tree;
@@ -18,7 +20,7 @@ use std::sync::OnceLock;
 use wimlib::sys;
 
 pub use progress::{Progress, ProgressEvent};
-pub use resource::{same_bytes, verify_blobs, verify_file, Blob};
+pub use resource::{same_bytes, verify_blobs, verify_file, Blob, FileReader};
 pub use tree::TreeEntry;
 
 /// A failure reported by wimlib, with the file and the operation it concerned.
@@ -187,6 +189,8 @@ pub struct WimHeader {
     pub chunk_size: u32,
     pub has_integrity_table: bool,
     pub is_split: bool,
+    /// Written with `--pipable`: wimlib keeps that layout when it writes the file again.
+    pub is_pipable: bool,
     pub boot_index: u32,
 }
 
@@ -291,6 +295,7 @@ impl Wim {
             chunk_size: info.chunk_size,
             has_integrity_table: info.has_integrity_table() != 0,
             is_split: info.total_parts > 1,
+            is_pipable: info.pipable() != 0,
             boot_index: info.boot_index,
         }
     }
@@ -351,25 +356,75 @@ impl Wim {
         self.check("setting an image property of", rc)
     }
 
-    /// Loads an image's metadata and returns the problems wimlib worked around while reading
-    /// it (names such as `..` that it silently drops). Servicing refuses such images rather
-    /// than write them back without those entries.
+    /// Loads an image's metadata and returns what wimlib dropped while reading it: the entries
+    /// its metadata resource stores but the loaded tree lacks (names such as `..`, duplicate
+    /// names...), with wimlib's own warnings. Servicing refuses such images rather than write
+    /// them back without those entries.
     pub fn load_image_checked(&self, index: u32) -> Result<Vec<String>, WimError> {
         let _guard = diagnostics::exclusive();
         diagnostics::take();
-        tree::walk(
-            self,
-            "reading the metadata of",
-            index,
-            "/",
-            0,
-            tree::ignore_entry,
-            &mut (),
-        )?;
-        Ok(diagnostics::take()
-            .into_iter()
-            .filter(|m| diagnostics::is_unsafe_metadata(m))
-            .collect())
+        let loaded = tree::loaded_entries(self, index)?;
+        let printed = diagnostics::take();
+        let Some(stored) = self.stored_metadata(index)? else {
+            return Ok(Vec::new());
+        };
+        let counted = metadata::stored_entries(&stored, loaded, false);
+        if counted.entries == loaded && counted.unreadable.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut problems = self.dropped_entries(index, &stored, loaded)?;
+        problems.extend(printed);
+        Ok(problems)
+    }
+
+    /// What the stored tree holds beyond the loaded one, path by path (the first few).
+    fn dropped_entries(
+        &self,
+        index: u32,
+        stored: &[u8],
+        loaded: u64,
+    ) -> Result<Vec<String>, WimError> {
+        const SHOWN: usize = 10;
+        let walked = metadata::stored_entries(stored, loaded + SHOWN as u64 * 100, true);
+        let mut missing: std::collections::HashMap<&str, i64> = Default::default();
+        for p in &walked.paths {
+            *missing.entry(p.as_str()).or_default() += 1;
+        }
+        for e in tree::list(self, index, "/", true)? {
+            if let Some(n) = missing.get_mut(e.path.as_str()) {
+                *n -= 1;
+            }
+        }
+        let mut dropped: Vec<&str> = walked
+            .paths
+            .iter()
+            .map(String::as_str)
+            .filter(|p| missing.get(p).is_some_and(|n| *n > 0))
+            .collect();
+        dropped.dedup();
+        let mut problems = vec![format!(
+            "its metadata stores {}{} entries, wimlib loads {loaded}",
+            walked.entries,
+            if walked.entries > loaded + SHOWN as u64 * 100 {
+                " or more"
+            } else {
+                ""
+            }
+        )];
+        problems.extend(
+            dropped
+                .iter()
+                .take(SHOWN)
+                .map(|p| format!("entry \"/{p}\" is not loaded")),
+        );
+        problems.extend(
+            walked
+                .unreadable
+                .iter()
+                .take(SHOWN)
+                .map(|p| format!("the entries below \"/{p}\" cannot be read")),
+        );
+        Ok(problems)
     }
 
     /// Applies wimlib update commands to one image in memory. wimlib rolls back every
@@ -550,33 +605,6 @@ impl Wim {
     /// The file or directory at `path` of an image, if there is one.
     pub fn entry(&self, index: u32, path: &str) -> Result<Option<TreeEntry>, WimError> {
         tree::entry(self, index, path)
-    }
-
-    /// Extracts `paths` of an image into `target`, flattening directories (the files land
-    /// directly in `target` by their base names).
-    pub fn extract_flat(
-        &self,
-        index: u32,
-        paths: &[String],
-        target: &Path,
-    ) -> Result<(), WimError> {
-        let cpaths: Vec<CString> = paths.iter().map(|p| c_str(p)).collect();
-        let ptrs: Vec<*const std::ffi::c_char> = cpaths.iter().map(|p| p.as_ptr()).collect();
-        let ctarget = c_path(target);
-        let flags = sys::WIMLIB_EXTRACT_FLAG_NO_PRESERVE_DIR_STRUCTURE
-            | sys::WIMLIB_EXTRACT_FLAG_NO_ACLS
-            | sys::WIMLIB_EXTRACT_FLAG_NORPFIX;
-        let rc = unsafe {
-            sys::wimlib_extract_paths(
-                self.raw,
-                index as c_int,
-                ctarget.as_ptr(),
-                ptrs.as_ptr(),
-                ptrs.len(),
-                flags as c_int,
-            )
-        };
-        self.check("extracting files from", rc)
     }
 
     /// Extracts a whole image into a directory (used by tests and the mount-style baseline).

@@ -2,16 +2,17 @@
 //! blobs written anew are decompressed and hashed, blobs copied raw from an already-verified
 //! original are compared byte for byte with it (no decompression).
 
+use std::collections::HashMap;
 use std::ffi::{c_int, c_void};
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
-use std::ptr::null_mut;
 
 use sha1::{Digest, Sha1};
 use wimlib::sys;
 
-use super::{Compression, Wim, WimError};
+use super::blob::{corrupt, hex, BlobReader, Layout};
+use super::{Compression, TreeEntry, Wim, WimError};
 
 /// One entry of a WIM's blob table.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,8 +25,13 @@ pub struct Blob {
     pub size: u64,
     pub compressed: bool,
     pub metadata: bool,
-    /// Part of a solid resource (several blobs compressed together).
+    /// Part of a solid resource (several blobs compressed together); `offset` is then the
+    /// blob's place in the decompressed resource.
     pub solid: bool,
+    /// Where the resource holding the blob starts in the file, and the bytes it takes there
+    /// (the blob's own for a resource that is not solid).
+    pub resource_offset: u64,
+    pub resource_stored_size: u64,
     /// Stored in a WIM file (this one or a referenced one); false for data added from a file
     /// on disk that matched nothing already stored.
     pub in_wim: bool,
@@ -42,6 +48,8 @@ unsafe extern "C" fn collect(r: *const sys::wimlib_resource_entry, ctx: *mut c_v
         compressed: r.is_compressed() != 0,
         metadata: r.is_metadata() != 0,
         solid: r.packed() != 0,
+        resource_offset: r.raw_resource_offset_in_wim,
+        resource_stored_size: r.raw_resource_compressed_size,
         in_wim: r.part_number != 0,
     });
     0
@@ -58,7 +66,67 @@ unsafe extern "C" fn count_missing(e: *const sys::wimlib_dir_entry, ctx: *mut c_
     0
 }
 
+/// Collects the first `.0` metadata resources, then stops the iteration: wimlib lists each
+/// image's metadata first, in image order.
+unsafe extern "C" fn collect_metadata(
+    r: *const sys::wimlib_resource_entry,
+    ctx: *mut c_void,
+) -> c_int {
+    // SAFETY: ctx is the (usize, Vec) given by `metadata_blob`.
+    let (wanted, out) = unsafe { &mut *(ctx as *mut (usize, Vec<Blob>)) };
+    if unsafe { (*r).is_metadata() } == 0 {
+        return 0;
+    }
+    unsafe { collect(r, out as *mut Vec<Blob> as *mut c_void) };
+    if out.len() >= *wanted {
+        STOP
+    } else {
+        0
+    }
+}
+
+/// Returned by a callback to end wimlib's iteration early; no wimlib error has this code.
+const STOP: c_int = 0x0015_7000;
+
 impl Wim {
+    /// The metadata resource of image `index`, as stored in the file.
+    pub(super) fn metadata_blob(&self, index: u32) -> Result<Option<Blob>, WimError> {
+        let mut state: (usize, Vec<Blob>) = (index as usize, Vec::new());
+        let rc = unsafe {
+            sys::wimlib_iterate_lookup_table(
+                self.raw,
+                0,
+                Some(collect_metadata),
+                &mut state as *mut (usize, Vec<Blob>) as *mut c_void,
+            )
+        };
+        if rc != STOP {
+            self.check("listing the blobs of", rc)?;
+        }
+        Ok(state.1.into_iter().nth(index as usize - 1))
+    }
+
+    /// The bytes of image `index`'s metadata resource as stored in the file; None for an
+    /// image that is not in the file yet.
+    pub(super) fn stored_metadata(&self, index: u32) -> Result<Option<Vec<u8>>, WimError> {
+        let Some(blob) = self.metadata_blob(index)?.filter(|b| b.in_wim) else {
+            return Ok(None);
+        };
+        let header = self.header();
+        let layout = Layout {
+            compression: header.compression,
+            chunk_size: header.chunk_size,
+            pipable: header.is_pipable,
+        };
+        let mut reader = BlobReader::open(self.path(), layout)?;
+        let mut out = Vec::with_capacity(blob.size as usize);
+        reader.read(&blob, &mut |bytes| {
+            out.extend_from_slice(bytes);
+            Ok(())
+        })?;
+        Ok(Some(out))
+    }
+
     /// Every blob of the blob table, metadata resources included.
     pub fn blobs(&self) -> Result<Vec<Blob>, WimError> {
         let mut out: Vec<Blob> = Vec::new();
@@ -72,6 +140,26 @@ impl Wim {
         };
         self.check("listing the blobs of", rc)?;
         Ok(out)
+    }
+
+    /// A reader of this WIM's files, for the few read whole (package manifests).
+    pub fn files(&self) -> Result<FileReader<'_>, WimError> {
+        let header = self.header();
+        let layout = Layout {
+            compression: header.compression,
+            chunk_size: header.chunk_size,
+            pipable: header.is_pipable,
+        };
+        let blobs = self
+            .blobs()?
+            .into_iter()
+            .filter(|b| !b.metadata && b.in_wim)
+            .map(|b| (b.sha1, b))
+            .collect();
+        Ok(FileReader {
+            blobs,
+            reader: BlobReader::open(self.path(), layout)?,
+        })
     }
 
     /// Streams of an image whose blob is not in the blob table (a WIM that cannot be applied).
@@ -90,141 +178,85 @@ impl Wim {
     }
 }
 
-fn corrupt(path: &Path, what: String) -> WimError {
-    WimError {
-        path: path.to_path_buf(),
-        operation: "verifying",
-        code: sys::wimlib_error_code_WIMLIB_ERR_INVALID_RESOURCE_HASH as i32,
-        message: what,
-        details: Vec::new(),
-    }
+/// Reads whole files of a WIM straight from its blobs: nothing is extracted to disk.
+pub struct FileReader<'a> {
+    blobs: HashMap<[u8; 20], Blob>,
+    reader: BlobReader<'a>,
 }
 
-struct Decompressor(*mut sys::wimlib_decompressor);
-
-impl Drop for Decompressor {
-    fn drop(&mut self) {
-        if !self.0.is_null() {
-            unsafe { sys::wimlib_free_decompressor(self.0) };
+impl FileReader<'_> {
+    /// The data of `entry` (its unnamed stream), refused when it is over `limit` bytes.
+    pub fn read(&mut self, entry: &TreeEntry, limit: u64) -> Result<Vec<u8>, WimError> {
+        if entry.sha1 == [0u8; 20] {
+            return Ok(Vec::new());
         }
+        let path = self.reader.path();
+        let blob = self.blobs.get(&entry.sha1).ok_or_else(|| {
+            corrupt(
+                path,
+                format!("{} has no data in the blob table", entry.path),
+            )
+        })?;
+        if blob.size > limit {
+            return Err(corrupt(
+                path,
+                format!("{} is {} bytes, over {limit}", entry.path, blob.size),
+            ));
+        }
+        let mut out = Vec::with_capacity(blob.size as usize);
+        self.reader.read(blob, &mut |bytes| {
+            out.extend_from_slice(bytes);
+            Ok(())
+        })?;
+        Ok(out)
     }
 }
 
-/// Decompresses each blob of `blobs` (non-solid resources of the WIM at `path`) and checks its
-/// SHA-1, as wimlib's own verification does for every blob.
+/// Decompresses each blob of `blobs` (resources of the WIM at `path`, in the original or the
+/// pipable layout) and checks its SHA-1, as wimlib's own verification does for every blob.
 pub fn verify_blobs(
     path: &Path,
     blobs: &[&Blob],
     compression: Compression,
     chunk_size: u32,
 ) -> Result<(), WimError> {
-    let file = File::open(path).map_err(|e| WimError::io(path, "verifying", e))?;
-    let io = |e| WimError::io(path, "verifying", e);
-    let chunk = chunk_size as u64;
-    let mut dec = Decompressor(null_mut());
-    if compression != Compression::None {
-        let rc = unsafe {
-            sys::wimlib_create_decompressor(compression.raw(), chunk_size as usize, &mut dec.0)
-        };
-        if rc != 0 {
-            return Err(WimError::new(path, "verifying", rc));
-        }
-    }
-    let mut packed = Vec::new();
-    let mut plain = vec![0u8; chunk_size.max(1) as usize];
+    let layout = Layout {
+        compression: Some(compression),
+        chunk_size,
+        pipable: is_pipable_file(path)?,
+    };
+    let mut reader = BlobReader::open(path, layout)?;
     for b in blobs {
         let mut hasher = Sha1::new();
-        if !b.compressed {
-            if b.stored_size != b.size {
-                return Err(corrupt(
-                    path,
-                    format!("blob {} has a bad size", hex(&b.sha1)),
-                ));
-            }
-            let mut buf = vec![0u8; 1 << 20];
-            let mut at = 0;
-            while at < b.size {
-                let n = (b.size - at).min(buf.len() as u64) as usize;
-                file.read_exact_at(&mut buf[..n], b.offset + at)
-                    .map_err(io)?;
-                hasher.update(&buf[..n]);
-                at += n as u64;
-            }
-        } else {
-            let chunks = b.size.div_ceil(chunk);
-            let entry = if b.size > u64::from(u32::MAX) { 8 } else { 4 };
-            let table_len = (chunks.saturating_sub(1)) * entry;
-            let mut table = vec![0u8; table_len as usize];
-            file.read_exact_at(&mut table, b.offset).map_err(io)?;
-            let data_len = b.stored_size.checked_sub(table_len).ok_or_else(|| {
-                corrupt(path, format!("blob {} has a bad chunk table", hex(&b.sha1)))
+        reader
+            .read(b, &mut |bytes| {
+                hasher.update(bytes);
+                Ok(())
+            })
+            .map_err(|e| WimError {
+                operation: "verifying",
+                ..e
             })?;
-            let start_of = |i: u64| -> u64 {
-                if i == 0 {
-                    return 0;
-                }
-                let at = ((i - 1) * entry) as usize;
-                if entry == 8 {
-                    u64::from_le_bytes(table[at..at + 8].try_into().unwrap_or_default())
-                } else {
-                    u64::from(u32::from_le_bytes(
-                        table[at..at + 4].try_into().unwrap_or_default(),
-                    ))
-                }
-            };
-            for i in 0..chunks {
-                let (from, to) = (
-                    start_of(i),
-                    if i + 1 == chunks {
-                        data_len
-                    } else {
-                        start_of(i + 1)
-                    },
-                );
-                let want = if i + 1 == chunks {
-                    b.size - i * chunk
-                } else {
-                    chunk
-                } as usize;
-                if to < from || to - from > want as u64 {
-                    return Err(corrupt(
-                        path,
-                        format!("blob {} has a bad chunk table", hex(&b.sha1)),
-                    ));
-                }
-                packed.resize((to - from) as usize, 0);
-                file.read_exact_at(&mut packed, b.offset + table_len + from)
-                    .map_err(io)?;
-                if packed.len() == want {
-                    hasher.update(&packed);
-                    continue;
-                }
-                let rc = unsafe {
-                    sys::wimlib_decompress(
-                        packed.as_ptr() as *const c_void,
-                        packed.len(),
-                        plain.as_mut_ptr() as *mut c_void,
-                        want,
-                        dec.0,
-                    )
-                };
-                if rc != 0 {
-                    return Err(corrupt(
-                        path,
-                        format!("blob {} does not decompress", hex(&b.sha1)),
-                    ));
-                }
-                hasher.update(&plain[..want]);
-            }
-        }
         if hasher.finalize().as_slice() != b.sha1 {
-            return Err(corrupt(
-                path,
-                format!("blob {} does not match its SHA-1", hex(&b.sha1)),
-            ));
+            return Err(WimError {
+                operation: "verifying",
+                ..corrupt(
+                    path,
+                    format!("blob {} does not match its SHA-1", hex(&b.sha1)),
+                )
+            });
         }
     }
     Ok(())
+}
+
+/// wimlib's pipable WIMs start with their own magic instead of `MSWIM`.
+fn is_pipable_file(path: &Path) -> Result<bool, WimError> {
+    let mut magic = [0u8; 8];
+    File::open(path)
+        .and_then(|f| f.read_exact_at(&mut magic, 0))
+        .map_err(|e| WimError::io(path, "verifying", e))?;
+    Ok(&magic == b"WLPWM\0\0\0")
 }
 
 /// Verifies a whole WIM as [`Wim::verify`] does (every image's metadata loads, SHA-1 checked;
@@ -295,8 +327,4 @@ pub fn same_bytes(
         done += n as u64;
     }
     Ok(true)
-}
-
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
 }

@@ -18,13 +18,6 @@ pub struct TreeEntry {
     pub sha1: [u8; 20],
 }
 
-pub(super) unsafe extern "C" fn ignore_entry(
-    _: *const sys::wimlib_dir_entry,
-    _: *mut c_void,
-) -> c_int {
-    0
-}
-
 unsafe extern "C" fn collect(entry: *const sys::wimlib_dir_entry, ctx: *mut c_void) -> c_int {
     // SAFETY: ctx is the Vec passed by `list`; entry is valid for the duration of the call.
     let out = unsafe { &mut *(ctx as *mut Vec<TreeEntry>) };
@@ -44,6 +37,27 @@ unsafe extern "C" fn collect(entry: *const sys::wimlib_dir_entry, ctx: *mut c_vo
         sha1: stream.resource.sha1_hash,
     });
     0
+}
+
+unsafe extern "C" fn count(_: *const sys::wimlib_dir_entry, ctx: *mut c_void) -> c_int {
+    // SAFETY: ctx is the u64 passed by `loaded_entries`.
+    unsafe { *(ctx as *mut u64) += 1 };
+    0
+}
+
+/// Entries of the tree wimlib loaded for an image, the root included.
+pub(super) fn loaded_entries(wim: &Wim, index: u32) -> Result<u64, WimError> {
+    let mut n = 0u64;
+    walk(
+        wim,
+        "reading the metadata of",
+        index,
+        "/",
+        sys::WIMLIB_ITERATE_DIR_TREE_FLAG_RECURSIVE,
+        count,
+        &mut n,
+    )?;
+    Ok(n)
 }
 
 pub(super) fn list(
