@@ -80,6 +80,21 @@ pub enum LibraryError {
     },
     #[error("content library file {path} of update {id} is missing: import the package again to repair it")]
     Missing { id: String, path: String },
+    #[error("package {} {detail}, more than import_max_expanded_gib ({limit} bytes, site.toml): raise the setting if the package is genuine; nothing was imported", origin.display())]
+    TooLarge {
+        origin: PathBuf,
+        detail: String,
+        limit: u64,
+    },
+    #[error("package {} needs {needed} bytes in the content library, but its disk ({}) has {free} bytes free: free space there and import again; nothing was imported", origin.display(), mount.display())]
+    NoRoom {
+        origin: PathBuf,
+        needed: u64,
+        mount: PathBuf,
+        free: u64,
+    },
+    #[error("the content library's disk is full ({}) while importing {}: free space there and import again; nothing was imported", library.display(), origin.display())]
+    LibraryFull { library: PathBuf, origin: PathBuf },
     #[error("{}: {source}", path.display())]
     Io {
         path: PathBuf,
@@ -206,12 +221,15 @@ struct Validated {
 
 pub struct ContentLibrary {
     store: FileStore,
+    /// `import_max_expanded_gib`, in bytes.
+    max_expanded: u64,
 }
 
 impl ContentLibrary {
     pub fn new(site: &Site) -> Self {
         ContentLibrary {
             store: FileStore::new(site.library_dir()),
+            max_expanded: site.config().import_max_expanded_bytes(),
         }
     }
 
@@ -234,6 +252,7 @@ impl ContentLibrary {
         for (n, origin) in origins.iter().enumerate() {
             let v = validate(
                 &self.store,
+                self.max_expanded,
                 origin,
                 &incoming.path().join(n.to_string()),
                 &mut received,
@@ -242,7 +261,12 @@ impl ContentLibrary {
             let v = match v {
                 Ok(v) => v,
                 // A failed write is the cause of whatever failed after it.
-                Err(e) => return Err(lander.finish().err().map_or(e, |w| io_error(&incoming, w))),
+                Err(e) => {
+                    return Err(lander
+                        .finish()
+                        .err()
+                        .map_or(e, |w| self.write_error(&incoming, origin, w)))
+                }
             };
             if let Some(first) = seen.insert(v.manifest.id.to_lowercase(), origin.clone()) {
                 return Err(LibraryError::DuplicateInBatch {
@@ -299,7 +323,9 @@ impl ContentLibrary {
                 source: e,
             })
         };
-        lander.finish().map_err(|e| io_error(&incoming, e))?;
+        lander
+            .finish()
+            .map_err(|e| self.write_error(&incoming, Path::new("the packages"), e))?;
         sync(&self.store)?;
         for v in &repairs {
             let n = v.files.iter().filter(|(_, r)| r.is_some()).count();
@@ -362,6 +388,23 @@ impl ContentLibrary {
         }
         tx.commit().map_err(db_error)?;
         Ok(outcomes)
+    }
+
+    /// A failed write into the library: a full disk names the library, not the package.
+    fn write_error(
+        &self,
+        incoming: &tempfile::TempDir,
+        origin: &Path,
+        e: std::io::Error,
+    ) -> LibraryError {
+        if is_disk_full(&e) {
+            LibraryError::LibraryFull {
+                library: self.store.root().to_path_buf(),
+                origin: origin.to_path_buf(),
+            }
+        } else {
+            io_error(incoming, e)
+        }
     }
 
     /// Every update in the library, ordered by id.
@@ -581,6 +624,54 @@ impl ContentLibrary {
     }
 }
 
+fn is_disk_full(e: &std::io::Error) -> bool {
+    e.kind() == std::io::ErrorKind::StorageFull
+        || e.raw_os_error() == Some(libc::ENOSPC)
+        || e.raw_os_error() == Some(libc::EDQUOT)
+}
+
+/// A package's reader, counting what it yields against what the package may still expand to:
+/// declared sizes can lie (a file that grows while read), so the bound holds while writing too.
+struct Bounded<'r> {
+    inner: &'r mut dyn std::io::Read,
+    left: &'r std::cell::Cell<u64>,
+    exceeded: &'r std::cell::Cell<bool>,
+}
+
+impl std::io::Read for Bounded<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        match self.left.get().checked_sub(n as u64) {
+            Some(left) => {
+                self.left.set(left);
+                Ok(n)
+            }
+            None => {
+                self.exceeded.set(true);
+                Err(std::io::Error::other(
+                    "the package expands past import_max_expanded_gib",
+                ))
+            }
+        }
+    }
+}
+
+/// What a package's adds lay down in an image, each target counted: every placement becomes a
+/// file of its own (in the image, and as a copy in `repeated/` when servicing reads in place).
+fn laid_down(manifest: &Manifest, package: &Package) -> u64 {
+    let mut total = 0u64;
+    for change in &manifest.changes {
+        if let Change::Add { source, .. } = change {
+            let bytes = match package.file(source) {
+                Some(f) => f.size,
+                None => package.files_under(source).iter().map(|f| f.size).sum(),
+            };
+            total = total.saturating_add(bytes);
+        }
+    }
+    total
+}
+
 fn io_error(incoming: &tempfile::TempDir, e: std::io::Error) -> LibraryError {
     LibraryError::Io {
         path: incoming.path().to_path_buf(),
@@ -591,6 +682,7 @@ fn io_error(incoming: &tempfile::TempDir, e: std::io::Error) -> LibraryError {
 /// Reads a package, validates its manifest against its files and hashes its payload.
 fn validate(
     store: &FileStore,
+    max_expanded: u64,
     origin: &Path,
     incoming: &Path,
     received: &mut HashSet<String>,
@@ -640,11 +732,6 @@ fn validate(
     if !problems.is_empty() {
         return Err(invalid(problems));
     }
-    let mut files = Vec::new();
-    std::fs::create_dir_all(incoming).map_err(|e| LibraryError::Io {
-        path: incoming.to_path_buf(),
-        source: e,
-    })?;
     let mut wanted = Vec::with_capacity(payload.len());
     for path in payload.values() {
         wanted.push(
@@ -653,15 +740,54 @@ fn validate(
                 .ok_or_else(|| invalid(vec![format!("payload {path} is missing")]))?,
         );
     }
+    // Bounded before anything is written, from what the package declares.
+    let too_large = |detail: String| LibraryError::TooLarge {
+        origin: origin.to_path_buf(),
+        detail,
+        limit: max_expanded,
+    };
+    let declared = wanted
+        .iter()
+        .fold(0u64, |sum, f| sum.saturating_add(f.size));
+    if declared > max_expanded {
+        return Err(too_large(format!("declares {declared} bytes of payload")));
+    }
+    let placed = laid_down(&manifest, &package);
+    if placed > max_expanded {
+        return Err(too_large(format!(
+            "adds {placed} bytes to an image (each target counted)"
+        )));
+    }
+    if let Some(drive) = crate::site::drive_holding(store.root()) {
+        if declared > drive.free_bytes {
+            return Err(LibraryError::NoRoom {
+                origin: origin.to_path_buf(),
+                needed: declared,
+                mount: drive.mount_point,
+                free: drive.free_bytes,
+            });
+        }
+    }
+    let mut files = Vec::new();
+    std::fs::create_dir_all(incoming).map_err(|e| LibraryError::Io {
+        path: incoming.to_path_buf(),
+        source: e,
+    })?;
     // Received in the package's own order (fast for CABs), listed in path order (the digest's).
     let mut received_files: BTreeMap<String, (PayloadFile, Option<PathBuf>)> = BTreeMap::new();
     let mut io_error = None;
+    let left = std::cell::Cell::new(max_expanded);
+    let exceeded = std::cell::Cell::new(false);
     package
         .read_each(&wanted, &mut |f, reader| match store.receive(
             incoming,
             received_files.len(),
             f.size,
-            reader,
+            &mut Bounded {
+                inner: reader,
+                left: &left,
+                exceeded: &exceeded,
+            },
             received,
             lander,
         ) {
@@ -676,9 +802,21 @@ fn validate(
             }
             Err(e) => {
                 let message = e.to_string();
-                io_error = Some(LibraryError::Io {
-                    path: origin.join(&f.path),
-                    source: e,
+                io_error = Some(if exceeded.get() {
+                    too_large(format!(
+                        "expanded past the bound while {} was written",
+                        f.path
+                    ))
+                } else if is_disk_full(&e) {
+                    LibraryError::LibraryFull {
+                        library: store.root().to_path_buf(),
+                        origin: origin.to_path_buf(),
+                    }
+                } else {
+                    LibraryError::Io {
+                        path: origin.join(&f.path),
+                        source: e,
+                    }
                 });
                 Err(message)
             }
@@ -722,4 +860,69 @@ pub fn unpack(origin: &Path, dest: &Path) -> Result<Manifest, LibraryError> {
         })
         .map_err(|e| invalid(vec![e]))?;
     Ok(manifest)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A file that grows after the package was listed yields more than it declared: the bound
+    /// holds while writing, not only against the declared sizes.
+    #[test]
+    fn the_expansion_bound_holds_while_writing_when_declared_sizes_lie() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = FileStore::new(dir.path().join("lib"));
+        let incoming = store.incoming().expect("incoming");
+        let lander = store::Lander::start();
+        let left = std::cell::Cell::new(1000);
+        let exceeded = std::cell::Cell::new(false);
+        let mut grown = std::io::Cursor::new(vec![1u8; 5000]);
+        let received = store.receive(
+            incoming.path(),
+            0,
+            10,
+            &mut Bounded {
+                inner: &mut grown,
+                left: &left,
+                exceeded: &exceeded,
+            },
+            &mut HashSet::new(),
+            &lander,
+        );
+        let err = received.expect_err("past the bound");
+        assert!(err.to_string().contains("import_max_expanded_gib"), "{err}");
+        assert!(exceeded.get());
+        lander.finish().expect("writers");
+        // What stayed within the bound is counted, and passes.
+        let left = std::cell::Cell::new(1000);
+        let exceeded = std::cell::Cell::new(false);
+        let lander = store::Lander::start();
+        let (_, _, size) = store
+            .receive(
+                incoming.path(),
+                1,
+                600,
+                &mut Bounded {
+                    inner: &mut std::io::Cursor::new(vec![2u8; 600]),
+                    left: &left,
+                    exceeded: &exceeded,
+                },
+                &mut HashSet::new(),
+                &lander,
+            )
+            .expect("within the bound");
+        assert_eq!((size, left.get(), exceeded.get()), (600, 400, false));
+    }
+
+    #[test]
+    fn a_full_disk_is_recognised_whatever_reported_it() {
+        assert!(is_disk_full(&std::io::Error::from_raw_os_error(
+            libc::ENOSPC
+        )));
+        assert!(is_disk_full(&std::io::Error::new(
+            std::io::ErrorKind::StorageFull,
+            "writing x"
+        )));
+        assert!(!is_disk_full(&std::io::Error::other("x")));
+    }
 }

@@ -1,0 +1,278 @@
+//! The content library against hostile or unusual packages and settings (issue 18): CAB
+//! layouts that cannot be streamed, packages that expand past the configured bound, ids that
+//! are not names, repeated payload placements.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use common::{have, TestSite};
+use ois::sample::{write_cab, write_package};
+
+const ONE_FILE: &str = r#"id = "KB8100001"
+title = "2026-11 Cumulative Update"
+architecture = "x64"
+[[change]]
+add = "payload/ntoskrnl.exe"
+at = "Windows/System32/ntoskrnl.exe"
+"#;
+
+/// Every file under the content library (the empty incoming area does not count).
+fn library_files(site: &TestSite) -> Vec<PathBuf> {
+    fn walk(p: &Path, out: &mut Vec<PathBuf>) {
+        for e in std::fs::read_dir(p).into_iter().flatten().flatten() {
+            if e.path().is_dir() {
+                walk(&e.path(), out);
+            } else {
+                out.push(e.path());
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(&site.root().join("ContentLibrary"), &mut out);
+    out
+}
+
+fn updates(site: &TestSite) -> Vec<String> {
+    let v = site.ois(&["update", "list", "--json"]).ok().json();
+    v.as_array()
+        .expect("array")
+        .iter()
+        .map(|u| u["id"].as_str().expect("id").to_string())
+        .collect()
+}
+
+/// A CAB of the package in `dir` made by gcab (MSZIP), holding `names`.
+fn gcab(dir: &Path, cab: &Path, names: &[&str]) {
+    let status = std::process::Command::new("gcab")
+        .current_dir(dir)
+        .args(["-c", "-z"])
+        .arg(cab)
+        .args(names)
+        .status()
+        .expect("gcab");
+    assert!(status.success(), "gcab failed");
+}
+
+fn u16_at(b: &[u8], at: usize) -> u16 {
+    u16::from_le_bytes([b[at], b[at + 1]])
+}
+
+fn u32_at(b: &[u8], at: usize) -> u32 {
+    u32::from_le_bytes(b[at..at + 4].try_into().expect("4 bytes"))
+}
+
+/// Marks a single cabinet as one part of a set, as makecab writes one: the header flag and
+/// the names of the other cabinet and disk after the fixed header, every offset shifted.
+fn mark_as_set_part(cab: &[u8], flag: u16) -> Vec<u8> {
+    let mut b = cab.to_vec();
+    assert_eq!(&b[..4], b"MSCF");
+    assert_eq!(u16_at(&b, 30) & 4, 0, "no reserve area in a gcab CAB");
+    let names: &[u8] = if flag == 3 {
+        b"prev.cab\0disk1\0next.cab\0disk3\0"
+    } else {
+        b"other.cab\0disk2\0"
+    };
+    let shift = names.len() as u32;
+    let put = |b: &mut Vec<u8>, at: usize, v: u32| b[at..at + 4].copy_from_slice(&v.to_le_bytes());
+    let (size, files) = (u32_at(&b, 8), u32_at(&b, 16));
+    put(&mut b, 8, size + shift);
+    put(&mut b, 16, files + shift);
+    let flags = u16_at(&b, 30) | flag;
+    b[30..32].copy_from_slice(&flags.to_le_bytes());
+    for k in 0..usize::from(u16_at(&b, 26)) {
+        let at = 36 + 8 * k;
+        let start = u32_at(&b, at);
+        put(&mut b, at, start + shift);
+    }
+    b.splice(36..36, names.iter().copied());
+    b
+}
+
+/// The CAB with the declared (uncompressed) size of entry `name` replaced.
+fn declare_size(cab: &[u8], name: &str, size: u32) -> Vec<u8> {
+    let mut b = cab.to_vec();
+    let mut at = u32_at(&b, 16) as usize;
+    for _ in 0..u16_at(&b, 28) {
+        let len = b[at + 16..].iter().position(|&c| c == 0).expect("name");
+        if b[at + 16..at + 16 + len] == *name.replace('/', "\\").as_bytes() {
+            b[at..at + 4].copy_from_slice(&size.to_le_bytes());
+            return b;
+        }
+        at += 16 + len + 1;
+    }
+    panic!("{name} is not in the CAB");
+}
+
+#[test]
+fn a_part_of_a_multi_cabinet_set_is_refused_at_once_naming_the_cab() {
+    if !have("gcab") {
+        eprintln!("skipped: gcab is not installed (scripts/setup.sh installs it)");
+        return;
+    }
+    let site = TestSite::new();
+    let dir = write_package(
+        &site.path("pkg"),
+        ONE_FILE,
+        // 64 MiB of zeros: a few KiB of CAB that used to be read whole into memory.
+        &[("payload/ntoskrnl.exe", vec![0u8; 64 << 20])],
+    )
+    .expect("pkg");
+    let whole = site.path("whole.cab");
+    gcab(&dir, &whole, &["update.toml", "payload/ntoskrnl.exe"]);
+    let bytes = std::fs::read(&whole).expect("read cab");
+    for (flag, name, says) in [
+        (2u16, "next.cab", "it continues in a next cabinet"),
+        (1, "prev.cab", "it continues a previous cabinet"),
+        (3, "both.cab", "continues in a next one"),
+    ] {
+        let part = site.path(name);
+        std::fs::write(&part, mark_as_set_part(&bytes, flag)).expect("write");
+        let started = Instant::now();
+        let run = site
+            .ois(&["update", "import", part.to_str().expect("utf8")])
+            .failed();
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "refused before reading the payload ({:?})",
+            started.elapsed()
+        );
+        assert!(
+            run.stderr.contains(&format!(
+                "{} is one part of a multi-cabinet set",
+                part.display()
+            )),
+            "{name}: {}",
+            run.stderr
+        );
+        assert!(run.stderr.contains(says), "{name}: {}", run.stderr);
+        assert!(
+            run.stderr.contains("must be a single CAB file"),
+            "{}",
+            run.stderr
+        );
+    }
+    assert!(
+        library_files(&site).is_empty(),
+        "{:?}",
+        library_files(&site)
+    );
+    assert!(updates(&site).is_empty());
+    // The same package as one cabinet imports, streamed.
+    site.ois(&["update", "import", whole.to_str().expect("utf8")])
+        .ok();
+    assert_eq!(updates(&site), ["KB8100001"]);
+}
+
+#[test]
+fn a_package_expanding_past_the_configured_bound_is_refused_and_leaves_nothing() {
+    if !have("gcab") {
+        eprintln!("skipped: gcab is not installed (scripts/setup.sh installs it)");
+        return;
+    }
+    let site = TestSite::new();
+    // About 1 MiB.
+    site.configure("import_max_expanded_gib = 0.001");
+    let limit = (0.001 * (1u64 << 30) as f64) as u64;
+    let dir = write_package(
+        &site.path("pkg"),
+        ONE_FILE,
+        &[("payload/ntoskrnl.exe", vec![0u8; 4 << 20])],
+    )
+    .expect("pkg");
+    let cab = site.path("zeros.cab");
+    gcab(&dir, &cab, &["update.toml", "payload/ntoskrnl.exe"]);
+    assert!(std::fs::metadata(&cab).expect("cab").len() < 64 << 10);
+    let run = site
+        .ois(&["update", "import", cab.to_str().expect("utf8")])
+        .failed();
+    assert!(
+        run.stderr.contains(&format!(
+            "package {} declares {} bytes of payload, more than import_max_expanded_gib ({limit} bytes, site.toml)",
+            cab.display(),
+            4 << 20
+        )),
+        "{}",
+        run.stderr
+    );
+
+    // Within the bound per file, but added at so many places that the image would hold more.
+    let spread = format!(
+        "{}{}",
+        ONE_FILE,
+        (0..3)
+            .map(|k| format!(
+                "[[change]]\nadd = \"payload/ntoskrnl.exe\"\nat = \"Windows/copy{k}.exe\"\n"
+            ))
+            .collect::<String>()
+    );
+    let dir = write_package(
+        &site.path("spread"),
+        &spread,
+        &[("payload/ntoskrnl.exe", vec![7u8; 400 << 10])],
+    )
+    .expect("pkg");
+    let run = site
+        .ois(&["update", "import", dir.to_str().expect("utf8")])
+        .failed();
+    assert!(
+        run.stderr.contains(&format!(
+            "adds {} bytes to an image (each target counted)",
+            4 * (400 << 10)
+        )),
+        "{}",
+        run.stderr
+    );
+
+    // A declared size that is a lie is found out while writing: the entry is truncated.
+    let bytes = std::fs::read(&cab).expect("read");
+    let lying = site.path("lying.cab");
+    std::fs::write(
+        &lying,
+        declare_size(&bytes, "payload/ntoskrnl.exe", (4 << 20) + 4096),
+    )
+    .expect("write");
+    site.configure("import_max_expanded_gib = 1");
+    let run = site
+        .ois(&["update", "import", lying.to_str().expect("utf8")])
+        .failed();
+    assert!(
+        run.stderr.contains(&lying.display().to_string()),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("truncated"), "{}", run.stderr);
+
+    assert!(
+        library_files(&site).is_empty(),
+        "{:?}",
+        library_files(&site)
+    );
+    assert!(updates(&site).is_empty());
+}
+
+#[test]
+fn a_cab_made_by_the_cab_crate_still_streams_every_entry() {
+    let site = TestSite::new();
+    let manifest = format!("{ONE_FILE}[[change]]\nadd = \"payload/more\"\nat = \"Windows/more\"\n");
+    let mut files: Vec<(String, Vec<u8>)> = vec![
+        ("update.toml".into(), manifest.into_bytes()),
+        ("payload/ntoskrnl.exe".into(), b"kernel".to_vec()),
+    ];
+    for k in 0..300 {
+        files.push((format!("payload/more/f{k}.bin"), vec![k as u8; 5000 + k]));
+    }
+    let refs: Vec<(&str, Vec<u8>)> = files.iter().map(|(n, b)| (n.as_str(), b.clone())).collect();
+    let cab = site.path("many.cab");
+    write_cab(&cab, &refs).expect("cab");
+    site.ois(&["update", "import", cab.to_str().expect("utf8")])
+        .ok();
+    assert_eq!(updates(&site), ["KB8100001"]);
+    // One store file per distinct content.
+    let stored = library_files(&site)
+        .into_iter()
+        .filter(|p| p.components().any(|c| c.as_os_str() == "files"))
+        .count();
+    assert_eq!(stored, 301);
+}
