@@ -276,3 +276,113 @@ fn a_cab_made_by_the_cab_crate_still_streams_every_entry() {
         .count();
     assert_eq!(stored, 301);
 }
+
+const PLACED_TWICE: &str = r#"id = "KB8100006"
+title = "One payload file at several targets"
+architecture = "x64"
+[[change]]
+add = "payload/x.dll"
+at = "Windows/System32/x.dll"
+[[change]]
+add = "payload/x.dll"
+at = "Windows/SysWOW64/x.dll"
+[[change]]
+add = "payload/inf"
+at = "Windows/INF"
+[[change]]
+add = "payload/inf"
+at = "Windows/INF.bak"
+[[change]]
+add = "payload/y.dll"
+at = "Windows/y.dll"
+"#;
+
+/// Services `image` with a package placing one file at two targets, a folder at two targets,
+/// and a second file of the same content; then checks, on the image as wimlib-imagex applies
+/// it, that every placement is a file of its own with the package's bytes.
+fn service_and_check_placements(site: &TestSite, image: &str, wim: &Path) {
+    let x = b"x.dll bytes ".repeat(3000);
+    let pkg = write_package(
+        &site.path(&format!("placed-{image}")),
+        PLACED_TWICE,
+        &[
+            ("payload/x.dll", x.clone()),
+            ("payload/y.dll", x.clone()),
+            ("payload/inf/a.inf", b"[a]".to_vec()),
+            ("payload/inf/b.inf", b"[b]".to_vec()),
+        ],
+    )
+    .expect("pkg");
+    site.ois(&["update", "import", pkg.to_str().expect("utf8")])
+        .ok();
+    site.ois(&["service", image, "--updates", "KB8100006"]).ok();
+    let applied = site.path(&format!("applied-{image}"));
+    let status = std::process::Command::new("wimlib-imagex")
+        .arg("apply")
+        .arg(wim)
+        .arg("1")
+        .arg(&applied)
+        .stdout(std::process::Stdio::null())
+        .status()
+        .expect("wimlib-imagex");
+    assert!(status.success());
+    use std::os::unix::fs::MetadataExt;
+    let mut inodes = std::collections::HashSet::new();
+    for (path, bytes) in [
+        ("Windows/System32/x.dll", &x[..]),
+        ("Windows/SysWOW64/x.dll", &x[..]),
+        ("Windows/y.dll", &x[..]),
+        ("Windows/INF/a.inf", b"[a]"),
+        ("Windows/INF.bak/a.inf", b"[a]"),
+        ("Windows/INF/b.inf", b"[b]"),
+        ("Windows/INF.bak/b.inf", b"[b]"),
+    ] {
+        let file = applied.join(path);
+        let meta = std::fs::metadata(&file).expect(path);
+        assert_eq!(meta.nlink(), 1, "{image}: {path} is a hard link");
+        assert!(inodes.insert(meta.ino()), "{image}: {path} shares an inode");
+        assert_eq!(std::fs::read(&file).expect(path), bytes, "{image}: {path}");
+    }
+}
+
+#[test]
+fn one_payload_file_added_at_several_targets_stays_separate_files_in_the_image() {
+    if !have("wimlib-imagex") {
+        eprintln!("skipped: wimlib-imagex is not installed (scripts/setup.sh installs it)");
+        return;
+    }
+    // A compressed image: the payload is read in place from the content library.
+    let site = TestSite::new();
+    let wim = site.golden_image("golden");
+    service_and_check_placements(&site, "golden", &wim);
+
+    // An uncompressed image: the payload is copied into the stage.
+    let tree = site.path("plain-tree");
+    ois::sample::write_tree(
+        &tree,
+        &[("Windows/System32/kernel32.dll", b"kernel32".to_vec())],
+    )
+    .expect("tree");
+    let plain = site.path("images/plain.wim");
+    ois::sample::build_wim(
+        &plain,
+        ois::wim::Compression::None,
+        &[ois::sample::IndexSpec {
+            name: "Windows 11 Pro",
+            edition: "Professional",
+            architecture: ois::library::Architecture::X64,
+            build: 22631,
+            tree: &tree,
+        }],
+    )
+    .expect("wim");
+    site.ois(&[
+        "image",
+        "import",
+        plain.to_str().expect("utf8"),
+        "--name",
+        "plain",
+    ])
+    .ok();
+    service_and_check_placements(&site, "plain", &plain);
+}

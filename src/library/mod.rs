@@ -126,13 +126,53 @@ impl Update {
     }
 }
 
-/// A payload file as a run reads it in place: its path in the package, the library file that
-/// holds it, and the SHA-256 that file must have.
+/// A payload file as a run reads it: its path in the package, the file that holds it, and the
+/// SHA-256 that file must have. wimlib captures source files sharing an inode within one update
+/// call as hard links, so every placement of a content in an update reads a file of its own:
+/// `file` for the first placement of this package file, `copies` for the further ones (the
+/// same file added at several targets).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InPlace {
     pub path: String,
     pub file: PathBuf,
     pub sha256: String,
+    pub copies: Vec<PathBuf>,
+}
+
+impl InPlace {
+    /// The file to read for placement `k` (0-based) of this package file in its update.
+    pub fn placement(&self, k: usize) -> Option<&Path> {
+        match k {
+            0 => Some(&self.file),
+            k => self.copies.get(k - 1).map(PathBuf::as_path),
+        }
+    }
+}
+
+/// How many times each payload file (by lower-case package path) is placed by the adds of a
+/// manifest, under the package rule: the file of that path, or else every file under that
+/// folder (as servicing's `added` lays them down).
+pub fn placements(manifest: &Manifest, files: &[PayloadFile]) -> HashMap<String, usize> {
+    let by_path: BTreeMap<String, ()> = files.iter().map(|f| (f.path.to_lowercase(), ())).collect();
+    let mut uses: HashMap<String, usize> = HashMap::new();
+    for change in &manifest.changes {
+        let Change::Add { source, .. } = change else {
+            continue;
+        };
+        let wanted = source.to_lowercase();
+        if by_path.contains_key(&wanted) {
+            *uses.entry(wanted).or_default() += 1;
+            continue;
+        }
+        let prefix = format!("{wanted}/");
+        for (path, ()) in by_path
+            .range(prefix.clone()..)
+            .take_while(|(k, _)| k.starts_with(&prefix))
+        {
+            *uses.entry(path.clone()).or_default() += 1;
+        }
+    }
+    uses
 }
 
 /// An update in the content library.
@@ -481,11 +521,12 @@ impl ContentLibrary {
             .collect())
     }
 
-    /// Where each payload file of `update` can be read in place: the store's own file, except
-    /// for a repeated content, which is read from a copy of its own kept beside the store
-    /// (wimlib captures files sharing an inode as hard links, and two files of a package must
-    /// stay two files). Such copies are made once, hash-checked. A run reads these
-    /// only with the update's compressed payload referenced.
+    /// Where each payload file of `update` can be read in place: the store's own file for the
+    /// first placement of a content, and for every further placement (a repeated content, or
+    /// one file added at several targets) a copy of its own kept beside the store: wimlib
+    /// captures files sharing an inode as hard links, and each placement must stay a file of
+    /// its own in the image. Such copies are made once, hash-checked. A run reads these only
+    /// with the update's compressed payload referenced.
     pub fn direct_sources(&self, update: &Update) -> Result<Vec<InPlace>, LibraryError> {
         self.sources_in_place(update, false)
     }
@@ -500,6 +541,7 @@ impl ContentLibrary {
         update: &Update,
         recheck: bool,
     ) -> Result<Vec<InPlace>, LibraryError> {
+        let uses = placements(&update.manifest, &update.files);
         let mut seen = HashSet::new();
         let mut sources = Vec::with_capacity(update.files.len());
         for (n, f) in update.files.iter().enumerate() {
@@ -509,15 +551,22 @@ impl ContentLibrary {
                     path: f.path.clone(),
                 });
             }
-            let source = if seen.insert(f.sha256.as_str()) {
+            let file = if seen.insert(f.sha256.as_str()) {
                 self.store.path_of(&f.sha256)
             } else {
-                self.repeated_copy(update, f, n, recheck)?
+                self.repeated_copy(update, f, &n.to_string(), recheck)?
             };
+            let more = uses
+                .get(&f.path.to_lowercase())
+                .map_or(0, |u| u.saturating_sub(1));
+            let copies = (1..=more)
+                .map(|k| self.repeated_copy(update, f, &format!("{n}.{k}"), recheck))
+                .collect::<Result<Vec<_>, _>>()?;
             sources.push(InPlace {
                 path: f.path.clone(),
-                file: source,
+                file,
                 sha256: f.sha256.clone(),
+                copies,
             });
         }
         Ok(sources)
@@ -527,11 +576,11 @@ impl ContentLibrary {
         &self,
         update: &Update,
         f: &PayloadFile,
-        n: usize,
+        name: &str,
         recheck: bool,
     ) -> Result<PathBuf, LibraryError> {
         let dir = self.store.root().join("repeated").join(update.id());
-        let copy = dir.join(format!("{n}-{}", &f.sha256[..16]));
+        let copy = dir.join(format!("{name}-{}", &f.sha256[..16]));
         let sound = || {
             !recheck || crate::fsutil::hash_file(&copy).is_ok_and(|(actual, _)| actual == f.sha256)
         };
@@ -542,7 +591,7 @@ impl ContentLibrary {
         // copy, nor finds it gone.
         static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         let unique = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let partial = dir.join(format!(".{n}.{}-{unique}.partial", std::process::id()));
+        let partial = dir.join(format!(".{name}.{}-{unique}.partial", std::process::id()));
         self.copy_checked(update, f, &partial)?;
         std::fs::rename(&partial, &copy).map_err(|e| LibraryError::Io {
             path: copy.clone(),
@@ -585,10 +634,13 @@ impl ContentLibrary {
         Ok(contents)
     }
 
-    /// Copies an update's payload out of the library into `dest`, checking every hash, and
-    /// returns the directory that `add` sources are relative to.
-    pub fn stage(&self, update: &Update, dest: &Path) -> Result<PathBuf, LibraryError> {
+    /// Copies an update's payload out of the library into `dest`, checking every hash: each
+    /// placement of a payload file in its own copy (under `<id>/<k>/`, k the placement), so no
+    /// two placements share an inode.
+    pub fn stage(&self, update: &Update, dest: &Path) -> Result<Vec<InPlace>, LibraryError> {
         let root = dest.join(update.id());
+        let uses = placements(&update.manifest, &update.files);
+        let mut sources = Vec::with_capacity(update.files.len());
         for f in &update.files {
             if !self.store.contains(&f.sha256) {
                 return Err(LibraryError::Missing {
@@ -596,9 +648,26 @@ impl ContentLibrary {
                     path: f.path.clone(),
                 });
             }
-            self.copy_checked(update, f, &root.join(&f.path))?;
+            let count = uses
+                .get(&f.path.to_lowercase())
+                .copied()
+                .unwrap_or(1)
+                .max(1);
+            let mut staged = Vec::with_capacity(count);
+            for k in 0..count {
+                let target = root.join(k.to_string()).join(&f.path);
+                self.copy_checked(update, f, &target)?;
+                staged.push(target);
+            }
+            let file = staged.remove(0);
+            sources.push(InPlace {
+                path: f.path.clone(),
+                file,
+                sha256: f.sha256.clone(),
+                copies: staged,
+            });
         }
-        Ok(root)
+        Ok(sources)
     }
 
     /// Copies one payload file of `update` out of the store to `target`, checking its hash.

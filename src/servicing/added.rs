@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use super::apply::{added, Sources, UpdateResult};
+use super::apply::{added, UpdateResult};
 use super::stage::Staged;
 use crate::library::{Change, CompressedPayload};
 use crate::wim::Wim;
@@ -89,15 +89,14 @@ fn expected(
 ) -> BTreeMap<u32, BTreeMap<String, Expected>> {
     let mut by_index: BTreeMap<u32, BTreeMap<String, Expected>> = BTreeMap::new();
     for r in results.iter().filter(|r| r.applied) {
-        let Some((update, Sources::Files(files))) = staged.sources.get(&r.update.to_lowercase())
-        else {
+        let Some((update, sources)) = staged.sources.get(&r.update.to_lowercase()) else {
             continue;
         };
         let paths = by_index.entry(r.index).or_default();
         for change in &update.manifest.changes {
             match change {
                 Change::Add { source, target } => {
-                    for (path, f) in added(files, source, target) {
+                    for (path, f) in added(&sources.files, source, target) {
                         let e = Expected {
                             path,
                             update: update.id().to_string(),
@@ -142,6 +141,7 @@ fn under(paths: &BTreeMap<String, Expected>, path: &str) -> Vec<String> {
 mod tests {
     use super::*;
     use crate::library::{InPlace, Update};
+    use crate::servicing::apply::Sources;
 
     fn update(text: &str) -> Update {
         Update::from_manifest(text)
@@ -185,6 +185,7 @@ to = "Windows/System32/b.dll"
             path: path.into(),
             file: std::path::PathBuf::from(format!("/store/{sha256}")),
             sha256: sha256.into(),
+            copies: Vec::new(),
         };
         let staged = Staged {
             sources: HashMap::from([

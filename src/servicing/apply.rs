@@ -1,7 +1,6 @@
 //! Applying staged updates to the indexes of an open WIM, in memory.
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::PathBuf;
 
 use serde::Serialize;
 
@@ -18,22 +17,20 @@ pub struct UpdateResult {
     pub error: Option<String>,
 }
 
-/// Where the files an update adds are read from.
-pub enum Sources {
-    /// The payload laid out as in the package, under this folder.
-    Tree(PathBuf),
-    /// Each payload file read in place, by its lower-case path in the package.
-    Files(BTreeMap<String, InPlace>),
+/// Where the files an update adds are read from: each payload file (in place in the library,
+/// or a checked copy in the stage) by its lower-case path in the package.
+pub struct Sources {
+    pub files: BTreeMap<String, InPlace>,
 }
 
 impl Sources {
     pub fn files(files: Vec<InPlace>) -> Sources {
-        Sources::Files(
-            files
+        Sources {
+            files: files
                 .into_iter()
                 .map(|f| (f.path.to_lowercase(), f))
                 .collect(),
-        )
+        }
     }
 }
 
@@ -57,25 +54,32 @@ pub fn added<'f>(
         .collect()
 }
 
-/// wimlib commands for an update whose payload is at `sources`.
-pub fn commands(update: &Update, sources: &Sources) -> Vec<UpdateCommand> {
+/// wimlib commands for an update whose payload is at `sources`. Each placement of a payload
+/// file reads a file of its own: wimlib turns source files sharing an inode within one call
+/// into hard links, and the image must get independent files.
+pub fn commands(update: &Update, sources: &Sources) -> Result<Vec<UpdateCommand>, String> {
     let mut out = Vec::new();
+    let mut placed: HashMap<String, usize> = HashMap::new();
     for c in &update.manifest.changes {
         match c {
-            Change::Add { source, target } => match sources {
-                Sources::Tree(root) => out.push(UpdateCommand::Add {
-                    source: root.join(source),
-                    target: format!("/{target}"),
-                }),
-                Sources::Files(files) => {
-                    out.extend(added(files, source, target).into_iter().map(|(target, f)| {
-                        UpdateCommand::Add {
-                            source: f.file.clone(),
-                            target,
-                        }
-                    }))
+            Change::Add { source, target } => {
+                for (target, f) in added(&sources.files, source, target) {
+                    let k = placed.entry(f.path.to_lowercase()).or_default();
+                    let file = f.placement(*k).ok_or_else(|| {
+                        format!(
+                            "the content library has no separate copy for placement {} of {}: import the package of {} again",
+                            *k + 1,
+                            f.path,
+                            update.id()
+                        )
+                    })?;
+                    *k += 1;
+                    out.push(UpdateCommand::Add {
+                        source: file.to_path_buf(),
+                        target,
+                    });
                 }
-            },
+            }
             Change::Delete { path } => out.push(UpdateCommand::Delete {
                 path: format!("/{path}"),
             }),
@@ -85,7 +89,7 @@ pub fn commands(update: &Update, sources: &Sources) -> Vec<UpdateCommand> {
             }),
         }
     }
-    out
+    Ok(out)
 }
 
 /// Why applying stopped early.
@@ -128,16 +132,16 @@ pub fn apply(
                 Some(r) => Err(format!(
                     "not applied: it requires {r}, which failed on this index"
                 )),
-                None => wim
-                    .update(index_plan.index, &commands(update, sources))
-                    .map_err(|e| {
+                None => commands(update, sources).and_then(|commands| {
+                    wim.update(index_plan.index, &commands).map_err(|e| {
                         let detail = if e.details.is_empty() {
                             String::new()
                         } else {
                             format!(" ({})", e.details.join("; "))
                         };
                         format!("{}{detail}", e.message)
-                    }),
+                    })
+                }),
             };
             match outcome {
                 Ok(()) => {
@@ -171,6 +175,7 @@ pub fn apply(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::PathBuf;
 
     fn update(text: &str) -> Update {
         Update::from_manifest(text)
@@ -196,6 +201,7 @@ delete = "Windows/Temp/x.log"
             path: path.into(),
             file: PathBuf::from(file),
             sha256: String::new(),
+            copies: Vec::new(),
         };
         let sources = Sources::files(vec![
             file("payload/kernel32.dll", "/s/k"),
@@ -208,7 +214,7 @@ delete = "Windows/Temp/x.log"
             target: target.into(),
         };
         assert_eq!(
-            commands(&u, &sources),
+            commands(&u, &sources).expect("commands"),
             vec![
                 add("/s/k", "/Windows/System32/kernel32.dll"),
                 add("/s/n", "/Windows/INF/sub/Net.inf"),
@@ -218,5 +224,45 @@ delete = "Windows/Temp/x.log"
                 },
             ]
         );
+    }
+
+    #[test]
+    fn each_placement_of_one_payload_file_reads_a_file_of_its_own() {
+        let u = update(
+            r#"id = "KB1"
+title = "t"
+architecture = "x64"
+[[change]]
+add = "payload/x.dll"
+at = "Windows/System32/x.dll"
+[[change]]
+add = "payload"
+at = "Windows/SysWOW64"
+"#,
+        );
+        let sources = Sources::files(vec![InPlace {
+            path: "payload/x.dll".into(),
+            file: PathBuf::from("/store/x"),
+            sha256: String::new(),
+            copies: vec![PathBuf::from("/repeated/x.1")],
+        }]);
+        let add = |source: &str, target: &str| UpdateCommand::Add {
+            source: PathBuf::from(source),
+            target: target.into(),
+        };
+        assert_eq!(
+            commands(&u, &sources).expect("commands"),
+            vec![
+                add("/store/x", "/Windows/System32/x.dll"),
+                add("/repeated/x.1", "/Windows/SysWOW64/x.dll"),
+            ]
+        );
+        // Never the same file twice in one call: without a copy the update is refused.
+        let short = Sources::files(vec![InPlace {
+            copies: Vec::new(),
+            ..sources.files["payload/x.dll"].clone()
+        }]);
+        let err = commands(&u, &short).expect_err("no second copy");
+        assert!(err.contains("placement 2 of payload/x.dll"), "{err}");
     }
 }
