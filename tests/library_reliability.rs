@@ -386,3 +386,47 @@ fn one_payload_file_added_at_several_targets_stays_separate_files_in_the_image()
     .ok();
     service_and_check_placements(&site, "plain", &plain);
 }
+
+#[test]
+fn ids_that_are_not_folder_names_are_refused_naming_the_package() {
+    let site = TestSite::new();
+    for (n, id) in [".", "..", "con", "aux.txt", "LPT1", "KB1."]
+        .iter()
+        .enumerate()
+    {
+        // Two files of one content: the second is kept in repeated/<id>/, which `..` escaped.
+        let manifest = format!(
+            "{}[[change]]\nadd = \"payload/copy.exe\"\nat = \"Windows/copy.exe\"\n",
+            ONE_FILE.replace("KB8100001", id)
+        );
+        let dir = write_package(
+            &site.path(&format!("pkg{n}")),
+            &manifest,
+            &[
+                ("payload/ntoskrnl.exe", b"same".to_vec()),
+                ("payload/copy.exe", b"same".to_vec()),
+            ],
+        )
+        .expect("pkg");
+        let run = site
+            .ois(&["update", "import", dir.to_str().expect("utf8")])
+            .failed();
+        assert!(
+            run.stderr
+                .contains(&format!("package {} is not valid", dir.display())),
+            "{id}: {}",
+            run.stderr
+        );
+        assert!(
+            run.stderr.contains(&format!("id {id:?}")) && run.stderr.contains("choose another id"),
+            "{id}: {}",
+            run.stderr
+        );
+    }
+    assert!(
+        library_files(&site).is_empty(),
+        "{:?}",
+        library_files(&site)
+    );
+    assert!(updates(&site).is_empty());
+}

@@ -107,13 +107,54 @@ struct RawChange {
     to: Option<String>,
 }
 
-/// Checks an update id: `[A-Za-z0-9._-]{1,64}`.
+/// Checks an update id: `[A-Za-z0-9._-]{1,64}`, and a name a file can have on Linux and on
+/// Windows (see [`unfit_as_name`]).
 pub fn valid_id(id: &str) -> bool {
-    !id.is_empty()
+    id_problem(id).is_none()
+}
+
+/// Why an id cannot be an update id, if it cannot.
+fn id_problem(id: &str) -> Option<String> {
+    let charset = !id.is_empty()
         && id.len() <= 64
         && id
             .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-')
+            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-');
+    if !charset {
+        return Some(format!(
+            "id {id:?} must be 1 to 64 characters of A-Z a-z 0-9 . _ -"
+        ));
+    }
+    unfit_as_name(id).map(|why| format!("id {id:?} {why}: the id names folders of the content library and of a run's stage; choose another id"))
+}
+
+/// Why a name cannot be one path part of the library or a stage, on Linux or on Windows: `.` and
+/// `..` are not names, Windows reserves its device names with any extension in any case, and
+/// drops a trailing dot or space.
+fn unfit_as_name(name: &str) -> Option<&'static str> {
+    const DEVICES: [&str; 4] = ["con", "prn", "aux", "nul"];
+    if name == "." || name == ".." {
+        return Some("is not a name");
+    }
+    if name.ends_with('.') || name.ends_with(' ') {
+        return Some("ends in a dot or a space, which Windows drops from names");
+    }
+    let stem = name
+        .split('.')
+        .next()
+        .unwrap_or(name)
+        .trim_end_matches(' ')
+        .to_ascii_lowercase();
+    let numbered = |prefix: &str| {
+        stem.strip_prefix(prefix)
+            .is_some_and(|n| n.len() == 1 && matches!(n.as_bytes()[0], b'1'..=b'9'))
+    };
+    if DEVICES.contains(&stem.as_str()) || numbered("com") || numbered("lpt") {
+        return Some(
+            "is a Windows device name (CON, PRN, AUX, NUL, COM1-9, LPT1-9, with any extension)",
+        );
+    }
+    None
 }
 
 /// Parses and validates a manifest. Every problem found is reported, one per line.
@@ -125,11 +166,8 @@ pub fn parse(text: &str) -> Result<Manifest, Vec<String>> {
         vec![format!("update.toml line {line}: {}", e.message().trim())]
     })?;
     let mut problems = Vec::new();
-    if !valid_id(&raw.id) {
-        problems.push(format!(
-            "id {:?} must be 1 to 64 characters of A-Z a-z 0-9 . _ -",
-            raw.id
-        ));
+    if let Some(problem) = id_problem(&raw.id) {
+        problems.push(problem);
     }
     if raw.title.trim().is_empty() {
         problems.push("title is empty".to_string());
@@ -315,5 +353,40 @@ to = "Windows/System32/new.dll"
         assert!(!valid_id(""));
         assert!(!valid_id("kb/1"));
         assert!(!valid_id(&"x".repeat(65)));
+    }
+
+    #[test]
+    fn ids_that_are_not_names_on_linux_or_windows_are_refused() {
+        for id in [
+            ".",
+            "..",
+            "con",
+            "CON",
+            "aux.txt",
+            "Nul.tar.gz",
+            "prn",
+            "com1",
+            "LPT9.log",
+            "KB1.",
+        ] {
+            let problems = parse(&SAMPLE.replace("KB5040001", id)).expect_err(id);
+            assert!(
+                problems[0].contains(&format!("id {id:?}"))
+                    && problems[0].contains("choose another id"),
+                "{id}: {problems:?}"
+            );
+        }
+        for id in [
+            "console",
+            "com10",
+            "lpt0",
+            "auxiliary",
+            "KB.1",
+            "nul_1",
+            ".hidden",
+            "com",
+        ] {
+            assert!(valid_id(id), "{id} is a fine name");
+        }
     }
 }
