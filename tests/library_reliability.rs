@@ -430,3 +430,51 @@ fn ids_that_are_not_folder_names_are_refused_naming_the_package() {
     );
     assert!(updates(&site).is_empty());
 }
+
+#[test]
+fn concurrent_imports_of_one_update_or_image_never_fail_on_the_database() {
+    let site = TestSite::new();
+    let dir = write_package(
+        &site.path("pkg"),
+        ONE_FILE,
+        &[("payload/ntoskrnl.exe", b"kernel".repeat(10_000))],
+    )
+    .expect("pkg");
+    let wim = site.path("images/shared.wim");
+    let scratch = tempfile::tempdir().expect("tempdir");
+    ois::sample::golden_image(scratch.path(), &wim).expect("golden image");
+    let pkg = dir.to_str().expect("utf8");
+    let image = wim.to_str().expect("utf8");
+    for round in 0..3 {
+        let mut children = Vec::new();
+        for k in 0..4 {
+            let name = format!("update-{round}-{k}");
+            children.push((name.clone(), site.spawn(&name, &["update", "import", pkg])));
+            let name = format!("image-{round}-{k}");
+            children.push((
+                name.clone(),
+                site.spawn(&name, &["image", "import", image, "--name", "shared"]),
+            ));
+        }
+        let mut images = 0;
+        for (name, mut child) in children {
+            let ok = child.wait().expect("wait").success();
+            let output = site.output_of(&name);
+            assert!(!output.contains("constraint"), "{name}: {output}");
+            if name.starts_with("update") {
+                assert!(ok, "the same package imported at once: {name}: {output}");
+            } else if ok {
+                images += 1;
+            } else {
+                assert!(
+                    output.contains("already registered")
+                        || output.contains("was registered by another process"),
+                    "{name}: {output}"
+                );
+                assert!(output.contains("shared"), "names the image: {output}");
+            }
+        }
+        assert_eq!(images, usize::from(round == 0), "registered once");
+    }
+    assert_eq!(updates(&site), ["KB8100001"]);
+}

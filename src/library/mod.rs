@@ -63,6 +63,8 @@ pub enum LibraryError {
     },
     #[error("update {id} is already in the content library with different content ({}): give the changed package a new id; nothing was imported", origin.display())]
     Conflict { id: String, origin: PathBuf },
+    #[error("update {id} was imported by another process while this import ran, with different content ({}): give the changed package a new id; nothing was imported", origin.display())]
+    ImportedElsewhere { id: String, origin: PathBuf },
     #[error("update {id} is given twice ({} and {}); nothing was imported", first.display(), second.display())]
     DuplicateInBatch {
         id: String,
@@ -352,8 +354,8 @@ impl ContentLibrary {
                     })
                 }
                 None => {
+                    to_store.push((outcomes.len(), v));
                     outcomes.push(outcome);
-                    to_store.push(v);
                 }
             }
         }
@@ -377,7 +379,7 @@ impl ContentLibrary {
                 );
             }
         }
-        for v in to_store.iter().chain(&repairs) {
+        for v in to_store.iter().map(|(_, v)| v).chain(&repairs) {
             for (f, received) in v.files.iter().filter_map(|(f, r)| Some((f, r.as_ref()?))) {
                 self.store
                     .adopt(received, &f.sha256)
@@ -395,41 +397,95 @@ impl ContentLibrary {
             source: e,
         };
         let tx = db.transaction().map_err(db_error)?;
-        for v in &to_store {
+        for (at, v) in &to_store {
             let m = &v.manifest;
             let json = serde_json::to_string(m).map_err(|e| LibraryError::Io {
                 path: v.package.origin.clone(),
                 source: std::io::Error::other(e),
             })?;
-            let size: u64 = v.files.iter().map(|(f, _)| f.size).sum();
-            let insert = tx
-                .execute(
-                    "INSERT INTO updates (id, title, classification, architecture, manifest, digest, source, size_bytes, imported_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-                    params![m.id, m.title, m.classification, m.architecture.as_str(), json, v.digest,
-                        v.package.origin.display().to_string(), size as i64, now],
-                )
-                .and_then(|_| {
-                    for (f, _) in &v.files {
-                        tx.execute(
-                            "INSERT INTO update_files (update_id, path, sha256, size_bytes) VALUES (?1, ?2, ?3, ?4)",
-                            params![m.id, f.path, f.sha256, f.size as i64],
-                        )?;
-                    }
-                    Ok(())
-                });
-            insert.map_err(db_error)?;
-            tracing::info!(
-                "imported update {} ({}) from {}",
-                m.id,
-                m.title,
-                v.package.origin.display()
-            );
+            let record = Record {
+                manifest: m,
+                json: &json,
+                digest: &v.digest,
+                origin: &v.package.origin,
+                files: v.files.iter().map(|(f, _)| f).collect(),
+                now: &now,
+            };
+            match record.insert(&tx).map_err(db_error)? {
+                Inserted::New => tracing::info!(
+                    "imported update {} ({}) from {}",
+                    m.id,
+                    m.title,
+                    v.package.origin.display()
+                ),
+                // Another process imported the same package since this one looked.
+                Inserted::Same => outcomes[*at].status = ImportStatus::AlreadyPresent,
+                Inserted::Different => {
+                    return Err(LibraryError::ImportedElsewhere {
+                        id: m.id.clone(),
+                        origin: v.package.origin.clone(),
+                    })
+                }
+            }
         }
         tx.commit().map_err(db_error)?;
         Ok(outcomes)
     }
+}
 
+/// An update's rows, as one import records them.
+struct Record<'a> {
+    manifest: &'a Manifest,
+    json: &'a str,
+    digest: &'a str,
+    origin: &'a Path,
+    files: Vec<&'a PayloadFile>,
+    now: &'a str,
+}
+
+/// What recording an update found: imports in several processes race between looking an id up
+/// and inserting it, and the loser must not fail on the database's constraint.
+#[derive(Debug, PartialEq, Eq)]
+enum Inserted {
+    New,
+    /// Recorded meanwhile by another import, with this content.
+    Same,
+    /// Recorded meanwhile by another import, with other content.
+    Different,
+}
+
+impl Record<'_> {
+    fn insert(&self, tx: &rusqlite::Transaction) -> rusqlite::Result<Inserted> {
+        let m = self.manifest;
+        let size: u64 = self.files.iter().map(|f| f.size).sum();
+        let added = tx.execute(
+            "INSERT INTO updates (id, title, classification, architecture, manifest, digest, source, size_bytes, imported_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) ON CONFLICT (id) DO NOTHING",
+            params![m.id, m.title, m.classification, m.architecture.as_str(), self.json, self.digest,
+                self.origin.display().to_string(), size as i64, self.now],
+        )?;
+        if added == 0 {
+            let digest: String =
+                tx.query_row("SELECT digest FROM updates WHERE id = ?1", [&m.id], |r| {
+                    r.get(0)
+                })?;
+            return Ok(if digest == self.digest {
+                Inserted::Same
+            } else {
+                Inserted::Different
+            });
+        }
+        for f in &self.files {
+            tx.execute(
+                "INSERT INTO update_files (update_id, path, sha256, size_bytes) VALUES (?1, ?2, ?3, ?4)",
+                params![m.id, f.path, f.sha256, f.size as i64],
+            )?;
+        }
+        Ok(Inserted::New)
+    }
+}
+
+impl ContentLibrary {
     /// A failed write into the library: a full disk names the library, not the package.
     fn write_error(
         &self,
@@ -993,5 +1049,54 @@ mod tests {
             "writing x"
         )));
         assert!(!is_disk_full(&std::io::Error::other("x")));
+    }
+
+    /// Two imports of one id race between looking it up and inserting it: the one that inserts
+    /// second finds the row instead of failing on the constraint.
+    #[test]
+    fn an_update_recorded_meanwhile_by_another_import_is_told_apart_by_content() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let site =
+            Site::init(&dir.path().join("site"), crate::site::ServicingDrive::Auto).expect("site");
+        let mut db = site.database().expect("db");
+        let manifest = manifest::parse(
+            "id = \"KB1\"\ntitle = \"t\"\narchitecture = \"x64\"\n[[change]]\ndelete = \"a\"\n",
+        )
+        .expect("manifest");
+        let file = PayloadFile {
+            path: "payload/a".into(),
+            sha256: "00".repeat(32),
+            size: 1,
+        };
+        let record = |digest: &'static str| Record {
+            manifest: &manifest,
+            json: "{}",
+            digest,
+            origin: Path::new("/packages/KB1"),
+            files: vec![&file],
+            now: "now",
+        };
+        let tx = db.transaction().expect("tx");
+        assert_eq!(record("d1").insert(&tx).expect("insert"), Inserted::New);
+        assert_eq!(record("d1").insert(&tx).expect("again"), Inserted::Same);
+        assert_eq!(
+            record("d2").insert(&tx).expect("other"),
+            Inserted::Different
+        );
+        tx.commit().expect("commit");
+        let files: i64 = db
+            .query_row("SELECT count(*) FROM update_files", [], |r| r.get(0))
+            .expect("count");
+        assert_eq!(files, 1, "the payload rows are recorded once");
+        let message = LibraryError::ImportedElsewhere {
+            id: "KB1".into(),
+            origin: "/packages/KB1".into(),
+        }
+        .to_string();
+        assert!(
+            message.contains("update KB1 was imported by another process")
+                && message.contains("/packages/KB1"),
+            "{message}"
+        );
     }
 }
