@@ -478,3 +478,87 @@ fn concurrent_imports_of_one_update_or_image_never_fail_on_the_database() {
     }
     assert_eq!(updates(&site), ["KB8100001"]);
 }
+
+#[test]
+fn a_rename_onto_an_existing_path_fails_its_update_unless_the_package_says_replace() {
+    let (site, wim, _) = TestSite::with_golden_image();
+    let before = common::index_files(&wim, 1);
+    let onto = r#"id = "KB8100013"
+title = "Rename onto an existing file"
+architecture = "x64"
+[[change]]
+rename = "Windows/Temp/legacy.log"
+to = "Windows/System32/ntoskrnl.exe"
+"#;
+    let replacing = r#"id = "KB8100014"
+title = "Rename that replaces"
+architecture = "x64"
+[[change]]
+rename = "Windows/System32/old.dll"
+to = "Windows/System32/KERNEL32.dll"
+replace = true
+"#;
+    for (name, manifest) in [("onto", onto), ("replacing", replacing)] {
+        let dir = write_package(&site.path(name), manifest, &[]).expect("pkg");
+        site.ois(&["update", "import", dir.to_str().expect("utf8")])
+            .ok();
+    }
+    let run = site
+        .ois(&[
+            "service",
+            "golden",
+            "--updates",
+            "KB8100013,KB8100014",
+            "--continue-on-error",
+            "--json",
+        ])
+        .failed();
+    let report = run.json();
+    assert_eq!(report["status"], "Failed", "{report}");
+    let failed = report["failed"].as_array().expect("failed");
+    assert_eq!(failed.len(), 1, "{report}");
+    assert_eq!(failed[0]["id"], "KB8100013");
+    let error = failed[0]["error"].as_str().expect("error");
+    assert!(
+        error.contains("rename Windows/Temp/legacy.log to Windows/System32/ntoskrnl.exe: Windows/System32/ntoskrnl.exe already exists in index")
+            && error.contains("replace = true"),
+        "{error}"
+    );
+    let after = common::index_files(&wim, 1);
+    assert_eq!(
+        after.get("Windows/System32/ntoskrnl.exe"),
+        before.get("Windows/System32/ntoskrnl.exe"),
+        "the refused rename overwrote nothing"
+    );
+    assert!(after.contains_key("Windows/Temp/legacy.log"));
+    let replaced = after
+        .iter()
+        .find(|(p, _)| p.eq_ignore_ascii_case("Windows/System32/kernel32.dll"))
+        .map(|(_, b)| b);
+    assert_eq!(
+        replaced,
+        before.get("Windows/System32/old.dll"),
+        "replace = true overwrote it"
+    );
+    assert!(!after.contains_key("Windows/System32/old.dll"));
+
+    // A UNC target is refused at import, as a drive path is.
+    let unc = write_package(
+        &site.path("unc"),
+        &ONE_FILE.replace(
+            "Windows/System32/ntoskrnl.exe",
+            "\\\\\\\\server\\\\share\\\\x",
+        ),
+        &[("payload/ntoskrnl.exe", b"k".to_vec())],
+    )
+    .expect("pkg");
+    let run = site
+        .ois(&["update", "import", unc.to_str().expect("utf8")])
+        .failed();
+    assert!(run.stderr.contains("UNC"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains(&unc.display().to_string()),
+        "{}",
+        run.stderr
+    );
+}

@@ -63,10 +63,19 @@ pub enum Change {
     Delete {
         path: String,
     },
+    /// A rename onto an existing path fails unless `replace` (then the path is overwritten).
     Rename {
         from: String,
         to: String,
+        #[serde(default, skip_serializing_if = "is_false")]
+        replace: bool,
     },
+}
+
+// Absent from the stored form when false, so packages imported before `replace` existed keep
+// their digest.
+fn is_false(b: &bool) -> bool {
+    !b
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -105,6 +114,7 @@ struct RawChange {
     delete: Option<String>,
     rename: Option<String>,
     to: Option<String>,
+    replace: Option<bool>,
 }
 
 /// Checks an update id: `[A-Za-z0-9._-]{1,64}`, and a name a file can have on Linux and on
@@ -222,6 +232,9 @@ pub fn parse(text: &str) -> Result<Manifest, Vec<String>> {
 }
 
 fn change(c: RawChange) -> Result<Change, String> {
+    if c.replace.is_some() && c.rename.is_none() {
+        return Err("`replace` belongs to a {rename, to} change".to_string());
+    }
     match (c.add, c.at, c.delete, c.rename, c.to) {
         (Some(add), Some(at), None, None, None) => Ok(Change::Add {
             source: package_path(&add).map_err(|e| format!("add {add:?}: {e}"))?,
@@ -233,6 +246,7 @@ fn change(c: RawChange) -> Result<Change, String> {
         (None, None, None, Some(rename), Some(to)) => Ok(Change::Rename {
             from: image_path(&rename).map_err(|e| format!("rename {rename:?}: {e}"))?,
             to: image_path(&to).map_err(|e| format!("to {to:?}: {e}"))?,
+            replace: c.replace.unwrap_or(false),
         }),
         _ => Err("a change is exactly one of {add, at}, {delete} or {rename, to}".to_string()),
     }
@@ -262,8 +276,14 @@ fn components(path: &str) -> Result<Vec<&str>, String> {
     Ok(parts)
 }
 
-/// Normalises a path inside the image: `/` or `\` accepted, relative to the image root.
+/// Normalises a path inside the image: `/` or `\` accepted, relative to the image root. A UNC
+/// path (`\\server\share\x`) is refused like a drive path: it names another machine, not a
+/// place in the image.
 pub fn image_path(path: &str) -> Result<String, String> {
+    let separator = |b: Option<&u8>| matches!(b, Some(b'/' | b'\\'));
+    if separator(path.as_bytes().first()) && separator(path.as_bytes().get(1)) {
+        return Err("network (UNC) paths such as \\\\server\\share are not allowed".to_string());
+    }
     let path = path.trim_start_matches(['/', '\\']);
     Ok(components(path)?.join("/"))
 }
@@ -325,6 +345,43 @@ to = "Windows/System32/new.dll"
         assert!(parse(&bad).unwrap_err().join("\n").contains("absolute"));
         let bad = SAMPLE.replace("Windows\\\\System32\\\\ntoskrnl.exe", "C:\\\\x");
         assert!(parse(&bad).unwrap_err().join("\n").contains("absolute"));
+    }
+
+    #[test]
+    fn unc_targets_are_refused_like_drive_paths() {
+        for target in [
+            "\\\\\\\\server\\\\share\\\\x",
+            "//server/share/x",
+            "\\\\\\\\?\\\\C:\\\\x",
+        ] {
+            let bad = SAMPLE.replace("Windows\\\\System32\\\\ntoskrnl.exe", target);
+            let err = parse(&bad).expect_err(target).join("\n");
+            assert!(err.contains("UNC"), "{target}: {err}");
+        }
+        // One leading separator is the image root, as before.
+        assert_eq!(image_path("\\Windows\\x").as_deref(), Ok("Windows/x"));
+    }
+
+    #[test]
+    fn replace_is_a_rename_option_kept_out_of_the_stored_form_when_false() {
+        let m = parse(SAMPLE).expect("valid");
+        assert!(matches!(
+            m.changes[2],
+            Change::Rename { replace: false, .. }
+        ));
+        let json = serde_json::to_string(&m.changes[2]).expect("json");
+        assert!(!json.contains("replace"), "{json}");
+        let with = SAMPLE.replace(
+            "to = \"Windows/System32/new.dll\"",
+            "to = \"Windows/System32/new.dll\"\nreplace = true",
+        );
+        let m = parse(&with).expect("valid");
+        assert!(matches!(m.changes[2], Change::Rename { replace: true, .. }));
+        let misplaced = SAMPLE.replace(
+            "delete = \"/Windows/Temp/legacy.log\"",
+            "delete = \"a\"\nreplace = true",
+        );
+        assert!(parse(&misplaced).expect_err("misplaced")[0].contains("`replace` belongs"));
     }
 
     #[test]

@@ -110,8 +110,16 @@ fn expected(
                         paths.remove(&key);
                     }
                 }
-                Change::Rename { from, to } => {
+                Change::Rename { from, to, .. } => {
                     let from = format!("/{from}").to_lowercase();
+                    // A rename onto an existing path (allowed with `replace = true`) leaves
+                    // nothing of what was added there, whatever it moves.
+                    let onto = format!("/{to}").to_lowercase();
+                    if onto != from {
+                        for key in under(paths, &onto) {
+                            paths.remove(&key);
+                        }
+                    }
                     for key in under(paths, &from) {
                         if let Some(mut e) = paths.remove(&key) {
                             e.path = format!("/{to}{}", &key[from.len()..]);

@@ -83,13 +83,50 @@ pub fn commands(update: &Update, sources: &Sources) -> Result<Vec<UpdateCommand>
             Change::Delete { path } => out.push(UpdateCommand::Delete {
                 path: format!("/{path}"),
             }),
-            Change::Rename { from, to } => out.push(UpdateCommand::Rename {
+            Change::Rename { from, to, .. } => out.push(UpdateCommand::Rename {
                 from: format!("/{from}"),
                 to: format!("/{to}"),
             }),
         }
     }
     Ok(out)
+}
+
+/// Refuses an update whose rename would overwrite an existing path without `replace = true`
+/// (wimlib's rename replaces its destination silently). The index as earlier updates left it
+/// is asked, following this update's own earlier changes: a path it deleted or renamed away is
+/// free, one it added or renamed to is taken.
+pub fn check_renames(wim: &Wim, index: u32, update: &Update) -> Result<(), String> {
+    let within = |set: &[String], path: &str| {
+        set.iter()
+            .any(|p| path == p || path.starts_with(&format!("{p}/")))
+    };
+    let (mut freed, mut taken): (Vec<String>, Vec<String>) = (Vec::new(), Vec::new());
+    for change in &update.manifest.changes {
+        match change {
+            Change::Add { target, .. } => taken.push(target.to_lowercase()),
+            Change::Delete { path } => freed.push(path.to_lowercase()),
+            Change::Rename { from, to, replace } => {
+                let (from_key, to_key) = (from.to_lowercase(), to.to_lowercase());
+                // Only the case of the name changes: the same file.
+                let exists = from_key != to_key
+                    && (within(&taken, &to_key)
+                        || (!within(&freed, &to_key)
+                            && wim
+                                .entry(index, &format!("/{to}"))
+                                .map_err(|e| e.to_string())?
+                                .is_some()));
+                if exists && !replace {
+                    return Err(format!(
+                        "rename {from} to {to}: {to} already exists in index {index}; the package must set `replace = true` on this change to overwrite it"
+                    ));
+                }
+                freed.push(from_key);
+                taken.push(to_key);
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Why applying stopped early.
@@ -132,16 +169,18 @@ pub fn apply(
                 Some(r) => Err(format!(
                     "not applied: it requires {r}, which failed on this index"
                 )),
-                None => commands(update, sources).and_then(|commands| {
-                    wim.update(index_plan.index, &commands).map_err(|e| {
-                        let detail = if e.details.is_empty() {
-                            String::new()
-                        } else {
-                            format!(" ({})", e.details.join("; "))
-                        };
-                        format!("{}{detail}", e.message)
-                    })
-                }),
+                None => check_renames(wim, index_plan.index, update)
+                    .and_then(|()| commands(update, sources))
+                    .and_then(|commands| {
+                        wim.update(index_plan.index, &commands).map_err(|e| {
+                            let detail = if e.details.is_empty() {
+                                String::new()
+                            } else {
+                                format!(" ({})", e.details.join("; "))
+                            };
+                            format!("{}{detail}", e.message)
+                        })
+                    }),
             };
             match outcome {
                 Ok(()) => {
