@@ -562,3 +562,39 @@ replace = true
         run.stderr
     );
 }
+
+#[test]
+fn a_damaged_library_file_is_refused_naming_the_file() {
+    let site = TestSite::new();
+    site.golden_image("golden");
+    let kernel = b"patched kernel ".repeat(4000);
+    let dir = write_package(
+        &site.path("pkg"),
+        ONE_FILE,
+        &[("payload/ntoskrnl.exe", kernel.clone())],
+    )
+    .expect("pkg");
+    site.ois(&["update", "import", dir.to_str().expect("utf8")])
+        .ok();
+    let sha = common::sha256(&kernel);
+    let victim = site
+        .root()
+        .join("ContentLibrary/files")
+        .join(&sha[..2])
+        .join(&sha);
+    let mut bytes = std::fs::read(&victim).expect("stored");
+    bytes[100] ^= 1;
+    std::fs::write(&victim, bytes).expect("damage");
+    let out = site
+        .ois(&["service", "golden", "--updates", "KB8100001"])
+        .failed()
+        .all_output();
+    assert!(
+        out.contains(&format!(
+            "{} (payload/ntoskrnl.exe of update KB8100001)",
+            victim.display()
+        )),
+        "{out}"
+    );
+    assert!(out.contains("the content library is damaged"), "{out}");
+}

@@ -73,10 +73,11 @@ pub enum LibraryError {
     },
     #[error("update {0} is not in the content library: see `ois update list`, or import it with `ois update import`")]
     UnknownUpdate(String),
-    #[error("content library file {path} of update {id} is damaged (SHA-256 {actual}, expected {expected}): import the package again to repair it")]
+    #[error("content library file {} ({path} of update {id}) is damaged (SHA-256 {actual}, expected {expected}): import the package again to repair it", file.display())]
     Damaged {
         id: String,
         path: String,
+        file: PathBuf,
         expected: String,
         actual: String,
     },
@@ -681,6 +682,7 @@ impl ContentLibrary {
                 return Err(LibraryError::Damaged {
                     id: update.id().to_string(),
                     path: f.path.clone(),
+                    file: path.clone(),
                     expected: f.sha256.clone(),
                     actual,
                 });
@@ -743,6 +745,7 @@ impl ContentLibrary {
         copied.map_err(|actual| LibraryError::Damaged {
             id: update.id().to_string(),
             path: f.path.clone(),
+            file: self.store.path_of(&f.sha256),
             expected: f.sha256.clone(),
             actual,
         })

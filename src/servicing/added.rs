@@ -44,7 +44,8 @@ pub fn check_added_data(
         .count();
     if strays > 0 {
         return Err(damaged(format!(
-            "{strays} file(s) in the content library differ from the verified payload"
+            "{strays} file(s) in the content library differ from the verified payload: {}",
+            differing_files(staged).join(", ")
         )));
     }
     // Known data is not enough: a library file swapped for another of the same payload would
@@ -66,6 +67,29 @@ pub fn check_added_data(
     }
     tracing::info!("{checked} added path(s) hold what their packages ship");
     Ok(())
+}
+
+/// The library files of the run that do not hash to what their package shipped, each with its
+/// update and package path (hashed only once something is known to be wrong).
+fn differing_files(staged: &Staged) -> Vec<String> {
+    let mut out = Vec::new();
+    for (update, sources) in staged.sources.values() {
+        for f in sources.files.values() {
+            for file in std::iter::once(&f.file).chain(&f.copies) {
+                let sound = crate::fsutil::hash_file(file).is_ok_and(|(h, _)| h == f.sha256);
+                if !sound {
+                    out.push(format!(
+                        "{} ({} of update {})",
+                        file.display(),
+                        f.path,
+                        update.id()
+                    ));
+                }
+            }
+        }
+    }
+    out.sort();
+    out
 }
 
 /// The SHA-1 of each content of the compressed payloads, by SHA-256: each content is one file
