@@ -73,13 +73,13 @@ pub enum LibraryError {
     },
     #[error("update {0} is not in the content library: see `ois update list`, or import it with `ois update import`")]
     UnknownUpdate(String),
-    #[error("content library file {} ({path} of update {id}) is damaged (SHA-256 {actual}, expected {expected}): import the package again to repair it", file.display())]
+    #[error("content library file {} ({path} of update {id}) is damaged (SHA-256 {hashes}): import the package again to repair it", file.display())]
     Damaged {
         id: String,
         path: String,
         file: PathBuf,
-        expected: String,
-        actual: String,
+        /// What the file hashes to, and what it should.
+        hashes: String,
     },
     #[error("content library file {path} of update {id} is missing: import the package again to repair it")]
     Missing { id: String, path: String },
@@ -683,8 +683,7 @@ impl ContentLibrary {
                     id: update.id().to_string(),
                     path: f.path.clone(),
                     file: path.clone(),
-                    expected: f.sha256.clone(),
-                    actual,
+                    hashes: format!("{actual}, expected {}", f.sha256),
                 });
             }
             contents.insert(f.sha256.clone(), path);
@@ -746,8 +745,7 @@ impl ContentLibrary {
             id: update.id().to_string(),
             path: f.path.clone(),
             file: self.store.path_of(&f.sha256),
-            expected: f.sha256.clone(),
-            actual,
+            hashes: format!("{actual}, expected {}", f.sha256),
         })
     }
 }
