@@ -276,4 +276,52 @@ to = "Windows/System32/b.dll"
             "an update that failed on an index changed nothing there"
         );
     }
+
+    #[test]
+    fn a_replacing_rename_leaves_nothing_of_what_was_added_at_its_destination() {
+        let cu = update(
+            r#"id = "KB1"
+title = "t"
+architecture = "x64"
+[[change]]
+add = "payload/a.dll"
+at = "Windows/System32/a.dll"
+"#,
+        );
+        let swap = update(
+            r#"id = "KB2"
+title = "t"
+architecture = "x64"
+[[change]]
+rename = "Windows/System32/b.dll"
+to = "Windows/System32/A.dll"
+replace = true
+"#,
+        );
+        let staged = Staged {
+            sources: HashMap::from([
+                (
+                    "kb1".to_string(),
+                    (
+                        &cu,
+                        Sources::files(vec![InPlace {
+                            path: "payload/a.dll".into(),
+                            file: std::path::PathBuf::from("/store/aa"),
+                            sha256: "aa".into(),
+                            copies: Vec::new(),
+                        }]),
+                    ),
+                ),
+                ("kb2".to_string(), (&swap, Sources::files(Vec::new()))),
+            ]),
+            references: Vec::new(),
+            in_place: true,
+        };
+        let by_index = expected(&[applied("KB1", 1), applied("KB2", 1)], &staged);
+        assert!(
+            by_index[&1].is_empty(),
+            "the image's own b.dll now holds that path: {:?}",
+            by_index[&1]
+        );
+    }
 }
