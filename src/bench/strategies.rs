@@ -170,7 +170,7 @@ fn update_script(input: &Input, index: &IndexInfo) -> String {
                 Change::Delete { path } => {
                     format!("delete --force --recursive {}", quote(&format!("/{path}")))
                 }
-                Change::Rename { from, to } => format!(
+                Change::Rename { from, to, .. } => format!(
                     "rename {} {}",
                     quote(&format!("/{from}")),
                     quote(&format!("/{to}"))
@@ -309,7 +309,7 @@ fn change_folder(root: &Path, pkg: &Path, change: &Change) -> Result<(), BenchEr
                 std::fs::remove_file(&p).map_err(io(&p))
             }
         }
-        Change::Rename { from, to } => {
+        Change::Rename { from, to, .. } => {
             let (a, b) = (resolve(root, from), resolve(root, to));
             std::fs::rename(&a, &b).map_err(io(&a))
         }

@@ -92,6 +92,8 @@ pub enum ImageError {
     MissingFile(PathBuf),
     #[error("{} is already registered as image {name:?}", path.display())]
     AlreadyRegistered { path: PathBuf, name: String },
+    #[error("{} (image {name:?}) was registered by another process while this import ran: see `ois image list`, or choose another --name", path.display())]
+    RegisteredMeanwhile { path: PathBuf, name: String },
     #[error("an image named {0:?} is already registered: choose another with --name")]
     NameTaken(String),
     #[error("cannot use WIM {}: {source}", path.display())]
@@ -210,7 +212,14 @@ pub fn import(
             now
         ],
     )
-    .map_err(db_error)?;
+    .map_err(|e| match e.sqlite_error_code() {
+        // Another import registered this file or name since it was looked up.
+        Some(rusqlite::ErrorCode::ConstraintViolation) => ImageError::RegisteredMeanwhile {
+            path: path.clone(),
+            name: name.clone(),
+        },
+        _ => db_error(e).into(),
+    })?;
     let id = tx.last_insert_rowid();
     if verified {
         mark_verified(&tx, id, &sha256).map_err(db_error)?;

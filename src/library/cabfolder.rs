@@ -35,49 +35,67 @@ const FLAG_PREV: u16 = 1;
 const FLAG_NEXT: u16 = 2;
 const FLAG_RESERVE: u16 = 4;
 
-fn rewrite(file: &mut File) -> Option<Rewritten> {
+/// Why a cabinet cannot be streamed: every such layout is refused, never read another way
+/// (the crate's per-file reader would hold each entry whole and decompress each folder once
+/// per file).
+fn unsupported(what: &str) -> String {
+    format!("its layout is not supported ({what}); rebuild it as one cabinet (gcab -c, makecab)")
+}
+
+fn rewrite(file: &mut File) -> Result<Rewritten, String> {
+    let truncated = || unsupported("the header or file table is truncated");
     let mut fixed = [0u8; 36];
-    file.read_exact(&mut fixed).ok()?;
+    file.read_exact(&mut fixed).map_err(|_| truncated())?;
     if &fixed[..4] != b"MSCF" {
-        return None;
+        return Err("not a CAB file (no MSCF signature)".into());
     }
-    let coff_files = u32_at(&fixed, 16)? as usize;
-    let folders = u16_at(&fixed, 26)? as usize;
-    let files = u16_at(&fixed, 28)? as usize;
-    let flags = u16_at(&fixed, 30)?;
+    let coff_files = u32_at(&fixed, 16).ok_or_else(truncated)? as usize;
+    let folders = u16_at(&fixed, 26).ok_or_else(truncated)? as usize;
+    let files = u16_at(&fixed, 28).ok_or_else(truncated)? as usize;
+    let flags = u16_at(&fixed, 30).ok_or_else(truncated)?;
     if flags & (FLAG_PREV | FLAG_NEXT) != 0 {
-        // Multi-cabinet sets span folders across files; leave them to the crate.
-        return None;
+        return Err(unsupported("one part of a multi-cabinet set"));
     }
     // The file table can hold names up to 256 bytes each: bound what is read.
-    let head_len = coff_files.checked_add(files.checked_mul(16 + 257)?)?;
+    let head_len = files
+        .checked_mul(16 + 257)
+        .and_then(|t| coff_files.checked_add(t))
+        .ok_or_else(truncated)?;
     let mut head = fixed.to_vec();
     head.resize(head_len.min(64 << 20), 0);
-    let got = read_full(file, &mut head[36..]).ok()? + 36;
+    let got = read_full(file, &mut head[36..]).map_err(|e| e.to_string())? + 36;
     head.truncate(got);
     let (folder_reserve, mut at) = if flags & FLAG_RESERVE != 0 {
-        let header_reserve = u16_at(&head, 36)? as usize;
-        (*head.get(38)? as usize, 40 + header_reserve)
+        let header_reserve = u16_at(&head, 36).ok_or_else(truncated)? as usize;
+        (
+            *head.get(38).ok_or_else(truncated)? as usize,
+            40 + header_reserve,
+        )
     } else {
         (0, 36)
     };
     let folders_at = at;
     at += folders * (8 + folder_reserve);
     if at > coff_files {
-        return None;
+        return Err(unsupported("the folder table overlaps the file table"));
     }
     let mut members = Vec::with_capacity(files);
     let mut at = coff_files;
     for _ in 0..files {
-        let size = u64::from(u32_at(&head, at)?);
-        let offset = u64::from(u32_at(&head, at + 4)?);
-        let folder = u16_at(&head, at + 8)?;
+        let size = u64::from(u32_at(&head, at).ok_or_else(truncated)?);
+        let offset = u64::from(u32_at(&head, at + 4).ok_or_else(truncated)?);
+        let folder = u16_at(&head, at + 8).ok_or_else(truncated)?;
         let name_at = at + 16;
-        let len = head.get(name_at..)?.iter().position(|&b| b == 0)?;
+        let len = head
+            .get(name_at..)
+            .and_then(|rest| rest.iter().position(|&b| b == 0))
+            .ok_or_else(truncated)?;
         let name = String::from_utf8_lossy(&head[name_at..name_at + len]).into_owned();
         if usize::from(folder) >= folders {
             // Continued-from/to markers (0xFFFD..) belong to multi-cabinet sets.
-            return None;
+            return Err(unsupported(&format!(
+                "entry {name:?} continues from or into another cabinet"
+            )));
         }
         members.push(Member {
             name,
@@ -97,19 +115,21 @@ fn rewrite(file: &mut File) -> Option<Rewritten> {
             .map(|m| m.offset + m.size)
             .max()
             .unwrap_or(0);
-        table.extend_from_slice(&u32::try_from(span).ok()?.to_le_bytes());
+        let span = u32::try_from(span)
+            .map_err(|_| unsupported(&format!("folder {k} is larger than 4 GiB")))?;
+        table.extend_from_slice(&span.to_le_bytes());
         table.extend_from_slice(&0u32.to_le_bytes());
         table.extend_from_slice(&(k as u16).to_le_bytes());
         table.extend_from_slice(&[0x21, 0, 0, 0, 0, 0]);
         table.extend_from_slice(format!("{k}\0").as_bytes());
     }
     if coff_files + table.len() > table_end || folders_at > coff_files {
-        return None;
+        return Err(unsupported("more folders than its file table can name"));
     }
     head.truncate(table_end);
     head[coff_files..coff_files + table.len()].copy_from_slice(&table);
     head[28..30].copy_from_slice(&(folders as u16).to_le_bytes());
-    Some(Rewritten { head, members })
+    Ok(Rewritten { head, members })
 }
 
 fn read_full(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
@@ -167,17 +187,15 @@ impl Seek for Patched {
     }
 }
 
-/// Streams the members of a cabinet folder by folder, each folder decompressed once. Returns
-/// `Ok(false)` when the cabinet's layout is one this reader leaves to the crate (multi-cabinet
-/// sets, names it cannot rewrite), having called `each` for nothing.
+/// Streams the members of a cabinet folder by folder, each folder decompressed once. A layout
+/// this reader cannot stream (multi-cabinet sets, tables it cannot rewrite) is an error, before
+/// `each` is called for anything.
 pub fn for_each(
     path: &Path,
     each: &mut dyn FnMut(&Member, &mut dyn Read) -> Result<(), String>,
-) -> Result<bool, String> {
+) -> Result<(), String> {
     let mut file = File::open(path).map_err(|e| e.to_string())?;
-    let Some(rewritten) = rewrite(&mut file) else {
-        return Ok(false);
-    };
+    let rewritten = rewrite(&mut file)?;
     let patched = Patched {
         head: rewritten.head,
         file: BufReader::with_capacity(1 << 16, file),
@@ -211,5 +229,5 @@ pub fn for_each(
             k += 1;
         }
     }
-    Ok(true)
+    Ok(())
 }

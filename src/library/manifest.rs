@@ -63,10 +63,19 @@ pub enum Change {
     Delete {
         path: String,
     },
+    /// A rename onto an existing path fails unless `replace` (then the path is overwritten).
     Rename {
         from: String,
         to: String,
+        #[serde(default, skip_serializing_if = "is_false")]
+        replace: bool,
     },
+}
+
+// Absent from the stored form when false, so packages imported before `replace` existed keep
+// their digest.
+fn is_false(b: &bool) -> bool {
+    !b
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -105,15 +114,57 @@ struct RawChange {
     delete: Option<String>,
     rename: Option<String>,
     to: Option<String>,
+    replace: Option<bool>,
 }
 
-/// Checks an update id: `[A-Za-z0-9._-]{1,64}`.
+/// Checks an update id: `[A-Za-z0-9._-]{1,64}`, and a name a file can have on Linux and on
+/// Windows (see [`unfit_as_name`]).
 pub fn valid_id(id: &str) -> bool {
-    !id.is_empty()
+    id_problem(id).is_none()
+}
+
+/// Why an id cannot be an update id, if it cannot.
+fn id_problem(id: &str) -> Option<String> {
+    let charset = !id.is_empty()
         && id.len() <= 64
         && id
             .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-')
+            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-');
+    if !charset {
+        return Some(format!(
+            "id {id:?} must be 1 to 64 characters of A-Z a-z 0-9 . _ -"
+        ));
+    }
+    unfit_as_name(id).map(|why| format!("id {id:?} {why}: the id names folders of the content library and of a run's stage; choose another id"))
+}
+
+/// Why a name cannot be one path part of the library or a stage, on Linux or on Windows: `.` and
+/// `..` are not names, Windows reserves its device names with any extension in any case, and
+/// drops a trailing dot or space.
+fn unfit_as_name(name: &str) -> Option<&'static str> {
+    const DEVICES: [&str; 4] = ["con", "prn", "aux", "nul"];
+    if name == "." || name == ".." {
+        return Some("is not a name");
+    }
+    if name.ends_with('.') || name.ends_with(' ') {
+        return Some("ends in a dot or a space, which Windows drops from names");
+    }
+    let stem = name
+        .split('.')
+        .next()
+        .unwrap_or(name)
+        .trim_end_matches(' ')
+        .to_ascii_lowercase();
+    let numbered = |prefix: &str| {
+        stem.strip_prefix(prefix)
+            .is_some_and(|n| n.len() == 1 && matches!(n.as_bytes()[0], b'1'..=b'9'))
+    };
+    if DEVICES.contains(&stem.as_str()) || numbered("com") || numbered("lpt") {
+        return Some(
+            "is a Windows device name (CON, PRN, AUX, NUL, COM1-9, LPT1-9, with any extension)",
+        );
+    }
+    None
 }
 
 /// Parses and validates a manifest. Every problem found is reported, one per line.
@@ -125,11 +176,8 @@ pub fn parse(text: &str) -> Result<Manifest, Vec<String>> {
         vec![format!("update.toml line {line}: {}", e.message().trim())]
     })?;
     let mut problems = Vec::new();
-    if !valid_id(&raw.id) {
-        problems.push(format!(
-            "id {:?} must be 1 to 64 characters of A-Z a-z 0-9 . _ -",
-            raw.id
-        ));
+    if let Some(problem) = id_problem(&raw.id) {
+        problems.push(problem);
     }
     if raw.title.trim().is_empty() {
         problems.push("title is empty".to_string());
@@ -184,6 +232,9 @@ pub fn parse(text: &str) -> Result<Manifest, Vec<String>> {
 }
 
 fn change(c: RawChange) -> Result<Change, String> {
+    if c.replace.is_some() && c.rename.is_none() {
+        return Err("`replace` belongs to a {rename, to} change".to_string());
+    }
     match (c.add, c.at, c.delete, c.rename, c.to) {
         (Some(add), Some(at), None, None, None) => Ok(Change::Add {
             source: package_path(&add).map_err(|e| format!("add {add:?}: {e}"))?,
@@ -195,6 +246,7 @@ fn change(c: RawChange) -> Result<Change, String> {
         (None, None, None, Some(rename), Some(to)) => Ok(Change::Rename {
             from: image_path(&rename).map_err(|e| format!("rename {rename:?}: {e}"))?,
             to: image_path(&to).map_err(|e| format!("to {to:?}: {e}"))?,
+            replace: c.replace.unwrap_or(false),
         }),
         _ => Err("a change is exactly one of {add, at}, {delete} or {rename, to}".to_string()),
     }
@@ -224,8 +276,14 @@ fn components(path: &str) -> Result<Vec<&str>, String> {
     Ok(parts)
 }
 
-/// Normalises a path inside the image: `/` or `\` accepted, relative to the image root.
+/// Normalises a path inside the image: `/` or `\` accepted, relative to the image root. A UNC
+/// path (`\\server\share\x`) is refused like a drive path: it names another machine, not a
+/// place in the image.
 pub fn image_path(path: &str) -> Result<String, String> {
+    let separator = |b: Option<&u8>| matches!(b, Some(b'/' | b'\\'));
+    if separator(path.as_bytes().first()) && separator(path.as_bytes().get(1)) {
+        return Err("network (UNC) paths such as \\\\server\\share are not allowed".to_string());
+    }
     let path = path.trim_start_matches(['/', '\\']);
     Ok(components(path)?.join("/"))
 }
@@ -290,6 +348,43 @@ to = "Windows/System32/new.dll"
     }
 
     #[test]
+    fn unc_targets_are_refused_like_drive_paths() {
+        for target in [
+            "\\\\\\\\server\\\\share\\\\x",
+            "//server/share/x",
+            "\\\\\\\\?\\\\C:\\\\x",
+        ] {
+            let bad = SAMPLE.replace("Windows\\\\System32\\\\ntoskrnl.exe", target);
+            let err = parse(&bad).expect_err(target).join("\n");
+            assert!(err.contains("UNC"), "{target}: {err}");
+        }
+        // One leading separator is the image root, as before.
+        assert_eq!(image_path("\\Windows\\x").as_deref(), Ok("Windows/x"));
+    }
+
+    #[test]
+    fn replace_is_a_rename_option_kept_out_of_the_stored_form_when_false() {
+        let m = parse(SAMPLE).expect("valid");
+        assert!(matches!(
+            m.changes[2],
+            Change::Rename { replace: false, .. }
+        ));
+        let json = serde_json::to_string(&m.changes[2]).expect("json");
+        assert!(!json.contains("replace"), "{json}");
+        let with = SAMPLE.replace(
+            "to = \"Windows/System32/new.dll\"",
+            "to = \"Windows/System32/new.dll\"\nreplace = true",
+        );
+        let m = parse(&with).expect("valid");
+        assert!(matches!(m.changes[2], Change::Rename { replace: true, .. }));
+        let misplaced = SAMPLE.replace(
+            "delete = \"/Windows/Temp/legacy.log\"",
+            "delete = \"a\"\nreplace = true",
+        );
+        assert!(parse(&misplaced).expect_err("misplaced")[0].contains("`replace` belongs"));
+    }
+
+    #[test]
     fn reports_every_problem() {
         let bad = SAMPLE
             .replace("KB5040001", "KB 1")
@@ -315,5 +410,40 @@ to = "Windows/System32/new.dll"
         assert!(!valid_id(""));
         assert!(!valid_id("kb/1"));
         assert!(!valid_id(&"x".repeat(65)));
+    }
+
+    #[test]
+    fn ids_that_are_not_names_on_linux_or_windows_are_refused() {
+        for id in [
+            ".",
+            "..",
+            "con",
+            "CON",
+            "aux.txt",
+            "Nul.tar.gz",
+            "prn",
+            "com1",
+            "LPT9.log",
+            "KB1.",
+        ] {
+            let problems = parse(&SAMPLE.replace("KB5040001", id)).expect_err(id);
+            assert!(
+                problems[0].contains(&format!("id {id:?}"))
+                    && problems[0].contains("choose another id"),
+                "{id}: {problems:?}"
+            );
+        }
+        for id in [
+            "console",
+            "com10",
+            "lpt0",
+            "auxiliary",
+            "KB.1",
+            "nul_1",
+            ".hidden",
+            "com",
+        ] {
+            assert!(valid_id(id), "{id} is a fine name");
+        }
     }
 }

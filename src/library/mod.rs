@@ -63,6 +63,8 @@ pub enum LibraryError {
     },
     #[error("update {id} is already in the content library with different content ({}): give the changed package a new id; nothing was imported", origin.display())]
     Conflict { id: String, origin: PathBuf },
+    #[error("update {id} was imported by another process while this import ran, with different content ({}): give the changed package a new id; nothing was imported", origin.display())]
+    ImportedElsewhere { id: String, origin: PathBuf },
     #[error("update {id} is given twice ({} and {}); nothing was imported", first.display(), second.display())]
     DuplicateInBatch {
         id: String,
@@ -71,15 +73,31 @@ pub enum LibraryError {
     },
     #[error("update {0} is not in the content library: see `ois update list`, or import it with `ois update import`")]
     UnknownUpdate(String),
-    #[error("content library file {path} of update {id} is damaged (SHA-256 {actual}, expected {expected}): import the package again to repair it")]
+    #[error("content library file {} ({path} of update {id}) is damaged (SHA-256 {hashes}): import the package again to repair it", file.display())]
     Damaged {
         id: String,
         path: String,
-        expected: String,
-        actual: String,
+        file: PathBuf,
+        /// What the file hashes to, and what it should.
+        hashes: String,
     },
     #[error("content library file {path} of update {id} is missing: import the package again to repair it")]
     Missing { id: String, path: String },
+    #[error("package {} {detail}, more than import_max_expanded_gib ({limit} bytes, site.toml): raise the setting if the package is genuine; nothing was imported", origin.display())]
+    TooLarge {
+        origin: PathBuf,
+        detail: String,
+        limit: u64,
+    },
+    #[error("package {} needs {needed} bytes in the content library, but its disk ({}) has {free} bytes free: free space there and import again; nothing was imported", origin.display(), mount.display())]
+    NoRoom {
+        origin: PathBuf,
+        needed: u64,
+        mount: PathBuf,
+        free: u64,
+    },
+    #[error("the content library's disk is full ({}) while importing {}: free space there and import again; nothing was imported", library.display(), origin.display())]
+    LibraryFull { library: PathBuf, origin: PathBuf },
     #[error("{}: {source}", path.display())]
     Io {
         path: PathBuf,
@@ -111,13 +129,53 @@ impl Update {
     }
 }
 
-/// A payload file as a run reads it in place: its path in the package, the library file that
-/// holds it, and the SHA-256 that file must have.
+/// A payload file as a run reads it: its path in the package, the file that holds it, and the
+/// SHA-256 that file must have. wimlib captures source files sharing an inode within one update
+/// call as hard links, so every placement of a content in an update reads a file of its own:
+/// `file` for the first placement of this package file, `copies` for the further ones (the
+/// same file added at several targets).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InPlace {
     pub path: String,
     pub file: PathBuf,
     pub sha256: String,
+    pub copies: Vec<PathBuf>,
+}
+
+impl InPlace {
+    /// The file to read for placement `k` (0-based) of this package file in its update.
+    pub fn placement(&self, k: usize) -> Option<&Path> {
+        match k {
+            0 => Some(&self.file),
+            k => self.copies.get(k - 1).map(PathBuf::as_path),
+        }
+    }
+}
+
+/// How many times each payload file (by lower-case package path) is placed by the adds of a
+/// manifest, under the package rule: the file of that path, or else every file under that
+/// folder (as servicing's `added` lays them down).
+pub fn placements(manifest: &Manifest, files: &[PayloadFile]) -> HashMap<String, usize> {
+    let by_path: BTreeMap<String, ()> = files.iter().map(|f| (f.path.to_lowercase(), ())).collect();
+    let mut uses: HashMap<String, usize> = HashMap::new();
+    for change in &manifest.changes {
+        let Change::Add { source, .. } = change else {
+            continue;
+        };
+        let wanted = source.to_lowercase();
+        if by_path.contains_key(&wanted) {
+            *uses.entry(wanted).or_default() += 1;
+            continue;
+        }
+        let prefix = format!("{wanted}/");
+        for (path, ()) in by_path
+            .range(prefix.clone()..)
+            .take_while(|(k, _)| k.starts_with(&prefix))
+        {
+            *uses.entry(path.clone()).or_default() += 1;
+        }
+    }
+    uses
 }
 
 /// An update in the content library.
@@ -206,12 +264,15 @@ struct Validated {
 
 pub struct ContentLibrary {
     store: FileStore,
+    /// `import_max_expanded_gib`, in bytes.
+    max_expanded: u64,
 }
 
 impl ContentLibrary {
     pub fn new(site: &Site) -> Self {
         ContentLibrary {
             store: FileStore::new(site.library_dir()),
+            max_expanded: site.config().import_max_expanded_bytes(),
         }
     }
 
@@ -234,6 +295,7 @@ impl ContentLibrary {
         for (n, origin) in origins.iter().enumerate() {
             let v = validate(
                 &self.store,
+                self.max_expanded,
                 origin,
                 &incoming.path().join(n.to_string()),
                 &mut received,
@@ -242,7 +304,12 @@ impl ContentLibrary {
             let v = match v {
                 Ok(v) => v,
                 // A failed write is the cause of whatever failed after it.
-                Err(e) => return Err(lander.finish().err().map_or(e, |w| io_error(&incoming, w))),
+                Err(e) => {
+                    return Err(lander
+                        .finish()
+                        .err()
+                        .map_or(e, |w| self.write_error(&incoming, origin, w)))
+                }
             };
             if let Some(first) = seen.insert(v.manifest.id.to_lowercase(), origin.clone()) {
                 return Err(LibraryError::DuplicateInBatch {
@@ -288,8 +355,8 @@ impl ContentLibrary {
                     })
                 }
                 None => {
+                    to_store.push((outcomes.len(), v));
                     outcomes.push(outcome);
-                    to_store.push(v);
                 }
             }
         }
@@ -299,7 +366,9 @@ impl ContentLibrary {
                 source: e,
             })
         };
-        lander.finish().map_err(|e| io_error(&incoming, e))?;
+        lander
+            .finish()
+            .map_err(|e| self.write_error(&incoming, Path::new("the packages"), e))?;
         sync(&self.store)?;
         for v in &repairs {
             let n = v.files.iter().filter(|(_, r)| r.is_some()).count();
@@ -311,7 +380,7 @@ impl ContentLibrary {
                 );
             }
         }
-        for v in to_store.iter().chain(&repairs) {
+        for v in to_store.iter().map(|(_, v)| v).chain(&repairs) {
             for (f, received) in v.files.iter().filter_map(|(f, r)| Some((f, r.as_ref()?))) {
                 self.store
                     .adopt(received, &f.sha256)
@@ -329,39 +398,110 @@ impl ContentLibrary {
             source: e,
         };
         let tx = db.transaction().map_err(db_error)?;
-        for v in &to_store {
+        for (at, v) in &to_store {
             let m = &v.manifest;
             let json = serde_json::to_string(m).map_err(|e| LibraryError::Io {
                 path: v.package.origin.clone(),
                 source: std::io::Error::other(e),
             })?;
-            let size: u64 = v.files.iter().map(|(f, _)| f.size).sum();
-            let insert = tx
-                .execute(
-                    "INSERT INTO updates (id, title, classification, architecture, manifest, digest, source, size_bytes, imported_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-                    params![m.id, m.title, m.classification, m.architecture.as_str(), json, v.digest,
-                        v.package.origin.display().to_string(), size as i64, now],
-                )
-                .and_then(|_| {
-                    for (f, _) in &v.files {
-                        tx.execute(
-                            "INSERT INTO update_files (update_id, path, sha256, size_bytes) VALUES (?1, ?2, ?3, ?4)",
-                            params![m.id, f.path, f.sha256, f.size as i64],
-                        )?;
-                    }
-                    Ok(())
-                });
-            insert.map_err(db_error)?;
-            tracing::info!(
-                "imported update {} ({}) from {}",
-                m.id,
-                m.title,
-                v.package.origin.display()
-            );
+            let record = Record {
+                manifest: m,
+                json: &json,
+                digest: &v.digest,
+                origin: &v.package.origin,
+                files: v.files.iter().map(|(f, _)| f).collect(),
+                now: &now,
+            };
+            match record.insert(&tx).map_err(db_error)? {
+                Inserted::New => tracing::info!(
+                    "imported update {} ({}) from {}",
+                    m.id,
+                    m.title,
+                    v.package.origin.display()
+                ),
+                // Another process imported the same package since this one looked.
+                Inserted::Same => outcomes[*at].status = ImportStatus::AlreadyPresent,
+                Inserted::Different => {
+                    return Err(LibraryError::ImportedElsewhere {
+                        id: m.id.clone(),
+                        origin: v.package.origin.clone(),
+                    })
+                }
+            }
         }
         tx.commit().map_err(db_error)?;
         Ok(outcomes)
+    }
+}
+
+/// An update's rows, as one import records them.
+struct Record<'a> {
+    manifest: &'a Manifest,
+    json: &'a str,
+    digest: &'a str,
+    origin: &'a Path,
+    files: Vec<&'a PayloadFile>,
+    now: &'a str,
+}
+
+/// What recording an update found: imports in several processes race between looking an id up
+/// and inserting it, and the loser must not fail on the database's constraint.
+#[derive(Debug, PartialEq, Eq)]
+enum Inserted {
+    New,
+    /// Recorded meanwhile by another import, with this content.
+    Same,
+    /// Recorded meanwhile by another import, with other content.
+    Different,
+}
+
+impl Record<'_> {
+    fn insert(&self, tx: &rusqlite::Transaction) -> rusqlite::Result<Inserted> {
+        let m = self.manifest;
+        let size: u64 = self.files.iter().map(|f| f.size).sum();
+        let added = tx.execute(
+            "INSERT INTO updates (id, title, classification, architecture, manifest, digest, source, size_bytes, imported_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) ON CONFLICT (id) DO NOTHING",
+            params![m.id, m.title, m.classification, m.architecture.as_str(), self.json, self.digest,
+                self.origin.display().to_string(), size as i64, self.now],
+        )?;
+        if added == 0 {
+            let digest: String =
+                tx.query_row("SELECT digest FROM updates WHERE id = ?1", [&m.id], |r| {
+                    r.get(0)
+                })?;
+            return Ok(if digest == self.digest {
+                Inserted::Same
+            } else {
+                Inserted::Different
+            });
+        }
+        for f in &self.files {
+            tx.execute(
+                "INSERT INTO update_files (update_id, path, sha256, size_bytes) VALUES (?1, ?2, ?3, ?4)",
+                params![m.id, f.path, f.sha256, f.size as i64],
+            )?;
+        }
+        Ok(Inserted::New)
+    }
+}
+
+impl ContentLibrary {
+    /// A failed write into the library: a full disk names the library, not the package.
+    fn write_error(
+        &self,
+        incoming: &tempfile::TempDir,
+        origin: &Path,
+        e: std::io::Error,
+    ) -> LibraryError {
+        if is_disk_full(&e) {
+            LibraryError::LibraryFull {
+                library: self.store.root().to_path_buf(),
+                origin: origin.to_path_buf(),
+            }
+        } else {
+            io_error(incoming, e)
+        }
     }
 
     /// Every update in the library, ordered by id.
@@ -438,11 +578,12 @@ impl ContentLibrary {
             .collect())
     }
 
-    /// Where each payload file of `update` can be read in place: the store's own file, except
-    /// for a repeated content, which is read from a copy of its own kept beside the store
-    /// (wimlib captures files sharing an inode as hard links, and two files of a package must
-    /// stay two files). Such copies are made once, hash-checked. A run reads these
-    /// only with the update's compressed payload referenced.
+    /// Where each payload file of `update` can be read in place: the store's own file for the
+    /// first placement of a content, and for every further placement (a repeated content, or
+    /// one file added at several targets) a copy of its own kept beside the store: wimlib
+    /// captures files sharing an inode as hard links, and each placement must stay a file of
+    /// its own in the image. Such copies are made once, hash-checked. A run reads these only
+    /// with the update's compressed payload referenced.
     pub fn direct_sources(&self, update: &Update) -> Result<Vec<InPlace>, LibraryError> {
         self.sources_in_place(update, false)
     }
@@ -457,6 +598,7 @@ impl ContentLibrary {
         update: &Update,
         recheck: bool,
     ) -> Result<Vec<InPlace>, LibraryError> {
+        let uses = placements(&update.manifest, &update.files);
         let mut seen = HashSet::new();
         let mut sources = Vec::with_capacity(update.files.len());
         for (n, f) in update.files.iter().enumerate() {
@@ -466,15 +608,22 @@ impl ContentLibrary {
                     path: f.path.clone(),
                 });
             }
-            let source = if seen.insert(f.sha256.as_str()) {
+            let file = if seen.insert(f.sha256.as_str()) {
                 self.store.path_of(&f.sha256)
             } else {
-                self.repeated_copy(update, f, n, recheck)?
+                self.repeated_copy(update, f, &n.to_string(), recheck)?
             };
+            let more = uses
+                .get(&f.path.to_lowercase())
+                .map_or(0, |u| u.saturating_sub(1));
+            let copies = (1..=more)
+                .map(|k| self.repeated_copy(update, f, &format!("{n}.{k}"), recheck))
+                .collect::<Result<Vec<_>, _>>()?;
             sources.push(InPlace {
                 path: f.path.clone(),
-                file: source,
+                file,
                 sha256: f.sha256.clone(),
+                copies,
             });
         }
         Ok(sources)
@@ -484,11 +633,11 @@ impl ContentLibrary {
         &self,
         update: &Update,
         f: &PayloadFile,
-        n: usize,
+        name: &str,
         recheck: bool,
     ) -> Result<PathBuf, LibraryError> {
         let dir = self.store.root().join("repeated").join(update.id());
-        let copy = dir.join(format!("{n}-{}", &f.sha256[..16]));
+        let copy = dir.join(format!("{name}-{}", &f.sha256[..16]));
         let sound = || {
             !recheck || crate::fsutil::hash_file(&copy).is_ok_and(|(actual, _)| actual == f.sha256)
         };
@@ -499,7 +648,7 @@ impl ContentLibrary {
         // copy, nor finds it gone.
         static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         let unique = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let partial = dir.join(format!(".{n}.{}-{unique}.partial", std::process::id()));
+        let partial = dir.join(format!(".{name}.{}-{unique}.partial", std::process::id()));
         self.copy_checked(update, f, &partial)?;
         std::fs::rename(&partial, &copy).map_err(|e| LibraryError::Io {
             path: copy.clone(),
@@ -533,8 +682,8 @@ impl ContentLibrary {
                 return Err(LibraryError::Damaged {
                     id: update.id().to_string(),
                     path: f.path.clone(),
-                    expected: f.sha256.clone(),
-                    actual,
+                    file: path.clone(),
+                    hashes: format!("{actual}, expected {}", f.sha256),
                 });
             }
             contents.insert(f.sha256.clone(), path);
@@ -542,10 +691,13 @@ impl ContentLibrary {
         Ok(contents)
     }
 
-    /// Copies an update's payload out of the library into `dest`, checking every hash, and
-    /// returns the directory that `add` sources are relative to.
-    pub fn stage(&self, update: &Update, dest: &Path) -> Result<PathBuf, LibraryError> {
+    /// Copies an update's payload out of the library into `dest`, checking every hash: each
+    /// placement of a payload file in its own copy (under `<id>/<k>/`, k the placement), so no
+    /// two placements share an inode.
+    pub fn stage(&self, update: &Update, dest: &Path) -> Result<Vec<InPlace>, LibraryError> {
         let root = dest.join(update.id());
+        let uses = placements(&update.manifest, &update.files);
+        let mut sources = Vec::with_capacity(update.files.len());
         for f in &update.files {
             if !self.store.contains(&f.sha256) {
                 return Err(LibraryError::Missing {
@@ -553,9 +705,26 @@ impl ContentLibrary {
                     path: f.path.clone(),
                 });
             }
-            self.copy_checked(update, f, &root.join(&f.path))?;
+            let count = uses
+                .get(&f.path.to_lowercase())
+                .copied()
+                .unwrap_or(1)
+                .max(1);
+            let mut staged = Vec::with_capacity(count);
+            for k in 0..count {
+                let target = root.join(k.to_string()).join(&f.path);
+                self.copy_checked(update, f, &target)?;
+                staged.push(target);
+            }
+            let file = staged.remove(0);
+            sources.push(InPlace {
+                path: f.path.clone(),
+                file,
+                sha256: f.sha256.clone(),
+                copies: staged,
+            });
         }
-        Ok(root)
+        Ok(sources)
     }
 
     /// Copies one payload file of `update` out of the store to `target`, checking its hash.
@@ -575,10 +744,58 @@ impl ContentLibrary {
         copied.map_err(|actual| LibraryError::Damaged {
             id: update.id().to_string(),
             path: f.path.clone(),
-            expected: f.sha256.clone(),
-            actual,
+            file: self.store.path_of(&f.sha256),
+            hashes: format!("{actual}, expected {}", f.sha256),
         })
     }
+}
+
+fn is_disk_full(e: &std::io::Error) -> bool {
+    e.kind() == std::io::ErrorKind::StorageFull
+        || e.raw_os_error() == Some(libc::ENOSPC)
+        || e.raw_os_error() == Some(libc::EDQUOT)
+}
+
+/// A package's reader, counting what it yields against what the package may still expand to:
+/// declared sizes can lie (a file that grows while read), so the bound holds while writing too.
+struct Bounded<'r> {
+    inner: &'r mut dyn std::io::Read,
+    left: &'r std::cell::Cell<u64>,
+    exceeded: &'r std::cell::Cell<bool>,
+}
+
+impl std::io::Read for Bounded<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        match self.left.get().checked_sub(n as u64) {
+            Some(left) => {
+                self.left.set(left);
+                Ok(n)
+            }
+            None => {
+                self.exceeded.set(true);
+                Err(std::io::Error::other(
+                    "the package expands past import_max_expanded_gib",
+                ))
+            }
+        }
+    }
+}
+
+/// What a package's adds lay down in an image, each target counted: every placement becomes a
+/// file of its own (in the image, and as a copy in `repeated/` when servicing reads in place).
+fn laid_down(manifest: &Manifest, package: &Package) -> u64 {
+    let mut total = 0u64;
+    for change in &manifest.changes {
+        if let Change::Add { source, .. } = change {
+            let bytes = match package.file(source) {
+                Some(f) => f.size,
+                None => package.files_under(source).iter().map(|f| f.size).sum(),
+            };
+            total = total.saturating_add(bytes);
+        }
+    }
+    total
 }
 
 fn io_error(incoming: &tempfile::TempDir, e: std::io::Error) -> LibraryError {
@@ -591,6 +808,7 @@ fn io_error(incoming: &tempfile::TempDir, e: std::io::Error) -> LibraryError {
 /// Reads a package, validates its manifest against its files and hashes its payload.
 fn validate(
     store: &FileStore,
+    max_expanded: u64,
     origin: &Path,
     incoming: &Path,
     received: &mut HashSet<String>,
@@ -640,11 +858,6 @@ fn validate(
     if !problems.is_empty() {
         return Err(invalid(problems));
     }
-    let mut files = Vec::new();
-    std::fs::create_dir_all(incoming).map_err(|e| LibraryError::Io {
-        path: incoming.to_path_buf(),
-        source: e,
-    })?;
     let mut wanted = Vec::with_capacity(payload.len());
     for path in payload.values() {
         wanted.push(
@@ -653,15 +866,54 @@ fn validate(
                 .ok_or_else(|| invalid(vec![format!("payload {path} is missing")]))?,
         );
     }
+    // Bounded before anything is written, from what the package declares.
+    let too_large = |detail: String| LibraryError::TooLarge {
+        origin: origin.to_path_buf(),
+        detail,
+        limit: max_expanded,
+    };
+    let declared = wanted
+        .iter()
+        .fold(0u64, |sum, f| sum.saturating_add(f.size));
+    if declared > max_expanded {
+        return Err(too_large(format!("declares {declared} bytes of payload")));
+    }
+    let placed = laid_down(&manifest, &package);
+    if placed > max_expanded {
+        return Err(too_large(format!(
+            "adds {placed} bytes to an image (each target counted)"
+        )));
+    }
+    if let Some(drive) = crate::site::drive_holding(store.root()) {
+        if declared > drive.free_bytes {
+            return Err(LibraryError::NoRoom {
+                origin: origin.to_path_buf(),
+                needed: declared,
+                mount: drive.mount_point,
+                free: drive.free_bytes,
+            });
+        }
+    }
+    let mut files = Vec::new();
+    std::fs::create_dir_all(incoming).map_err(|e| LibraryError::Io {
+        path: incoming.to_path_buf(),
+        source: e,
+    })?;
     // Received in the package's own order (fast for CABs), listed in path order (the digest's).
     let mut received_files: BTreeMap<String, (PayloadFile, Option<PathBuf>)> = BTreeMap::new();
     let mut io_error = None;
+    let left = std::cell::Cell::new(max_expanded);
+    let exceeded = std::cell::Cell::new(false);
     package
         .read_each(&wanted, &mut |f, reader| match store.receive(
             incoming,
             received_files.len(),
             f.size,
-            reader,
+            &mut Bounded {
+                inner: reader,
+                left: &left,
+                exceeded: &exceeded,
+            },
             received,
             lander,
         ) {
@@ -676,9 +928,21 @@ fn validate(
             }
             Err(e) => {
                 let message = e.to_string();
-                io_error = Some(LibraryError::Io {
-                    path: origin.join(&f.path),
-                    source: e,
+                io_error = Some(if exceeded.get() {
+                    too_large(format!(
+                        "expanded past the bound while {} was written",
+                        f.path
+                    ))
+                } else if is_disk_full(&e) {
+                    LibraryError::LibraryFull {
+                        library: store.root().to_path_buf(),
+                        origin: origin.to_path_buf(),
+                    }
+                } else {
+                    LibraryError::Io {
+                        path: origin.join(&f.path),
+                        source: e,
+                    }
                 });
                 Err(message)
             }
@@ -722,4 +986,118 @@ pub fn unpack(origin: &Path, dest: &Path) -> Result<Manifest, LibraryError> {
         })
         .map_err(|e| invalid(vec![e]))?;
     Ok(manifest)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A file that grows after the package was listed yields more than it declared: the bound
+    /// holds while writing, not only against the declared sizes.
+    #[test]
+    fn the_expansion_bound_holds_while_writing_when_declared_sizes_lie() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = FileStore::new(dir.path().join("lib"));
+        let incoming = store.incoming().expect("incoming");
+        let lander = store::Lander::start();
+        let left = std::cell::Cell::new(1000);
+        let exceeded = std::cell::Cell::new(false);
+        let mut grown = std::io::Cursor::new(vec![1u8; 5000]);
+        let received = store.receive(
+            incoming.path(),
+            0,
+            10,
+            &mut Bounded {
+                inner: &mut grown,
+                left: &left,
+                exceeded: &exceeded,
+            },
+            &mut HashSet::new(),
+            &lander,
+        );
+        let err = received.expect_err("past the bound");
+        assert!(err.to_string().contains("import_max_expanded_gib"), "{err}");
+        assert!(exceeded.get());
+        lander.finish().expect("writers");
+        // What stayed within the bound is counted, and passes.
+        let left = std::cell::Cell::new(1000);
+        let exceeded = std::cell::Cell::new(false);
+        let lander = store::Lander::start();
+        let (_, _, size) = store
+            .receive(
+                incoming.path(),
+                1,
+                600,
+                &mut Bounded {
+                    inner: &mut std::io::Cursor::new(vec![2u8; 600]),
+                    left: &left,
+                    exceeded: &exceeded,
+                },
+                &mut HashSet::new(),
+                &lander,
+            )
+            .expect("within the bound");
+        assert_eq!((size, left.get(), exceeded.get()), (600, 400, false));
+    }
+
+    #[test]
+    fn a_full_disk_is_recognised_whatever_reported_it() {
+        assert!(is_disk_full(&std::io::Error::from_raw_os_error(
+            libc::ENOSPC
+        )));
+        assert!(is_disk_full(&std::io::Error::new(
+            std::io::ErrorKind::StorageFull,
+            "writing x"
+        )));
+        assert!(!is_disk_full(&std::io::Error::other("x")));
+    }
+
+    /// Two imports of one id race between looking it up and inserting it: the one that inserts
+    /// second finds the row instead of failing on the constraint.
+    #[test]
+    fn an_update_recorded_meanwhile_by_another_import_is_told_apart_by_content() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let site =
+            Site::init(&dir.path().join("site"), crate::site::ServicingDrive::Auto).expect("site");
+        let mut db = site.database().expect("db");
+        let manifest = manifest::parse(
+            "id = \"KB1\"\ntitle = \"t\"\narchitecture = \"x64\"\n[[change]]\ndelete = \"a\"\n",
+        )
+        .expect("manifest");
+        let file = PayloadFile {
+            path: "payload/a".into(),
+            sha256: "00".repeat(32),
+            size: 1,
+        };
+        let record = |digest: &'static str| Record {
+            manifest: &manifest,
+            json: "{}",
+            digest,
+            origin: Path::new("/packages/KB1"),
+            files: vec![&file],
+            now: "now",
+        };
+        let tx = db.transaction().expect("tx");
+        assert_eq!(record("d1").insert(&tx).expect("insert"), Inserted::New);
+        assert_eq!(record("d1").insert(&tx).expect("again"), Inserted::Same);
+        assert_eq!(
+            record("d2").insert(&tx).expect("other"),
+            Inserted::Different
+        );
+        tx.commit().expect("commit");
+        let files: i64 = db
+            .query_row("SELECT count(*) FROM update_files", [], |r| r.get(0))
+            .expect("count");
+        assert_eq!(files, 1, "the payload rows are recorded once");
+        let message = LibraryError::ImportedElsewhere {
+            id: "KB1".into(),
+            origin: "/packages/KB1".into(),
+        }
+        .to_string();
+        assert!(
+            message.contains("update KB1 was imported by another process")
+                && message.contains("/packages/KB1"),
+            "{message}"
+        );
+    }
 }

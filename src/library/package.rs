@@ -94,7 +94,8 @@ impl Package {
     }
 
     /// Streams the content of `wanted` files to `each`, in the order that reads the package
-    /// fastest: a CAB folder is decompressed once, not once per file.
+    /// fastest: a CAB folder is decompressed once, not once per file, and no entry is ever
+    /// held whole in memory.
     pub fn read_each(
         &self,
         wanted: &[&PackageFile],
@@ -109,9 +110,7 @@ impl Package {
                 })
                 .collect();
             let mut seen = 0usize;
-            let streamed = super::cabfolder::for_each(cab_path, &mut |m, r| match by_name
-                .get(m.name.as_str())
-            {
+            super::cabfolder::for_each(cab_path, &mut |m, r| match by_name.get(m.name.as_str()) {
                 Some(f) => {
                     seen += 1;
                     each(f, r)
@@ -119,12 +118,10 @@ impl Package {
                 None => Ok(()),
             })
             .map_err(|e| format!("reading the CAB: {e}"))?;
-            if streamed {
-                if seen != wanted.len() {
-                    return Err("the CAB's file table changed while it was read".into());
-                }
-                return Ok(());
+            if seen != wanted.len() {
+                return Err("the CAB's file table changed while it was read".into());
             }
+            return Ok(());
         }
         for f in wanted {
             let mut r = self.reader(f)?;
@@ -133,8 +130,9 @@ impl Package {
         Ok(())
     }
 
-    /// Streams a file's content.
-    pub fn reader(&self, f: &PackageFile) -> Result<Box<dyn Read + '_>, String> {
+    /// Streams a file's content; a CAB entry (only the manifest, bounded by
+    /// [`super::manifest::MAX_MANIFEST_BYTES`]) is read through the `cab` crate.
+    fn reader(&self, f: &PackageFile) -> Result<Box<dyn Read + '_>, String> {
         match &f.location {
             Location::File(p) => Ok(Box::new(BufReader::new(
                 File::open(p).map_err(|e| format!("{}: {e}", p.display()))?,
@@ -147,10 +145,13 @@ impl Package {
                 let file = File::open(cab_path).map_err(|e| e.to_string())?;
                 let mut cabinet =
                     cab::Cabinet::new(BufReader::new(file)).map_err(|e| e.to_string())?;
-                let mut data = Vec::with_capacity(f.size as usize);
+                let mut data = Vec::new();
                 cabinet
                     .read_file(name)
-                    .and_then(|mut r| r.read_to_end(&mut data))
+                    .and_then(|r| {
+                        r.take(super::manifest::MAX_MANIFEST_BYTES + 1)
+                            .read_to_end(&mut data)
+                    })
                     .map_err(|e| format!("{name} in the CAB: {e}"))?;
                 Ok(Box::new(std::io::Cursor::new(data)))
             }
@@ -158,7 +159,33 @@ impl Package {
     }
 }
 
+/// Refuses a cabinet that is one part of a multi-cabinet set (header flags "previous" or
+/// "next"): its folders continue in other files, which an update package never needs, and
+/// reading one part alone cannot stream its entries.
+fn refuse_cabinet_sets(path: &Path) -> Result<(), String> {
+    const FLAG_PREV: u16 = 1;
+    const FLAG_NEXT: u16 = 2;
+    let mut header = [0u8; 36];
+    File::open(path)
+        .and_then(|mut f| f.read_exact(&mut header))
+        .map_err(|e| format!("not a readable CAB file ({e})"))?;
+    let flags = u16::from_le_bytes([header[30], header[31]]);
+    if &header[..4] == b"MSCF" && flags & (FLAG_PREV | FLAG_NEXT) != 0 {
+        let which = match (flags & FLAG_PREV != 0, flags & FLAG_NEXT != 0) {
+            (true, true) => "it continues another cabinet and continues in a next one",
+            (true, false) => "it continues a previous cabinet",
+            _ => "it continues in a next cabinet",
+        };
+        return Err(format!(
+            "{} is one part of a multi-cabinet set ({which}); an update package must be a single CAB file: rebuild it as one cabinet",
+            path.display()
+        ));
+    }
+    Ok(())
+}
+
 fn list_cab(path: &Path) -> Result<Vec<PackageFile>, String> {
+    refuse_cabinet_sets(path)?;
     let file = File::open(path).map_err(|e| e.to_string())?;
     let cabinet = cab::Cabinet::new(BufReader::new(file))
         .map_err(|e| format!("not a readable CAB file ({e})"))?;

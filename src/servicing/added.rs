@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use super::apply::{added, Sources, UpdateResult};
+use super::apply::{added, UpdateResult};
 use super::stage::Staged;
 use crate::library::{Change, CompressedPayload};
 use crate::wim::Wim;
@@ -44,7 +44,8 @@ pub fn check_added_data(
         .count();
     if strays > 0 {
         return Err(damaged(format!(
-            "{strays} file(s) in the content library differ from the verified payload"
+            "{strays} file(s) in the content library differ from the verified payload: {}",
+            differing_files(staged).join(", ")
         )));
     }
     // Known data is not enough: a library file swapped for another of the same payload would
@@ -68,6 +69,29 @@ pub fn check_added_data(
     Ok(())
 }
 
+/// The library files of the run that do not hash to what their package shipped, each with its
+/// update and package path (hashed only once something is known to be wrong).
+fn differing_files(staged: &Staged) -> Vec<String> {
+    let mut out = Vec::new();
+    for (update, sources) in staged.sources.values() {
+        for f in sources.files.values() {
+            for file in std::iter::once(&f.file).chain(&f.copies) {
+                let sound = crate::fsutil::hash_file(file).is_ok_and(|(h, _)| h == f.sha256);
+                if !sound {
+                    out.push(format!(
+                        "{} ({} of update {})",
+                        file.display(),
+                        f.path,
+                        update.id()
+                    ));
+                }
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
 /// The SHA-1 of each content of the compressed payloads, by SHA-256: each content is one file
 /// named by its SHA-256 in the payload's image.
 fn payload_sha1s(references: &[CompressedPayload]) -> Result<HashMap<String, [u8; 20]>, String> {
@@ -89,15 +113,14 @@ fn expected(
 ) -> BTreeMap<u32, BTreeMap<String, Expected>> {
     let mut by_index: BTreeMap<u32, BTreeMap<String, Expected>> = BTreeMap::new();
     for r in results.iter().filter(|r| r.applied) {
-        let Some((update, Sources::Files(files))) = staged.sources.get(&r.update.to_lowercase())
-        else {
+        let Some((update, sources)) = staged.sources.get(&r.update.to_lowercase()) else {
             continue;
         };
         let paths = by_index.entry(r.index).or_default();
         for change in &update.manifest.changes {
             match change {
                 Change::Add { source, target } => {
-                    for (path, f) in added(files, source, target) {
+                    for (path, f) in added(&sources.files, source, target) {
                         let e = Expected {
                             path,
                             update: update.id().to_string(),
@@ -111,8 +134,16 @@ fn expected(
                         paths.remove(&key);
                     }
                 }
-                Change::Rename { from, to } => {
+                Change::Rename { from, to, .. } => {
                     let from = format!("/{from}").to_lowercase();
+                    // A rename onto an existing path (allowed with `replace = true`) leaves
+                    // nothing of what was added there, whatever it moves.
+                    let onto = format!("/{to}").to_lowercase();
+                    if onto != from {
+                        for key in under(paths, &onto) {
+                            paths.remove(&key);
+                        }
+                    }
                     for key in under(paths, &from) {
                         if let Some(mut e) = paths.remove(&key) {
                             e.path = format!("/{to}{}", &key[from.len()..]);
@@ -142,6 +173,7 @@ fn under(paths: &BTreeMap<String, Expected>, path: &str) -> Vec<String> {
 mod tests {
     use super::*;
     use crate::library::{InPlace, Update};
+    use crate::servicing::apply::Sources;
 
     fn update(text: &str) -> Update {
         Update::from_manifest(text)
@@ -185,6 +217,7 @@ to = "Windows/System32/b.dll"
             path: path.into(),
             file: std::path::PathBuf::from(format!("/store/{sha256}")),
             sha256: sha256.into(),
+            copies: Vec::new(),
         };
         let staged = Staged {
             sources: HashMap::from([
@@ -241,6 +274,54 @@ to = "Windows/System32/b.dll"
                 pair("/Windows/System32/a.dll", "aa"),
             ],
             "an update that failed on an index changed nothing there"
+        );
+    }
+
+    #[test]
+    fn a_replacing_rename_leaves_nothing_of_what_was_added_at_its_destination() {
+        let cu = update(
+            r#"id = "KB1"
+title = "t"
+architecture = "x64"
+[[change]]
+add = "payload/a.dll"
+at = "Windows/System32/a.dll"
+"#,
+        );
+        let swap = update(
+            r#"id = "KB2"
+title = "t"
+architecture = "x64"
+[[change]]
+rename = "Windows/System32/b.dll"
+to = "Windows/System32/A.dll"
+replace = true
+"#,
+        );
+        let staged = Staged {
+            sources: HashMap::from([
+                (
+                    "kb1".to_string(),
+                    (
+                        &cu,
+                        Sources::files(vec![InPlace {
+                            path: "payload/a.dll".into(),
+                            file: std::path::PathBuf::from("/store/aa"),
+                            sha256: "aa".into(),
+                            copies: Vec::new(),
+                        }]),
+                    ),
+                ),
+                ("kb2".to_string(), (&swap, Sources::files(Vec::new()))),
+            ]),
+            references: Vec::new(),
+            in_place: true,
+        };
+        let by_index = expected(&[applied("KB1", 1), applied("KB2", 1)], &staged);
+        assert!(
+            by_index[&1].is_empty(),
+            "the image's own b.dll now holds that path: {:?}",
+            by_index[&1]
         );
     }
 }

@@ -1,7 +1,6 @@
 //! Applying staged updates to the indexes of an open WIM, in memory.
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::PathBuf;
 
 use serde::Serialize;
 
@@ -18,22 +17,20 @@ pub struct UpdateResult {
     pub error: Option<String>,
 }
 
-/// Where the files an update adds are read from.
-pub enum Sources {
-    /// The payload laid out as in the package, under this folder.
-    Tree(PathBuf),
-    /// Each payload file read in place, by its lower-case path in the package.
-    Files(BTreeMap<String, InPlace>),
+/// Where the files an update adds are read from: each payload file (in place in the library,
+/// or a checked copy in the stage) by its lower-case path in the package.
+pub struct Sources {
+    pub files: BTreeMap<String, InPlace>,
 }
 
 impl Sources {
     pub fn files(files: Vec<InPlace>) -> Sources {
-        Sources::Files(
-            files
+        Sources {
+            files: files
                 .into_iter()
                 .map(|f| (f.path.to_lowercase(), f))
                 .collect(),
-        )
+        }
     }
 }
 
@@ -57,35 +54,79 @@ pub fn added<'f>(
         .collect()
 }
 
-/// wimlib commands for an update whose payload is at `sources`.
-pub fn commands(update: &Update, sources: &Sources) -> Vec<UpdateCommand> {
+/// wimlib commands for an update whose payload is at `sources`. Each placement of a payload
+/// file reads a file of its own: wimlib turns source files sharing an inode within one call
+/// into hard links, and the image must get independent files.
+pub fn commands(update: &Update, sources: &Sources) -> Result<Vec<UpdateCommand>, String> {
     let mut out = Vec::new();
+    let mut placed: HashMap<String, usize> = HashMap::new();
     for c in &update.manifest.changes {
         match c {
-            Change::Add { source, target } => match sources {
-                Sources::Tree(root) => out.push(UpdateCommand::Add {
-                    source: root.join(source),
-                    target: format!("/{target}"),
-                }),
-                Sources::Files(files) => {
-                    out.extend(added(files, source, target).into_iter().map(|(target, f)| {
-                        UpdateCommand::Add {
-                            source: f.file.clone(),
-                            target,
-                        }
-                    }))
+            Change::Add { source, target } => {
+                for (target, f) in added(&sources.files, source, target) {
+                    let k = placed.entry(f.path.to_lowercase()).or_default();
+                    let file = f.placement(*k).ok_or_else(|| {
+                        format!(
+                            "the content library has no separate copy for placement {} of {}: import the package of {} again",
+                            *k + 1,
+                            f.path,
+                            update.id()
+                        )
+                    })?;
+                    *k += 1;
+                    out.push(UpdateCommand::Add {
+                        source: file.to_path_buf(),
+                        target,
+                    });
                 }
-            },
+            }
             Change::Delete { path } => out.push(UpdateCommand::Delete {
                 path: format!("/{path}"),
             }),
-            Change::Rename { from, to } => out.push(UpdateCommand::Rename {
+            Change::Rename { from, to, .. } => out.push(UpdateCommand::Rename {
                 from: format!("/{from}"),
                 to: format!("/{to}"),
             }),
         }
     }
-    out
+    Ok(out)
+}
+
+/// Refuses an update whose rename would overwrite an existing path without `replace = true`
+/// (wimlib's rename replaces its destination silently). The index as earlier updates left it
+/// is asked, following this update's own earlier changes: a path it deleted or renamed away is
+/// free, one it added or renamed to is taken.
+pub fn check_renames(wim: &Wim, index: u32, update: &Update) -> Result<(), String> {
+    let within = |set: &[String], path: &str| {
+        set.iter()
+            .any(|p| path == p || path.starts_with(&format!("{p}/")))
+    };
+    let (mut freed, mut taken): (Vec<String>, Vec<String>) = (Vec::new(), Vec::new());
+    for change in &update.manifest.changes {
+        match change {
+            Change::Add { target, .. } => taken.push(target.to_lowercase()),
+            Change::Delete { path } => freed.push(path.to_lowercase()),
+            Change::Rename { from, to, replace } => {
+                let (from_key, to_key) = (from.to_lowercase(), to.to_lowercase());
+                // Only the case of the name changes: the same file.
+                let exists = from_key != to_key
+                    && (within(&taken, &to_key)
+                        || (!within(&freed, &to_key)
+                            && wim
+                                .entry(index, &format!("/{to}"))
+                                .map_err(|e| e.to_string())?
+                                .is_some()));
+                if exists && !replace {
+                    return Err(format!(
+                        "rename {from} to {to}: {to} already exists in index {index}; the package must set `replace = true` on this change to overwrite it"
+                    ));
+                }
+                freed.push(from_key);
+                taken.push(to_key);
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Why applying stopped early.
@@ -128,15 +169,17 @@ pub fn apply(
                 Some(r) => Err(format!(
                     "not applied: it requires {r}, which failed on this index"
                 )),
-                None => wim
-                    .update(index_plan.index, &commands(update, sources))
-                    .map_err(|e| {
-                        let detail = if e.details.is_empty() {
-                            String::new()
-                        } else {
-                            format!(" ({})", e.details.join("; "))
-                        };
-                        format!("{}{detail}", e.message)
+                None => check_renames(wim, index_plan.index, update)
+                    .and_then(|()| commands(update, sources))
+                    .and_then(|commands| {
+                        wim.update(index_plan.index, &commands).map_err(|e| {
+                            let detail = if e.details.is_empty() {
+                                String::new()
+                            } else {
+                                format!(" ({})", e.details.join("; "))
+                            };
+                            format!("{}{detail}", e.message)
+                        })
                     }),
             };
             match outcome {
@@ -171,6 +214,7 @@ pub fn apply(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::PathBuf;
 
     fn update(text: &str) -> Update {
         Update::from_manifest(text)
@@ -196,6 +240,7 @@ delete = "Windows/Temp/x.log"
             path: path.into(),
             file: PathBuf::from(file),
             sha256: String::new(),
+            copies: Vec::new(),
         };
         let sources = Sources::files(vec![
             file("payload/kernel32.dll", "/s/k"),
@@ -208,7 +253,7 @@ delete = "Windows/Temp/x.log"
             target: target.into(),
         };
         assert_eq!(
-            commands(&u, &sources),
+            commands(&u, &sources).expect("commands"),
             vec![
                 add("/s/k", "/Windows/System32/kernel32.dll"),
                 add("/s/n", "/Windows/INF/sub/Net.inf"),
@@ -218,5 +263,45 @@ delete = "Windows/Temp/x.log"
                 },
             ]
         );
+    }
+
+    #[test]
+    fn each_placement_of_one_payload_file_reads_a_file_of_its_own() {
+        let u = update(
+            r#"id = "KB1"
+title = "t"
+architecture = "x64"
+[[change]]
+add = "payload/x.dll"
+at = "Windows/System32/x.dll"
+[[change]]
+add = "payload"
+at = "Windows/SysWOW64"
+"#,
+        );
+        let sources = Sources::files(vec![InPlace {
+            path: "payload/x.dll".into(),
+            file: PathBuf::from("/store/x"),
+            sha256: String::new(),
+            copies: vec![PathBuf::from("/repeated/x.1")],
+        }]);
+        let add = |source: &str, target: &str| UpdateCommand::Add {
+            source: PathBuf::from(source),
+            target: target.into(),
+        };
+        assert_eq!(
+            commands(&u, &sources).expect("commands"),
+            vec![
+                add("/store/x", "/Windows/System32/x.dll"),
+                add("/repeated/x.1", "/Windows/SysWOW64/x.dll"),
+            ]
+        );
+        // Never the same file twice in one call: without a copy the update is refused.
+        let short = Sources::files(vec![InPlace {
+            copies: Vec::new(),
+            ..sources.files["payload/x.dll"].clone()
+        }]);
+        let err = commands(&u, &short).expect_err("no second copy");
+        assert!(err.contains("placement 2 of payload/x.dll"), "{err}");
     }
 }

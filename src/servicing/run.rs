@@ -296,7 +296,7 @@ fn service(
         .into());
     }
     let memory = passes::metadata_memory(&wim).map_err(|e| wim_message(name, &e))?;
-    let passes = passes::passes(plan, &memory, site.config().metadata_memory_mib << 20);
+    let passes = passes::passes(plan, &memory, site.config().metadata_memory_bytes());
     if passes.len() > 1 {
         tracing::info!(
             "the changed indexes' trees need about {} MiB, over metadata_memory_mib = {}: servicing in {} passes",
@@ -725,7 +725,7 @@ fn check_free_space(
     extra: u64,
 ) -> Result<(), Ended> {
     let payload: u64 = selected.iter().map(|u| u.size_bytes).sum();
-    let reserve = site.config().free_space_reserve_mib << 20;
+    let reserve = site.config().free_space_reserve_bytes();
     let need_stage = img.size_bytes + 2 * payload + reserve + extra;
     let mut checks: Vec<(PathBuf, u64)> = vec![(stage.dir().to_path_buf(), need_stage)];
     let original_dir = img.path.parent().unwrap_or(Path::new("/")).to_path_buf();

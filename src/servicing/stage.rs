@@ -125,12 +125,12 @@ pub fn stage_updates<'u>(
         }
     }
     for u in selected {
-        let root = library
+        let files = library
             .stage(u, &stage.updates_dir())
             .map_err(|e| e.to_string())?;
         staged
             .sources
-            .insert(u.id().to_lowercase(), (*u, Sources::Tree(root)));
+            .insert(u.id().to_lowercase(), (*u, Sources::files(files)));
     }
     Ok(staged)
 }

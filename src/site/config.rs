@@ -73,6 +73,11 @@ pub struct SiteConfig {
     /// `OfflineServicingMgr.log` rolls over to `.lo_` when it reaches this size, in KiB
     /// (absent or 0 means 2560, as Configuration Manager's default log size).
     pub log_max_kib: u64,
+    /// The most one package may expand to at `update import`, in GiB: what its payload
+    /// declares, what it writes, and what its adds lay down in the image (each target
+    /// counted). A bound against a small CAB that would fill the library's disk. Fractions
+    /// allowed (tests use 0.001).
+    pub import_max_expanded_gib: f64,
     /// When the scheduler re-hashes the content of every DP (cron expression); absent = never.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub content_validation_cron: Option<String>,
@@ -88,6 +93,7 @@ impl Default for SiteConfig {
             provisioning_check_minutes: DEFAULT_PROVISIONING_CHECK_MINUTES,
             provisioning_max_minutes: DEFAULT_PROVISIONING_MAX_MINUTES,
             log_max_kib: DEFAULT_LOG_MAX_KIB,
+            import_max_expanded_gib: DEFAULT_IMPORT_MAX_EXPANDED_GIB,
             content_validation_cron: None,
         }
     }
@@ -96,6 +102,20 @@ impl Default for SiteConfig {
 pub const DEFAULT_PROVISIONING_CHECK_MINUTES: f64 = 60.0;
 pub const DEFAULT_PROVISIONING_MAX_MINUTES: f64 = 2880.0;
 pub const DEFAULT_LOG_MAX_KIB: u64 = 2560;
+pub const DEFAULT_IMPORT_MAX_EXPANDED_GIB: f64 = 64.0;
+
+/// The allowed range of each number in `site.toml`. The bounds keep every conversion to bytes
+/// or to a duration far from overflow (a reserve of 2^44 MiB used to wrap to a few bytes and
+/// disable the space check), while being far beyond any real setting.
+const INTEGER_RANGES: [(&str, u64, u64, &str); 3] = [
+    ("free_space_reserve_mib", 0, 1 << 30, "MiB"),
+    ("metadata_memory_mib", 0, 1 << 20, "MiB"),
+    ("log_max_kib", 0, 4 << 20, "KiB"),
+];
+/// Minutes: 0 means the default; at most a year.
+const MINUTES_MAX: f64 = 525_600.0;
+/// At most 1 PiB; above zero (a bound of nothing would refuse every package).
+const IMPORT_MAX_GIB: f64 = 1_048_576.0;
 
 /// Absent, zero or nonsense (negative, NaN) means the default, as for `ProvisioningMaxMinutes`.
 fn minutes_or(value: f64, default: f64) -> std::time::Duration {
@@ -123,19 +143,84 @@ impl SiteConfig {
     }
 
     pub fn log_max_bytes(&self) -> u64 {
-        if self.log_max_kib == 0 {
-            DEFAULT_LOG_MAX_KIB << 10
+        let kib = if self.log_max_kib == 0 {
+            DEFAULT_LOG_MAX_KIB
         } else {
-            self.log_max_kib << 10
+            self.log_max_kib
+        };
+        kib.saturating_mul(1 << 10)
+    }
+
+    /// `free_space_reserve_mib` in bytes (saturating: never wraps to a small reserve).
+    pub fn free_space_reserve_bytes(&self) -> u64 {
+        self.free_space_reserve_mib.saturating_mul(1 << 20)
+    }
+
+    /// `metadata_memory_mib` in bytes (saturating).
+    pub fn metadata_memory_bytes(&self) -> u64 {
+        self.metadata_memory_mib.saturating_mul(1 << 20)
+    }
+
+    /// `import_max_expanded_gib` in bytes (a float-to-integer cast saturates).
+    pub fn import_max_expanded_bytes(&self) -> u64 {
+        (self.import_max_expanded_gib * (1u64 << 30) as f64) as u64
+    }
+
+    fn integer(&self, key: &str) -> u64 {
+        match key {
+            "free_space_reserve_mib" => self.free_space_reserve_mib,
+            "metadata_memory_mib" => self.metadata_memory_mib,
+            _ => self.log_max_kib,
         }
+    }
+
+    /// Every number out of its allowed range, one problem each, naming key, value and range.
+    pub fn out_of_range(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        for (key, lo, hi, unit) in INTEGER_RANGES {
+            let value = self.integer(key);
+            if !(lo..=hi).contains(&value) {
+                problems.push(format!(
+                    "{key} = {value} is out of range: allowed {lo} to {hi} ({unit})"
+                ));
+            }
+        }
+        for (key, value) in [
+            (
+                "provisioning_check_minutes",
+                self.provisioning_check_minutes,
+            ),
+            ("provisioning_max_minutes", self.provisioning_max_minutes),
+        ] {
+            if !(value.is_finite() && (0.0..=MINUTES_MAX).contains(&value)) {
+                problems.push(format!(
+                    "{key} = {value} is out of range: allowed 0 to {MINUTES_MAX} (minutes; 0 means the default)"
+                ));
+            }
+        }
+        let gib = self.import_max_expanded_gib;
+        if !(gib.is_finite() && gib > 0.0 && gib <= IMPORT_MAX_GIB) {
+            problems.push(format!(
+                "import_max_expanded_gib = {gib} is out of range: allowed above 0 to {IMPORT_MAX_GIB} (GiB)"
+            ));
+        }
+        problems
     }
 
     pub fn load(path: &Path) -> Result<Self, SiteError> {
         let text = std::fs::read_to_string(path).map_err(|e| SiteError::io(path, e))?;
-        toml::from_str(&text).map_err(|e| SiteError::Config {
+        let config: SiteConfig = toml::from_str(&text).map_err(|e| SiteError::Config {
             path: path.to_path_buf(),
             message: e.message().to_string(),
-        })
+        })?;
+        let problems = config.out_of_range();
+        if !problems.is_empty() {
+            return Err(SiteError::Config {
+                path: path.to_path_buf(),
+                message: format!("{}; fix site.toml", problems.join("; ")),
+            });
+        }
+        Ok(config)
     }
 
     pub fn save(&self, path: &Path) -> Result<(), SiteError> {
@@ -150,8 +235,109 @@ impl SiteConfig {
              # provisioning_check_minutes / provisioning_max_minutes: how often the scheduler\n\
              # looks for images stuck in provisioning mode, and after how long it repairs them\n\
              # (0 means the defaults, 60 and 2880 = 48 h). log_max_kib: size at which\n\
-             # OfflineServicingMgr.log rolls over to OfflineServicingMgr.lo_.\n{body}"
+             # OfflineServicingMgr.log rolls over to OfflineServicingMgr.lo_.\n\
+             # import_max_expanded_gib: the most one package may expand to at import.\n{body}"
         );
         std::fs::write(path, text).map_err(|e| SiteError::io(path, e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(text: &str) -> Result<SiteConfig, String> {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("site.toml");
+        std::fs::write(&path, text).expect("write");
+        SiteConfig::load(&path).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn every_number_out_of_range_is_refused_naming_file_key_value_and_range() {
+        let cases = [
+            (
+                "free_space_reserve_mib = 17592186044416",
+                "free_space_reserve_mib = 17592186044416",
+                "allowed 0 to 1073741824",
+            ),
+            (
+                "metadata_memory_mib = 18446744073709",
+                "metadata_memory_mib = 18446744073709",
+                "allowed 0 to 1048576",
+            ),
+            (
+                "log_max_kib = 9007199254740992",
+                "log_max_kib = 9007199254740992",
+                "allowed 0 to 4194304",
+            ),
+            (
+                "import_max_expanded_gib = 0",
+                "import_max_expanded_gib = 0",
+                "allowed above 0 to 1048576",
+            ),
+            (
+                "import_max_expanded_gib = -3",
+                "import_max_expanded_gib = -3",
+                "allowed above 0 to 1048576",
+            ),
+            (
+                "provisioning_max_minutes = -1",
+                "provisioning_max_minutes = -1",
+                "allowed 0 to 525600",
+            ),
+            (
+                "provisioning_check_minutes = -0.5",
+                "provisioning_check_minutes = -0.5",
+                "allowed 0 to 525600",
+            ),
+            (
+                "provisioning_max_minutes = nan",
+                "provisioning_max_minutes = NaN",
+                "allowed 0 to 525600",
+            ),
+            (
+                "provisioning_check_minutes = inf",
+                "provisioning_check_minutes = inf",
+                "allowed 0 to 525600",
+            ),
+            (
+                "provisioning_max_minutes = 1e300",
+                "provisioning_max_minutes = 1000000",
+                "allowed 0 to 525600",
+            ),
+        ];
+        for (text, named, range) in cases {
+            let err = load(text).expect_err(text);
+            assert!(err.contains("site.toml"), "{text}: names the file: {err}");
+            assert!(err.contains(named), "{text}: names key and value: {err}");
+            assert!(err.contains(range), "{text}: says the range: {err}");
+        }
+        let both = load("free_space_reserve_mib = 17592186044416\nprovisioning_max_minutes = -1")
+            .expect_err("two problems");
+        assert!(
+            both.contains("free_space_reserve_mib") && both.contains("provisioning_max_minutes"),
+            "every problem is reported: {both}"
+        );
+    }
+
+    #[test]
+    fn numbers_in_range_load_and_convert_without_wrapping() {
+        let c = load(
+            "free_space_reserve_mib = 1073741824\nmetadata_memory_mib = 0\nprovisioning_max_minutes = 0.05\nimport_max_expanded_gib = 1.5",
+        )
+        .expect("valid");
+        assert_eq!(c.free_space_reserve_bytes(), 1 << 50);
+        assert_eq!(c.import_max_expanded_bytes(), 3 << 29);
+        assert_eq!(c.provisioning_max_age(), std::time::Duration::from_secs(3));
+        let defaults = load("").expect("defaults");
+        assert_eq!(defaults.import_max_expanded_bytes(), 64 << 30);
+        assert!(SiteConfig::default().out_of_range().is_empty());
+        // Even a value past the range cannot wrap where it becomes bytes.
+        let huge = SiteConfig {
+            free_space_reserve_mib: 1 << 44,
+            ..SiteConfig::default()
+        };
+        assert_eq!(huge.free_space_reserve_bytes(), u64::MAX);
     }
 }
