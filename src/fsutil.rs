@@ -61,3 +61,14 @@ pub fn sync_dir(dir: &Path) -> std::io::Result<()> {
 pub fn now_rfc3339() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
+
+/// Does a process with this id exist on this host? (A reused id keeps its scratch a little
+/// longer; it never removes a live process's.)
+pub fn process_alive(pid: u32) -> bool {
+    use sysinfo::{Pid, ProcessStatus, ProcessesToUpdate, System};
+    let pid = Pid::from_u32(pid);
+    let mut sys = System::new();
+    sys.refresh_processes(ProcessesToUpdate::Some(&[pid]), true);
+    sys.process(pid)
+        .is_some_and(|p| !matches!(p.status(), ProcessStatus::Zombie | ProcessStatus::Dead))
+}

@@ -202,11 +202,7 @@ impl Bench {
     fn leftovers(&self) -> Vec<PathBuf> {
         let mut found = Vec::new();
         let stage_root = self.site().join("ConfigMgr_OfflineImageServicing");
-        for dir in [
-            stage_root,
-            self.tmp(),
-            self.site().join("ContentLibrary/incoming"),
-        ] {
+        for dir in [stage_root, self.tmp()] {
             if let Ok(entries) = std::fs::read_dir(&dir) {
                 found.extend(entries.map(|e| e.expect("entry").path()));
             }
@@ -381,6 +377,41 @@ fn check_after_kill(bench: &Bench, point: &KillPoint, original: &[u8], expected:
     assert_eq!(bench.integrity_check(), "ok", "{point}");
 }
 
+/// What the content library holds besides its files: scratch of imports and runs (incoming
+/// areas, `.partial` copies) and compressed payloads the site database does not record.
+fn library_scratch(bench: &Bench) -> Vec<String> {
+    let library = bench.site().join("ContentLibrary");
+    let mut found: Vec<String> = std::fs::read_dir(library.join("incoming"))
+        .map(|d| {
+            d.map(|e| e.expect("entry").path().display().to_string())
+                .collect()
+        })
+        .unwrap_or_default();
+    found.extend(
+        common::tree_bytes(&library.join("repeated"))
+            .into_keys()
+            .filter(|k| k.ends_with(".partial")),
+    );
+    let conn = rusqlite::Connection::open(bench.site().join("site.db")).expect("db");
+    for file in std::fs::read_dir(library.join("compressed"))
+        .map(|d| d.map(|e| e.expect("entry").file_name()).collect::<Vec<_>>())
+        .unwrap_or_default()
+    {
+        let name = file.to_string_lossy().into_owned();
+        let recorded: i64 = conn
+            .query_row(
+                "SELECT COUNT(*) FROM compressed_payloads WHERE file = ?1",
+                [&name],
+                |r| r.get(0),
+            )
+            .expect("query");
+        if recorded == 0 {
+            found.push(format!("compressed/{name}"));
+        }
+    }
+    found
+}
+
 /// Finishes what the killed command was doing, then services, and checks every index.
 fn finish_and_compare(bench: &Bench, point: &KillPoint, redo: &[&[&str]], expected: &IndexBytes) {
     for args in redo {
@@ -407,6 +438,11 @@ fn finish_and_compare(bench: &Bench, point: &KillPoint, redo: &[&[&str]], expect
     );
     let left = bench.leftovers();
     assert!(left.is_empty(), "{point}: files left behind: {left:?}");
+    let scratch = library_scratch(bench);
+    assert!(
+        scratch.is_empty(),
+        "{point}: the next import or run left the content library's scratch: {scratch:?}"
+    );
 }
 
 fn report(what: &str, points: &[KillPoint], killed: usize) {

@@ -3,6 +3,7 @@
 
 mod cabfolder;
 mod compressed;
+mod leftovers;
 pub mod manifest;
 mod package;
 mod store;
@@ -277,6 +278,11 @@ impl ContentLibrary {
     }
 
     /// Imports packages: every package is validated and hashed before anything is stored.
+    /// Removes what imports and runs killed mid-way left in the library.
+    pub fn sweep_leftovers(&self, db: &Database) -> Vec<PathBuf> {
+        leftovers::sweep(self.store.root(), db)
+    }
+
     pub fn import(
         &self,
         db: &mut Database,
@@ -285,6 +291,7 @@ impl ContentLibrary {
         let mut validated = Vec::new();
         let mut seen: HashMap<String, PathBuf> = HashMap::new();
         let mut received = HashSet::new();
+        self.sweep_leftovers(db);
         // Every payload file is read once: hashed while it lands here.
         let incoming = self.store.incoming().map_err(|e| LibraryError::Io {
             path: self.store.incoming_root(),

@@ -147,7 +147,10 @@ impl FileStore {
     pub fn incoming(&self) -> std::io::Result<tempfile::TempDir> {
         let dir = self.incoming_root();
         std::fs::create_dir_all(&dir)?;
-        tempfile::tempdir_in(dir)
+        // Named by this process, so the next import can tell a dead import's area from a live one's.
+        tempfile::Builder::new()
+            .prefix(&format!("{}.", std::process::id()))
+            .tempdir_in(dir)
     }
 
     /// Lands a stream in `incoming` and returns the landed file with its SHA-256 and size. A

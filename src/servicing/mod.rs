@@ -157,6 +157,7 @@ pub fn service(
 ) -> Result<Vec<ImageOutcome>, ServicingError> {
     let db = site.database()?;
     let library = ContentLibrary::new(site);
+    library.sweep_leftovers(&db);
     let updates = library.all(&db)?;
     let mut jobs: Vec<(Image, Plan)> = Vec::new();
     for key in image_keys {
