@@ -462,37 +462,67 @@ fn report(what: &str, points: &[KillPoint], killed: usize) {
     );
 }
 
+/// A site in the state `setup` leaves (from a new site with the golden image's file made),
+/// saved as the template; with the original WIM's bytes and every index after a service.
+fn prepared(setup: impl FnOnce(&Bench)) -> (Bench, Vec<u8>, IndexBytes) {
+    let bench = Bench::new();
+    std::fs::create_dir_all(bench.tmp()).expect("tmp");
+    bench.ois(&["site", "init"]).ok();
+    make_golden(&bench);
+    setup(&bench);
+    bench.save_template();
+    let original = std::fs::read(bench.wim()).expect("wim");
+    let expected = expected_after_service(&bench);
+    (bench, original, expected)
+}
+
+/// Runs `args` killed at each of its kill points in turn, from the template each time, and
+/// `check`s after each; returns the points.
+fn kill_at_every_point(
+    bench: &Bench,
+    what: &str,
+    args: &[&str],
+    check: impl Fn(&KillPoint),
+) -> Vec<KillPoint> {
+    let points = bench.count_calls(args);
+    assert!(
+        points.iter().any(|p| p.db_only),
+        "{what}: the traced run wrote nothing to the site database: {points:?}"
+    );
+    let mut killed = 0;
+    for point in &points {
+        bench.restore_template();
+        killed += usize::from(bench.run_killed(args, point));
+        check(point);
+    }
+    report(what, &points, killed);
+    assert!(
+        killed * 2 > points.len(),
+        "{what}: most points must kill it"
+    );
+    points
+}
+
 #[test]
 fn service_killed_at_every_write_keeps_the_original_and_recovers() {
     if !tools_present() {
         return;
     }
-    let bench = Bench::new();
-    std::fs::create_dir_all(bench.tmp()).expect("tmp");
-    bench.ois(&["site", "init"]).ok();
-    make_golden(&bench);
-    import_packages(&bench);
-    import_golden(&bench);
-    bench.save_template();
-    let original = std::fs::read(bench.wim()).expect("wim");
-    let expected = expected_after_service(&bench);
+    let (bench, original, expected) = prepared(|bench| {
+        import_packages(bench);
+        import_golden(bench);
+    });
     assert_ne!(expected, all_indexes_of_bytes(&bench, &original));
-
-    let args = ["service", "golden", "--all-applicable"];
-    let points = bench.count_calls(&args);
-    assert!(
-        points.iter().any(|p| p.db_only) && points.iter().any(|p| p.syscall == "rename"),
-        "the traced run made none of the expected calls: {points:?}"
+    let points = kill_at_every_point(
+        &bench,
+        "ois service",
+        &["service", "golden", "--all-applicable"],
+        |point| {
+            check_after_kill(&bench, point, &original, &expected);
+            finish_and_compare(&bench, point, &[], &expected);
+        },
     );
-    let mut killed = 0;
-    for point in &points {
-        bench.restore_template();
-        killed += usize::from(bench.run_killed(&args, point));
-        check_after_kill(&bench, point, &original, &expected);
-        finish_and_compare(&bench, point, &[], &expected);
-    }
-    report("ois service", &points, killed);
-    assert!(killed * 2 > points.len(), "most points must kill the run");
+    assert!(points.iter().any(|p| p.syscall == "rename"), "{points:?}");
 }
 
 /// The serviced bytes of a WIM given as bytes (the original, to show the service changes it).
@@ -509,33 +539,17 @@ fn update_import_killed_at_every_write_leaves_a_library_that_serves() {
     if !tools_present() {
         return;
     }
-    let bench = Bench::new();
-    std::fs::create_dir_all(bench.tmp()).expect("tmp");
-    bench.ois(&["site", "init"]).ok();
-    make_golden(&bench);
-    ois::sample::sample_packages(&bench.packages()).expect("packages");
-    import_golden(&bench);
-    bench.save_template();
-    let original = std::fs::read(bench.wim()).expect("wim");
-    let expected = expected_after_service(&bench);
-
+    let (bench, original, expected) = prepared(|bench| {
+        ois::sample::sample_packages(&bench.packages()).expect("packages");
+        import_golden(bench);
+    });
     let packages = package_args(&bench);
     let mut args: Vec<&str> = vec!["update", "import"];
     args.extend(packages.iter().map(String::as_str));
-    let points = bench.count_calls(&args);
-    assert!(points.iter().any(|p| p.db_only), "{points:?}");
-    let mut killed = 0;
-    for point in &points {
-        bench.restore_template();
-        killed += usize::from(bench.run_killed(&args, point));
+    kill_at_every_point(&bench, "ois update import", &args, |point| {
         check_after_kill(&bench, point, &original, &expected);
         finish_and_compare(&bench, point, &[&args], &expected);
-    }
-    report("ois update import", &points, killed);
-    assert!(
-        killed * 2 > points.len(),
-        "most points must kill the import"
-    );
+    });
 }
 
 #[test]
@@ -543,23 +557,10 @@ fn image_import_killed_at_every_write_registers_all_or_nothing() {
     if !tools_present() {
         return;
     }
-    let bench = Bench::new();
-    std::fs::create_dir_all(bench.tmp()).expect("tmp");
-    bench.ois(&["site", "init"]).ok();
-    make_golden(&bench);
-    import_packages(&bench);
-    bench.save_template();
-    let original = std::fs::read(bench.wim()).expect("wim");
-    let expected = expected_after_service(&bench);
-
+    let (bench, original, expected) = prepared(import_packages);
     let wim = bench.wim().to_string_lossy().into_owned();
     let args = ["image", "import", wim.as_str(), "--name", "golden"];
-    let points = bench.count_calls(&args);
-    assert!(points.iter().any(|p| p.db_only), "{points:?}");
-    let mut killed = 0;
-    for point in &points {
-        bench.restore_template();
-        killed += usize::from(bench.run_killed(&args, point));
+    kill_at_every_point(&bench, "ois image import", &args, |point| {
         assert_eq!(
             std::fs::read(bench.wim()).expect("wim"),
             original,
@@ -582,10 +583,5 @@ fn image_import_killed_at_every_write_registers_all_or_nothing() {
         check_after_kill(&bench, point, &original, &expected);
         let redo: Vec<&[&str]> = if registered { vec![] } else { vec![&args] };
         finish_and_compare(&bench, point, &redo, &expected);
-    }
-    report("ois image import", &points, killed);
-    assert!(
-        killed * 2 > points.len(),
-        "most points must kill the import"
-    );
+    });
 }

@@ -404,13 +404,7 @@ fn a_killed_run_is_repaired_at_once_by_the_scheduler() {
     import_big_update(&site);
     kill_during_write(&site);
 
-    let run = site.ois(&["scheduler", "run", "--once", "--json"]).ok();
-    let repaired: Vec<Value> = run
-        .json_lines()
-        .into_iter()
-        .filter(|e| e["event"] == "repaired")
-        .collect();
-    assert_eq!(repaired.len(), 1, "{}", run.stdout);
+    scheduler_repairs_once(&site);
     assert_repaired(&site, &wim, &original, "ended without finishing the run");
 }
 
@@ -610,6 +604,18 @@ fn the_scheduler_validates_content_on_its_cron_even_in_maintenance_mode() {
     assert_eq!(std::fs::read(&file).expect("read"), bytes);
 }
 
+/// `ois scheduler run --once --json`: the one repair it must report.
+fn scheduler_repairs_once(site: &TestSite) -> Vec<Value> {
+    let run = site.ois(&["scheduler", "run", "--once", "--json"]).ok();
+    let repaired: Vec<Value> = run
+        .json_lines()
+        .into_iter()
+        .filter(|e| e["event"] == "repaired")
+        .collect();
+    assert_eq!(repaired.len(), 1, "{}", run.stdout);
+    repaired
+}
+
 /// `ois image set-provisioning-mode golden false --json`: the repair, as reported.
 fn leave_provisioning_mode(site: &TestSite) -> serde_json::Value {
     site.ois(&[
@@ -692,13 +698,7 @@ fn a_run_left_in_progress_without_its_lease_is_ended_by_the_repair() {
 fn the_scheduler_ends_a_run_left_in_progress_without_its_lease() {
     let (site, _wim, _original) = TestSite::with_golden_image();
     let orphan = leave_orphaned_run(&site, false);
-    let run = site.ois(&["scheduler", "run", "--once", "--json"]).ok();
-    let repaired: Vec<Value> = run
-        .json_lines()
-        .into_iter()
-        .filter(|e| e["event"] == "repaired")
-        .collect();
-    assert_eq!(repaired.len(), 1, "{}", run.stdout);
+    let repaired = scheduler_repairs_once(&site);
     assert_eq!(
         repaired[0]["repair"]["orphaned_runs"],
         serde_json::json!([orphan])
