@@ -338,16 +338,24 @@ fn expected_after_service(bench: &Bench) -> IndexBytes {
     all_indexes(&bench.wim())
 }
 
-/// After a kill: repair, check what the issue names, then service to the end and compare.
-fn check_after_kill(bench: &Bench, point: &KillPoint, original: &[u8], expected: &IndexBytes) {
+/// After a kill: repair, check what the issue names; says what the kill left in place.
+fn check_after_kill(
+    bench: &Bench,
+    point: &KillPoint,
+    original: &[u8],
+    expected: &IndexBytes,
+) -> &'static str {
     let now = std::fs::read(bench.wim()).expect("the WIM must still exist");
-    if now != original {
+    let left = if now == original {
+        "original intact"
+    } else {
         assert_eq!(
             &all_indexes(&bench.wim()),
             expected,
             "{point}: the WIM differs from the original and is not the complete serviced image"
         );
-    }
+        "serviced image in place"
+    };
     let listed = bench.ois(&["image", "list", "--json"]).ok().json();
     if listed.as_array().is_some_and(|a| !a.is_empty()) {
         bench
@@ -372,9 +380,10 @@ fn check_after_kill(bench: &Bench, point: &KillPoint, original: &[u8], expected:
             "{point}: runs still In progress after the repair: {stuck:?}"
         );
     }
-    let left = bench.leftovers();
-    assert!(left.is_empty(), "{point}: files left behind: {left:?}");
+    let files = bench.leftovers();
+    assert!(files.is_empty(), "{point}: files left behind: {files:?}");
     assert_eq!(bench.integrity_check(), "ok", "{point}");
+    left
 }
 
 /// What the content library holds besides its files: scratch of imports and runs (incoming
@@ -445,7 +454,7 @@ fn finish_and_compare(bench: &Bench, point: &KillPoint, redo: &[&[&str]], expect
     );
 }
 
-fn report(what: &str, points: &[KillPoint], killed: usize) {
+fn report(what: &str, points: &[KillPoint], killed: usize, outcomes: &BTreeMap<&str, usize>) {
     let mut by: BTreeMap<String, usize> = BTreeMap::new();
     for p in points {
         let key = if p.db_only {
@@ -456,7 +465,7 @@ fn report(what: &str, points: &[KillPoint], killed: usize) {
         *by.entry(key).or_default() += 1;
     }
     eprintln!(
-        "{what}: {} kill points ({by:?}), {killed} killed, {} ran to the end; every one checked",
+        "{what}: {} kill points ({by:?}), {killed} killed, {} ran to the end; after the kill: {outcomes:?}; every one checked",
         points.len(),
         points.len() - killed
     );
@@ -482,7 +491,7 @@ fn kill_at_every_point(
     bench: &Bench,
     what: &str,
     args: &[&str],
-    check: impl Fn(&KillPoint),
+    check: impl Fn(&KillPoint) -> &'static str,
 ) -> Vec<KillPoint> {
     let points = bench.count_calls(args);
     assert!(
@@ -490,12 +499,13 @@ fn kill_at_every_point(
         "{what}: the traced run wrote nothing to the site database: {points:?}"
     );
     let mut killed = 0;
+    let mut outcomes: BTreeMap<&str, usize> = BTreeMap::new();
     for point in &points {
         bench.restore_template();
         killed += usize::from(bench.run_killed(args, point));
-        check(point);
+        *outcomes.entry(check(point)).or_default() += 1;
     }
-    report(what, &points, killed);
+    report(what, &points, killed, &outcomes);
     assert!(
         killed * 2 > points.len(),
         "{what}: most points must kill it"
@@ -518,8 +528,9 @@ fn service_killed_at_every_write_keeps_the_original_and_recovers() {
         "ois service",
         &["service", "golden", "--all-applicable"],
         |point| {
-            check_after_kill(&bench, point, &original, &expected);
+            let left = check_after_kill(&bench, point, &original, &expected);
             finish_and_compare(&bench, point, &[], &expected);
+            left
         },
     );
     assert!(points.iter().any(|p| p.syscall == "rename"), "{points:?}");
@@ -547,8 +558,9 @@ fn update_import_killed_at_every_write_leaves_a_library_that_serves() {
     let mut args: Vec<&str> = vec!["update", "import"];
     args.extend(packages.iter().map(String::as_str));
     kill_at_every_point(&bench, "ois update import", &args, |point| {
-        check_after_kill(&bench, point, &original, &expected);
+        let left = check_after_kill(&bench, point, &original, &expected);
         finish_and_compare(&bench, point, &[&args], &expected);
+        left
     });
 }
 
@@ -583,5 +595,10 @@ fn image_import_killed_at_every_write_registers_all_or_nothing() {
         check_after_kill(&bench, point, &original, &expected);
         let redo: Vec<&[&str]> = if registered { vec![] } else { vec![&args] };
         finish_and_compare(&bench, point, &redo, &expected);
+        if registered {
+            "image registered"
+        } else {
+            "image not registered"
+        }
     });
 }
