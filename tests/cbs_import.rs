@@ -560,3 +560,62 @@ fn hostile_windows_packages_are_refused_and_nothing_is_stored() {
     );
     refused(&site, &msu_bomb, "import_max_expanded_gib");
 }
+
+#[test]
+fn servicing_refuses_windows_packages_and_plans_file_level_updates_only() {
+    if !tools() {
+        return;
+    }
+    let (site, wim, original) = TestSite::with_golden_image();
+    let cab = cbs_cab(
+        &site,
+        &site.path("in/Windows11.0-KB5099999-x64.cab"),
+        lcu_mum(),
+        false,
+    );
+    site.ois(&["update", "import", cab.to_str().expect("utf8")])
+        .ok();
+    let expected = "KB5099999 is a Windows (CBS) package (cumulative update, Package_for_RollupFix~31bf3856ad364e35~amd64~~26100.9457.1.0); installing it needs Windows' servicing stack (DISM) on a Windows servicing host, which this host is not";
+    for key in ["KB5099999", "5099999"] {
+        let run = site
+            .ois(&["service", "golden", "--updates", key])
+            .failed();
+        assert!(
+            run.stderr.contains(&expected.replacen("KB5099999", key, 1)),
+            "{}",
+            run.stderr
+        );
+    }
+    let run = site
+        .ois(&["image", "schedule", "golden", "--updates", "KB5099999", "--now"])
+        .failed();
+    assert!(run.stderr.contains(expected), "{}", run.stderr);
+    assert_eq!(std::fs::read(&wim).expect("wim"), original, "the image is untouched");
+    let shown = site.ois(&["image", "show", "golden", "--json"]).ok().json();
+    assert!(shown["runs"].as_array().expect("runs").is_empty());
+    assert!(shown["servicing"]["schedule"].is_null());
+
+    // Applicable lists file-level updates only; the monthly run plans only those and says so.
+    let applicable = site
+        .ois(&["image", "applicable", "golden", "--json"])
+        .ok()
+        .json();
+    let applicable = applicable.as_array().expect("array");
+    assert!(!applicable.is_empty());
+    assert!(applicable.iter().all(|u| u["kind"] == "file"), "{applicable:?}");
+    site.ois(&["service", "golden", "--all-applicable"]).ok();
+    let shown = site.ois(&["image", "show", "golden", "--json"]).ok().json();
+    let log = shown["log"].as_str().expect("log");
+    let text = std::fs::read_to_string(log).expect("run log");
+    assert!(
+        text.contains("Windows (CBS) packages in the content library are not planned on this host (KB5099999)"),
+        "{text}"
+    );
+    let applied: Vec<&str> = shown["update_status"]
+        .as_array()
+        .expect("status")
+        .iter()
+        .map(|u| u["update"].as_str().expect("id"))
+        .collect();
+    assert!(!applied.contains(&"KB5099999"), "{applied:?}");
+}

@@ -411,6 +411,41 @@ pub fn all(db: &Database) -> Result<Vec<CbsPackage>, LibraryError> {
         .collect()
 }
 
+/// Why a run cannot take the named updates, when one of them names a Windows package and no
+/// file-level update: ois applies only file-level packages; a CBS package needs Windows' own
+/// servicing stack.
+pub fn refusal(db: &Database, ids: &[String]) -> Result<Option<String>, LibraryError> {
+    let mut windows: Option<Vec<CbsPackage>> = None;
+    for id in ids {
+        let file_level: i64 = db
+            .query_row(
+                "SELECT count(*) FROM updates WHERE id = ?1",
+                [id.trim()],
+                |r| r.get(0),
+            )
+            .map_err(|e| db.error(e))?;
+        if file_level > 0 {
+            continue;
+        }
+        let packages = match &windows {
+            Some(p) => p,
+            None => windows.insert(all(db)?),
+        };
+        if let Some(p) = packages.iter().find(|p| p.is_named(id)) {
+            return Ok(Some(not_installable_here(id.trim(), p)));
+        }
+    }
+    Ok(None)
+}
+
+pub fn not_installable_here(id: &str, p: &CbsPackage) -> String {
+    format!(
+        "{id} is a Windows (CBS) package ({}, {}); installing it needs Windows' servicing stack (DISM) on a Windows servicing host, which this host is not",
+        p.kind.label(),
+        p.identity
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
