@@ -111,7 +111,12 @@ fn utf16_properties(text: &str) -> Vec<u8> {
 /// A classic combined MSU: servicing stack and cumulative update CABs, WSUSSCAN.cab, the
 /// pkgProperties text and the unattend document.
 fn classic_msu(site: &TestSite, dest: &Path) -> PathBuf {
-    let ssu = cbs_cab(site, &site.path("parts/SSU-26100.1742-x64.cab"), ssu_mum(), false);
+    let ssu = cbs_cab(
+        site,
+        &site.path("parts/SSU-26100.1742-x64.cab"),
+        ssu_mum(),
+        false,
+    );
     let lcu = cbs_cab(
         site,
         &site.path("parts/Windows11.0-KB5099999-x64.cab"),
@@ -261,14 +266,24 @@ fn a_cbs_cab_is_identified_stored_unchanged_and_imported_once() {
     let listed = list(&site, &[]);
     let kinds: Vec<(&str, &str)> = listed
         .iter()
-        .map(|u| (u["id"].as_str().expect("id"), u["kind"].as_str().expect("kind")))
+        .map(|u| {
+            (
+                u["id"].as_str().expect("id"),
+                u["kind"].as_str().expect("kind"),
+            )
+        })
         .collect();
     assert!(kinds.contains(&("KB5099999", "cbs")), "{kinds:?}");
     assert!(kinds.iter().any(|(_, k)| *k == "file"), "{kinds:?}");
     let table = site.ois(&["update", "list"]).ok().stdout;
-    assert!(table.lines().next().expect("header").contains("Kind"), "{table}");
     assert!(
-        table.lines().any(|l| l.starts_with("KB5099999") && l.contains(" cbs ") && l.contains("cumulative update")),
+        table.lines().next().expect("header").contains("Kind"),
+        "{table}"
+    );
+    assert!(
+        table.lines().any(|l| l.starts_with("KB5099999")
+            && l.contains(" cbs ")
+            && l.contains("cumulative update")),
         "{table}"
     );
     let filtered: Vec<String> = list(&site, &["--filter", "rollupfix"])
@@ -277,7 +292,10 @@ fn a_cbs_cab_is_identified_stored_unchanged_and_imported_once() {
         .collect();
     assert_eq!(filtered, ["KB5099999"]);
     assert!(list(&site, &["--arch", "arm64", "--filter", "KB5099999"]).is_empty());
-    assert_eq!(list(&site, &["--arch", "x64", "--filter", "KB5099999"]).len(), 1);
+    assert_eq!(
+        list(&site, &["--arch", "x64", "--filter", "KB5099999"]).len(),
+        1
+    );
 
     // The same file again is a no-op.
     let files_before = stored_files(&site).len();
@@ -285,7 +303,9 @@ fn a_cbs_cab_is_identified_stored_unchanged_and_imported_once() {
         .ois(&["update", "import", cab.to_str().expect("utf8")])
         .ok();
     assert!(
-        again.stdout.contains("Already in the content library: KB5099999"),
+        again
+            .stdout
+            .contains("Already in the content library: KB5099999"),
         "{}",
         again.stdout
     );
@@ -295,13 +315,17 @@ fn a_cbs_cab_is_identified_stored_unchanged_and_imported_once() {
     let other = gcab(
         &site,
         &site.path("other/Windows11.0-KB5099999-x64-repacked.cab"),
-        &[("update.mum", lcu_mum()), ("extra.manifest", b"<assembly/>".to_vec())],
+        &[
+            ("update.mum", lcu_mum()),
+            ("extra.manifest", b"<assembly/>".to_vec()),
+        ],
     );
     let run = site
         .ois(&["update", "import", other.to_str().expect("utf8")])
         .failed();
     assert!(
-        run.stderr.contains("Package_for_RollupFix~31bf3856ad364e35~amd64~~26100.9457.1.0")
+        run.stderr
+            .contains("Package_for_RollupFix~31bf3856ad364e35~amd64~~26100.9457.1.0")
             && run.stderr.contains(cab.to_str().expect("utf8"))
             && run.stderr.contains(other.to_str().expect("utf8")),
         "{}",
@@ -386,13 +410,18 @@ fn a_wim_format_msu_and_a_folder_with_an_express_cab_import() {
         vec![7u8; 4096],
     )
     .expect("psf");
-    cbs_cab(&site, &msu_tree.join("SSU-26100.1800-x64.cab"), mum(
-        "Package_for_ServicingStack_1800",
-        "26100.1800.1.0",
-        "KB5043938",
-        "Update",
-        &[],
-    ), false);
+    cbs_cab(
+        &site,
+        &msu_tree.join("SSU-26100.1800-x64.cab"),
+        mum(
+            "Package_for_ServicingStack_1800",
+            "26100.1800.1.0",
+            "KB5043938",
+            "Update",
+            &[],
+        ),
+        false,
+    );
     gcab(
         &site,
         &msu_tree.join("DesktopDeployment.cab"),
@@ -449,10 +478,7 @@ fn a_wim_format_msu_and_a_folder_with_an_express_cab_import() {
     assert_eq!(lcu["express"], true);
     assert_eq!(lcu["psf"]["location"], "in-msu");
     assert_eq!(lcu["psf"]["size"], 4096);
-    assert_eq!(
-        lcu["parents"][0]["identity"]["version"],
-        "10.0.26100.1742"
-    );
+    assert_eq!(lcu["parents"][0]["identity"]["version"], "10.0.26100.1742");
     let ssu = &show(&site, "KB5043938")[0];
     assert_eq!(ssu["package_kind"], "servicing_stack");
     assert_eq!(ssu["bundled_with"][0], lcu["identity"]);
@@ -467,7 +493,10 @@ fn a_wim_format_msu_and_a_folder_with_an_express_cab_import() {
         .collect();
     assert_eq!(roles, ["cab", "psf"]);
     assert!(stored_unchanged(&site, &std::fs::read(&psf).expect("psf")));
-    assert!(stored_unchanged(&site, &std::fs::read(&wim_msu).expect("msu")));
+    assert!(stored_unchanged(
+        &site,
+        &std::fs::read(&wim_msu).expect("msu")
+    ));
     assert_eq!(list(&site, &[]).len(), 3);
 }
 
@@ -482,7 +511,11 @@ fn refused(site: &TestSite, file: &Path, reason: &str) {
         file.display(),
         run.stderr
     );
-    assert!(run.stderr.contains("nothing was imported"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("nothing was imported"),
+        "{}",
+        run.stderr
+    );
     assert!(stored_files(site).is_empty(), "{:?}", stored_files(site));
     assert!(list(site, &[]).is_empty());
 }
@@ -500,7 +533,10 @@ fn hostile_windows_packages_are_refused_and_nothing_is_stored() {
         &traversal,
         &[
             ("WSUSSCAN.cab", b"MSCF".to_vec()),
-            ("..\\..\\Windows11.0-KB5099999-x64.cab", std::fs::read(&lcu).expect("lcu")),
+            (
+                "..\\..\\Windows11.0-KB5099999-x64.cab",
+                std::fs::read(&lcu).expect("lcu"),
+            ),
         ],
     )
     .expect("cab");
@@ -535,10 +571,17 @@ fn hostile_windows_packages_are_refused_and_nothing_is_stored() {
         &site.path("bad/inner-bad.msu"),
         &[
             ("WSUSSCAN.cab", std::fs::read(&lcu).expect("lcu")),
-            ("Windows11.0-KB1-x64.cab", std::fs::read(&malformed).expect("cab")),
+            (
+                "Windows11.0-KB1-x64.cab",
+                std::fs::read(&malformed).expect("cab"),
+            ),
         ],
     );
-    refused(&site, &inner_bad, "Windows11.0-KB1-x64.cab: its update.mum: it is not well-formed XML");
+    refused(
+        &site,
+        &inner_bad,
+        "Windows11.0-KB1-x64.cab: its update.mum: it is not well-formed XML",
+    );
 
     // CAB bombs: a few KiB that expand past the bound (10 MiB here).
     site.configure("import_max_expanded_gib = 0.01");
@@ -577,9 +620,7 @@ fn servicing_refuses_windows_packages_and_plans_file_level_updates_only() {
         .ok();
     let expected = "KB5099999 is a Windows (CBS) package (cumulative update, Package_for_RollupFix~31bf3856ad364e35~amd64~~26100.9457.1.0); installing it needs Windows' servicing stack (DISM) on a Windows servicing host, which this host is not";
     for key in ["KB5099999", "5099999"] {
-        let run = site
-            .ois(&["service", "golden", "--updates", key])
-            .failed();
+        let run = site.ois(&["service", "golden", "--updates", key]).failed();
         assert!(
             run.stderr.contains(&expected.replacen("KB5099999", key, 1)),
             "{}",
@@ -587,10 +628,21 @@ fn servicing_refuses_windows_packages_and_plans_file_level_updates_only() {
         );
     }
     let run = site
-        .ois(&["image", "schedule", "golden", "--updates", "KB5099999", "--now"])
+        .ois(&[
+            "image",
+            "schedule",
+            "golden",
+            "--updates",
+            "KB5099999",
+            "--now",
+        ])
         .failed();
     assert!(run.stderr.contains(expected), "{}", run.stderr);
-    assert_eq!(std::fs::read(&wim).expect("wim"), original, "the image is untouched");
+    assert_eq!(
+        std::fs::read(&wim).expect("wim"),
+        original,
+        "the image is untouched"
+    );
     let shown = site.ois(&["image", "show", "golden", "--json"]).ok().json();
     assert!(shown["runs"].as_array().expect("runs").is_empty());
     assert!(shown["servicing"]["schedule"].is_null());
@@ -602,7 +654,10 @@ fn servicing_refuses_windows_packages_and_plans_file_level_updates_only() {
         .json();
     let applicable = applicable.as_array().expect("array");
     assert!(!applicable.is_empty());
-    assert!(applicable.iter().all(|u| u["kind"] == "file"), "{applicable:?}");
+    assert!(
+        applicable.iter().all(|u| u["kind"] == "file"),
+        "{applicable:?}"
+    );
     site.ois(&["service", "golden", "--all-applicable"]).ok();
     let shown = site.ois(&["image", "show", "golden", "--json"]).ok().json();
     let log = shown["log"].as_str().expect("log");

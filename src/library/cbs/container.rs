@@ -163,7 +163,11 @@ fn classify(path: &Path, psf: Option<PathBuf>) -> Input {
     match magic(path) {
         Ok(m) if &m == WIM_MAGIC => cbs(),
         Ok(m) if &m[..4] == CAB_MAGIC => match cab_entries(path) {
-            Ok(entries) if entries.iter().any(|e| e.name.eq_ignore_ascii_case(MANIFEST_NAME)) => {
+            Ok(entries)
+                if entries
+                    .iter()
+                    .any(|e| e.name.eq_ignore_ascii_case(MANIFEST_NAME)) =>
+            {
                 Input::FileLevel(path.to_path_buf())
             }
             // A CAB without update.toml is a Windows update file, or says why it is not.
@@ -357,7 +361,11 @@ impl Built {
             .identifier
             .as_deref()
             .and_then(kb_of)
-            .or_else(|| self.properties.get("KB Article Number").and_then(|k| kb_of(k)))
+            .or_else(|| {
+                self.properties
+                    .get("KB Article Number")
+                    .and_then(|k| kb_of(k))
+            })
             .or_else(|| self.member.as_deref().and_then(kb_of))
             .or_else(|| kb_of(&file_name));
         let classification = self
@@ -482,8 +490,7 @@ fn members<'a>(names: impl Iterator<Item = (&'a str, u64)>, wim: bool) -> Member
             continue;
         }
         let path = Path::new(name);
-        if (extension_is(path, "cab") || (wim && extension_is(path, "wim"))) && !is_metadata(name)
-        {
+        if (extension_is(path, "cab") || (wim && extension_is(path, "wim"))) && !is_metadata(name) {
             m.packages.push((name, size));
         } else if extension_is(path, "psf") {
             m.psf.insert(base_lower(name), (name, size));
@@ -577,11 +584,17 @@ fn read_classic_msu(
     names: &[String],
 ) -> Result<Vec<Built>, LibraryError> {
     let listed = members(
-        names.iter().map(String::as_str).zip(entries.iter().map(|e| e.size)),
+        names
+            .iter()
+            .map(String::as_str)
+            .zip(entries.iter().map(|e| e.size)),
         false,
     );
     if listed.packages.is_empty() {
-        return Err(invalid(file, "the MSU holds no CBS .cab besides WSUSSCAN.cab"));
+        return Err(invalid(
+            file,
+            "the MSU holds no CBS .cab besides WSUSSCAN.cab",
+        ));
     }
     listed.bound(file, max_expanded)?;
     let inner = incoming.join("inner");
@@ -608,7 +621,9 @@ fn read_classic_msu(
             r.take(MAX_PROPERTIES_BYTES + 1)
                 .read_to_end(&mut bytes)
                 .map_err(|e| invalid(file, format!("{name} cannot be read ({e})")))
-                .and_then(|_| mum::properties(&bytes).map_err(|why| invalid(file, format!("{name}: {why}"))))
+                .and_then(|_| {
+                    mum::properties(&bytes).map_err(|why| invalid(file, format!("{name}: {why}")))
+                })
                 .map(|p| {
                     let base = name[..name.len() - "-pkgproperties.txt".len()].to_lowercase();
                     properties.insert(base, p);
@@ -622,7 +637,11 @@ fn read_classic_msu(
             message
         })
     })
-    .map_err(|e| failure.take().unwrap_or_else(|| invalid(file, format!("reading the MSU: {e}"))))?;
+    .map_err(|e| {
+        failure
+            .take()
+            .unwrap_or_else(|| invalid(file, format!("reading the MSU: {e}")))
+    })?;
     let mut out = Vec::new();
     for (name, _) in &listed.packages {
         let at = inner.join(name);
@@ -661,7 +680,10 @@ fn read_wim_msu(
     let root = wim.list(1, "/", false).map_err(wim_error)?;
     let mut names = Vec::with_capacity(root.len());
     for e in &root {
-        names.push(package_path(&e.path).map_err(|why| invalid(file, format!("entry {:?}: {why}", e.path)))?);
+        names.push(
+            package_path(&e.path)
+                .map_err(|why| invalid(file, format!("entry {:?}: {why}", e.path)))?,
+        );
     }
     let listed = members(
         names
@@ -672,7 +694,10 @@ fn read_wim_msu(
         true,
     );
     if listed.packages.is_empty() {
-        return Err(invalid(file, "the WIM-format MSU holds no CBS .cab or .wim package"));
+        return Err(invalid(
+            file,
+            "the WIM-format MSU holds no CBS .cab or .wim package",
+        ));
     }
     listed.bound(file, max_expanded)?;
     let inner = incoming.join("inner");

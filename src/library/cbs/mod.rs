@@ -460,7 +460,10 @@ mod tests {
             CbsKind::of("Package_for_ServicingStack_1742", false),
             CbsKind::ServicingStack
         );
-        assert_eq!(CbsKind::of("Package_for_KB5001", true), CbsKind::ServicingStack);
+        assert_eq!(
+            CbsKind::of("Package_for_KB5001", true),
+            CbsKind::ServicingStack
+        );
         assert_eq!(
             CbsKind::of("Package_for_DotNetRollup_481", false),
             CbsKind::DotNet
