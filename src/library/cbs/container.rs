@@ -400,8 +400,8 @@ impl Built {
     }
 }
 
-/// Reads a CBS CAB on disk: its `update.mum` (bounded) and what it holds. `file` is what
-/// errors name; `what` says where the CAB is when it is inside another file.
+/// Reads a CBS CAB on disk: its `update.mum` (bounded) and what it holds. `file` (the file
+/// given to the import) is what errors name; callers add the member's name.
 fn cbs_cab(
     max_expanded: u64,
     file: &Path,
