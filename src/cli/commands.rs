@@ -12,7 +12,8 @@ use super::{
     UpdateFilter,
 };
 use ois::image::{self, ImageError, ImageKind};
-use ois::library::{self, ArchFilter, ContentLibrary, ImportStatus, LibraryError};
+use ois::library::cbs::CbsPackage;
+use ois::library::{self, ArchFilter, ContentLibrary, ImportStatus, LibraryError, PackageKind};
 use ois::servicing::{self, ImageOutcome, RunEvent, RunStatus, ServiceOptions, ServicingError};
 use ois::site::{self, ServicingDrive, Site, SiteError};
 
@@ -71,6 +72,9 @@ pub fn run(cli: Cli) -> Result<u8, CliError> {
         }
         Command::Update(UpdateCommand::List(filter)) => {
             update_list(&Site::open(&cli.site)?, &filter)
+        }
+        Command::Update(UpdateCommand::Show { id, json }) => {
+            update_show(&Site::open(&cli.site)?, &id, json)
         }
         Command::Image(ImageCommand::Import {
             wim,
@@ -263,31 +267,239 @@ fn arch_filter(f: &UpdateFilter) -> Result<ArchFilter, CliError> {
         .map_err(|e| CliError::Usage(format!("--arch {e}")))
 }
 
-fn print_updates(updates: &[&library::Update], json: bool) {
+/// An update as `update list` and `update show --json` give it, with its kind.
+fn update_json(u: &library::Update) -> serde_json::Value {
+    let mut v = serde_json::to_value(u).unwrap_or_default();
+    v["kind"] = json!(PackageKind::File.as_str());
+    v
+}
+
+fn windows_json(p: &CbsPackage) -> serde_json::Value {
+    let mut v = serde_json::to_value(p).unwrap_or_default();
+    v["id"] = json!(p.id());
+    v["kind"] = json!(PackageKind::Cbs.as_str());
+    v["title"] = json!(windows_title(p));
+    v
+}
+
+fn windows_title(p: &CbsPackage) -> String {
+    format!("{} {}", p.kind.label(), p.identity)
+}
+
+/// File-level updates and Windows packages side by side.
+fn print_updates(updates: &[&library::Update], windows: &[&CbsPackage], json: bool) {
     if json {
-        render::json(&updates);
+        let rows: Vec<serde_json::Value> = updates
+            .iter()
+            .map(|u| update_json(u))
+            .chain(windows.iter().map(|p| windows_json(p)))
+            .collect();
+        render::json(&rows);
         return;
     }
-    let rows: Vec<Vec<String>> = updates
+    let mut rows: Vec<Vec<String>> = updates
         .iter()
         .map(|u| {
             let m = &u.manifest;
             vec![
                 m.id.clone(),
+                PackageKind::File.as_str().into(),
                 m.architecture.to_string(),
                 opt(&m.classification),
                 m.title.clone(),
             ]
         })
         .collect();
-    render::table(&["Id", "Arch", "Classification", "Title"], &rows);
+    rows.extend(windows.iter().map(|p| {
+        vec![
+            p.id().to_string(),
+            PackageKind::Cbs.as_str().into(),
+            p.architecture.clone(),
+            opt(&p.classification),
+            windows_title(p),
+        ]
+    }));
+    render::table(&["Id", "Kind", "Arch", "Classification", "Title"], &rows);
 }
 
 fn update_list(site: &Site, f: &UpdateFilter) -> Result<u8, CliError> {
     let db = site.database()?;
-    let updates = ContentLibrary::new(site).list(&db, f.filter.as_deref(), arch_filter(f)?)?;
-    print_updates(&updates.iter().collect::<Vec<_>>(), f.json);
+    let library = ContentLibrary::new(site);
+    let arch = arch_filter(f)?;
+    let updates = library.list(&db, f.filter.as_deref(), arch)?;
+    let windows: Vec<CbsPackage> = library
+        .windows_packages(&db)?
+        .into_iter()
+        .filter(|p| {
+            p.matches_text(f.filter.as_deref())
+                && match p.arch_filter_value() {
+                    Some(a) => arch.matches(a),
+                    None => arch == ArchFilter::All,
+                }
+        })
+        .collect();
+    print_updates(
+        &updates.iter().collect::<Vec<_>>(),
+        &windows.iter().collect::<Vec<_>>(),
+        f.json,
+    );
     Ok(0)
+}
+
+/// `update show`: every update the key names (an update id, a KB, an identity).
+fn update_show(site: &Site, key: &str, json: bool) -> Result<u8, CliError> {
+    let db = site.database()?;
+    let library = ContentLibrary::new(site);
+    let updates: Vec<library::Update> = library
+        .all(&db)?
+        .into_iter()
+        .filter(|u| u.id().eq_ignore_ascii_case(key.trim()))
+        .collect();
+    let windows: Vec<CbsPackage> = library
+        .windows_packages(&db)?
+        .into_iter()
+        .filter(|p| p.is_named(key))
+        .collect();
+    if updates.is_empty() && windows.is_empty() {
+        return Err(LibraryError::UnknownUpdate(key.to_string()).into());
+    }
+    if json {
+        let mut rows: Vec<serde_json::Value> = Vec::new();
+        for u in &updates {
+            let mut v = update_json(u);
+            v["files"] = json!(u.files);
+            rows.push(v);
+        }
+        rows.extend(windows.iter().map(windows_json));
+        render::json(&rows);
+        return Ok(0);
+    }
+    let mut first = true;
+    let mut gap = || {
+        if !std::mem::take(&mut first) {
+            println!();
+        }
+    };
+    for u in &updates {
+        gap();
+        print_file_update(u);
+    }
+    for p in &windows {
+        gap();
+        print_windows_package(p);
+    }
+    Ok(0)
+}
+
+fn list_or_dash(items: &[String]) -> String {
+    if items.is_empty() {
+        "-".into()
+    } else {
+        items.join(", ")
+    }
+}
+
+fn print_file_update(u: &library::Update) {
+    let m = &u.manifest;
+    println!("Id                {}", m.id);
+    println!("Kind              file");
+    println!("Title             {}", m.title);
+    println!("Classification    {}", opt(&m.classification));
+    println!("Architecture      {}", m.architecture);
+    println!("Supersedes        {}", list_or_dash(&m.supersedes));
+    println!("Requires          {}", list_or_dash(&m.requires));
+    let a = &m.applies_to;
+    println!(
+        "Applies to        builds {}..{}, editions {}",
+        a.min_build.map_or("-".into(), |b| b.to_string()),
+        a.max_build.map_or("-".into(), |b| b.to_string()),
+        list_or_dash(&a.editions)
+    );
+    println!("Size              {}", bytes(u.size_bytes));
+    println!("Source            {}", u.source);
+    println!("Imported          {}", u.imported_at);
+    println!("Changes");
+    for c in &m.changes {
+        match c {
+            library::Change::Add { source, target } => println!("  add     {source} -> {target}"),
+            library::Change::Delete { path } => println!("  delete  {path}"),
+            library::Change::Rename { from, to, replace } => println!(
+                "  rename  {from} -> {to}{}",
+                if *replace { " (replace)" } else { "" }
+            ),
+        }
+    }
+    println!("Files");
+    for f in &u.files {
+        println!("  {}  {}  {}", f.sha256, bytes(f.size), f.path);
+    }
+}
+
+fn print_windows_package(p: &CbsPackage) {
+    let i = &p.identity_parts;
+    println!("Id                {}", p.id());
+    println!("Kind              cbs ({})", p.kind.label());
+    println!("Identity          {}", p.identity);
+    println!("  name            {}", i.name);
+    println!("  public key      {}", i.public_key_token);
+    println!("  architecture    {}", i.processor_architecture);
+    println!(
+        "  language        {}",
+        if i.language.is_empty() {
+            "neutral"
+        } else {
+            &i.language
+        }
+    );
+    println!("  version         {}", i.version);
+    println!("KB                {}", opt(&p.kb));
+    println!("Release type      {}", opt(&p.release_type));
+    println!("Classification    {}", opt(&p.classification));
+    println!("Architecture      {}", p.architecture);
+    println!("Restart           {}", opt(&p.restart));
+    println!("Editions          {}", list_or_dash(&p.editions));
+    for (k, v) in &p.custom_information {
+        println!("Custom info       {k} = {v}");
+    }
+    println!(
+        "Express (PSF)     {}",
+        match (&p.psf, p.express) {
+            (Some(psf), _) => format!("{} ({}, {})", psf.name, psf.location, bytes(psf.size)),
+            (None, true) => "yes, payload missing".into(),
+            (None, false) => "no".into(),
+        }
+    );
+    println!("Container         {}", p.container.as_str());
+    println!("Source            {}", p.source);
+    println!("SHA-256           {}", p.source_sha256);
+    println!("Member            {}", opt(&p.member));
+    println!("Came with         {}", list_or_dash(&p.bundled_with));
+    println!("Entries           {}", p.entries);
+    println!("Imported          {}", p.imported_at);
+    println!("Applies to (parents)");
+    if p.parents.is_empty() {
+        println!("  (none declared)");
+    }
+    for parent in &p.parents {
+        println!(
+            "  {}  build {}, revision {}, integrate {}, disposition {}",
+            parent.identity,
+            opt(&parent.build_compare),
+            opt(&parent.revision_compare),
+            opt(&parent.integrate),
+            opt(&parent.disposition)
+        );
+    }
+    if !p.properties.is_empty() {
+        println!("MSU properties");
+        for (k, v) in &p.properties {
+            println!("  {k} = {v}");
+        }
+    }
+    println!("Files");
+    for f in &p.files {
+        println!("  {}  {}  {}  {}", f.role, f.sha256, bytes(f.size), f.name);
+    }
 }
 
 fn image_import(
@@ -547,7 +759,8 @@ fn image_applicable(site: &Site, key: &str, f: &UpdateFilter) -> Result<u8, CliE
                 && library::matches_text(&u.manifest, f.filter.as_deref())
         })
         .collect();
-    print_updates(&updates, f.json);
+    // Windows packages are never planned on this host: they need Windows' servicing stack.
+    print_updates(&updates, &[], f.json);
     Ok(0)
 }
 

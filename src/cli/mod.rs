@@ -84,7 +84,8 @@ pub enum SiteCommand {
 
 #[derive(Args, Debug, Clone)]
 pub struct UpdateFilter {
-    /// Match text in the id, title or classification
+    /// Match text in the id, title or classification (of a Windows package: also its
+    /// identity, kind, release type and file names)
     #[arg(long)]
     pub filter: Option<String>,
     /// x86, x64, arm64 or all
@@ -96,15 +97,24 @@ pub struct UpdateFilter {
 
 #[derive(Subcommand, Debug)]
 pub enum UpdateCommand {
-    /// Import update packages (directories or CAB files) into the content library
+    /// Import update packages into the content library: ois packages (directories or CABs
+    /// with update.toml), Windows .msu files, CBS .cab files (with their .psf), or a folder of
+    /// .msu/.cab files
     Import {
         #[arg(required = true)]
         paths: Vec<PathBuf>,
         #[arg(long)]
         json: bool,
     },
-    /// List the updates in the content library
+    /// List the updates in the content library: ois packages (kind file) and Windows
+    /// packages (kind cbs)
     List(UpdateFilter),
+    /// Everything recorded about an update: by update id, KB or CBS package identity
+    Show {
+        id: String,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand, Debug)]

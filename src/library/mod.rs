@@ -2,6 +2,7 @@
 //! their metadata in the site database (tables `updates`, `update_files`).
 
 mod cabfolder;
+pub mod cbs;
 mod compressed;
 mod leftovers;
 pub mod manifest;
@@ -52,6 +53,49 @@ pub static MIGRATIONS: Migrations = Migrations {
             sha256 TEXT NOT NULL,
             built_at TEXT NOT NULL,
             PRIMARY KEY (update_id, compression, chunk_size));",
+        // Windows (CBS) packages: their identity in parts, their parents with the version
+        // comparisons, and the original files stored unchanged (see `cbs`).
+        "CREATE TABLE cbs_packages (
+            identity TEXT PRIMARY KEY COLLATE NOCASE,
+            kb TEXT COLLATE NOCASE,
+            name TEXT NOT NULL,
+            public_key_token TEXT NOT NULL,
+            processor_architecture TEXT NOT NULL,
+            language TEXT NOT NULL,
+            version TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            release_type TEXT,
+            classification TEXT,
+            architecture TEXT NOT NULL,
+            restart TEXT,
+            express INTEGER NOT NULL,
+            container TEXT NOT NULL,
+            source TEXT NOT NULL,
+            source_sha256 TEXT NOT NULL,
+            member TEXT,
+            details TEXT NOT NULL,
+            imported_at TEXT NOT NULL);
+        CREATE INDEX cbs_packages_kb ON cbs_packages(kb);
+        CREATE TABLE cbs_parents (
+            identity TEXT NOT NULL REFERENCES cbs_packages(identity) ON DELETE CASCADE,
+            position INTEGER NOT NULL,
+            name TEXT NOT NULL,
+            public_key_token TEXT NOT NULL,
+            processor_architecture TEXT NOT NULL,
+            language TEXT NOT NULL,
+            version TEXT NOT NULL,
+            build_compare TEXT,
+            revision_compare TEXT,
+            integrate TEXT,
+            disposition TEXT,
+            PRIMARY KEY (identity, position));
+        CREATE TABLE cbs_files (
+            identity TEXT NOT NULL REFERENCES cbs_packages(identity) ON DELETE CASCADE,
+            role TEXT NOT NULL,
+            name TEXT NOT NULL,
+            sha256 TEXT NOT NULL,
+            size_bytes INTEGER NOT NULL,
+            PRIMARY KEY (identity, role, name));",
     ],
 };
 
@@ -71,6 +115,14 @@ pub enum LibraryError {
         id: String,
         first: PathBuf,
         second: PathBuf,
+    },
+    #[error("Windows update file {}: {reason}; nothing was imported", file.display())]
+    InvalidWindowsPackage { file: PathBuf, reason: String },
+    #[error("Windows package {identity} is already in the content library from {stored}, and {} is a different file with the same identity: remove one of them from what you import; nothing was imported", new.display())]
+    WindowsPackageConflict {
+        identity: String,
+        stored: String,
+        new: PathBuf,
     },
     #[error("update {0} is not in the content library: see `ois update list`, or import it with `ois update import`")]
     UnknownUpdate(String),
@@ -244,10 +296,29 @@ pub enum ImportStatus {
     AlreadyPresent,
 }
 
+/// The two kinds of package the library holds: ois's file-level packages (`update.toml`) and
+/// Windows' own CBS packages (`.msu`, `.cab` with `update.mum`).
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum PackageKind {
+    File,
+    Cbs,
+}
+
+impl PackageKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PackageKind::File => "file",
+            PackageKind::Cbs => "cbs",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct ImportOutcome {
     pub id: String,
     pub title: String,
+    pub kind: PackageKind,
     pub status: ImportStatus,
     pub files: usize,
     pub bytes: u64,
@@ -299,7 +370,38 @@ impl ContentLibrary {
         })?;
         // Declared after `incoming`, so dropped (its writers joined) before that is removed.
         let lander = store::Lander::start();
-        for (n, origin) in origins.iter().enumerate() {
+        let inputs = cbs::container::expand(origins)?;
+        let mut windows = Vec::new();
+        for (n, input) in inputs.iter().enumerate() {
+            let origin = match input {
+                cbs::container::Input::FileLevel(origin) => origin,
+                cbs::container::Input::Cbs(source) => {
+                    let read = cbs::container::read(
+                        self.max_expanded,
+                        source,
+                        &incoming.path().join(n.to_string()),
+                    )
+                    .map_err(|e| match e {
+                        LibraryError::Io { source: io, .. } if is_disk_full(&io) => {
+                            LibraryError::LibraryFull {
+                                library: self.store.root().to_path_buf(),
+                                origin: source.file.clone(),
+                            }
+                        }
+                        e => e,
+                    });
+                    match read {
+                        Ok(r) => windows.push(r),
+                        Err(e) => {
+                            return Err(lander
+                                .finish()
+                                .err()
+                                .map_or(e, |w| self.write_error(&incoming, &source.file, w)))
+                        }
+                    }
+                    continue;
+                }
+            };
             let v = validate(
                 &self.store,
                 self.max_expanded,
@@ -342,6 +444,7 @@ impl ContentLibrary {
             let outcome = ImportOutcome {
                 id: v.manifest.id.clone(),
                 title: v.manifest.title.clone(),
+                kind: PackageKind::File,
                 status: ImportStatus::Imported,
                 files: v.files.len(),
                 bytes: v.files.iter().map(|(f, _)| f.size).sum(),
@@ -367,6 +470,7 @@ impl ContentLibrary {
                 }
             }
         }
+        let windows_new = self.check_windows(db, &windows, &mut outcomes)?;
         let sync = |store: &FileStore| {
             store.sync().map_err(|e| LibraryError::Io {
                 path: store.root().to_path_buf(),
@@ -395,6 +499,18 @@ impl ContentLibrary {
                         path: received.to_path_buf(),
                         source: e,
                     })?;
+            }
+        }
+        for r in &windows {
+            for (f, landed) in &r.originals {
+                if !self.store.holds(&f.sha256) {
+                    self.store
+                        .adopt(landed, &f.sha256)
+                        .map_err(|e| LibraryError::Io {
+                            path: landed.clone(),
+                            source: e,
+                        })?;
+                }
             }
         }
         sync(&self.store)?;
@@ -432,6 +548,29 @@ impl ContentLibrary {
                     return Err(LibraryError::ImportedElsewhere {
                         id: m.id.clone(),
                         origin: v.package.origin.clone(),
+                    })
+                }
+            }
+        }
+        for (at, p) in windows_new {
+            let p = cbs::CbsPackage {
+                imported_at: now.clone(),
+                ..p.clone()
+            };
+            match cbs::insert(&tx, &p).map_err(db_error)? {
+                cbs::Recorded::New => tracing::info!(
+                    "imported Windows package {} ({}, {}) from {}",
+                    p.identity,
+                    p.id(),
+                    p.kind.label(),
+                    p.source
+                ),
+                cbs::Recorded::Same => outcomes[at].status = ImportStatus::AlreadyPresent,
+                cbs::Recorded::Different(stored) => {
+                    return Err(LibraryError::WindowsPackageConflict {
+                        identity: p.identity.clone(),
+                        stored,
+                        new: PathBuf::from(&p.source),
                     })
                 }
             }
@@ -494,6 +633,66 @@ impl Record<'_> {
 }
 
 impl ContentLibrary {
+    /// Decides what each Windows package read is: new, the same file again (a no-op), or a
+    /// different file claiming an identity the library (or this batch) already has.
+    fn check_windows<'w>(
+        &self,
+        db: &Database,
+        windows: &'w [cbs::container::ReadSource],
+        outcomes: &mut Vec<ImportOutcome>,
+    ) -> Result<Vec<(usize, &'w cbs::CbsPackage)>, LibraryError> {
+        let mut seen: HashMap<String, (&str, &Path)> = HashMap::new();
+        let mut new = Vec::new();
+        for r in windows {
+            for p in &r.packages {
+                let key = p.identity.to_lowercase();
+                if let Some((sha, first)) = seen.get(&key) {
+                    // The same file given twice (alone and in its folder) is imported once.
+                    if *sha == p.source_sha256 {
+                        continue;
+                    }
+                    return Err(LibraryError::WindowsPackageConflict {
+                        identity: p.identity.clone(),
+                        stored: format!("{} (given in this import)", first.display()),
+                        new: r.origin.clone(),
+                    });
+                }
+                seen.insert(key, (&p.source_sha256, &r.origin));
+                let outcome = ImportOutcome {
+                    id: p.id().to_string(),
+                    title: format!("{} {}", p.kind.label(), p.identity),
+                    kind: PackageKind::Cbs,
+                    status: ImportStatus::Imported,
+                    files: p.files.len(),
+                    bytes: p.files.iter().map(|f| f.size).sum(),
+                };
+                match cbs::recorded(db, &p.identity)? {
+                    Some((sha, _)) if sha == p.source_sha256 => outcomes.push(ImportOutcome {
+                        status: ImportStatus::AlreadyPresent,
+                        ..outcome
+                    }),
+                    Some((_, stored)) => {
+                        return Err(LibraryError::WindowsPackageConflict {
+                            identity: p.identity.clone(),
+                            stored,
+                            new: r.origin.clone(),
+                        })
+                    }
+                    None => {
+                        new.push((outcomes.len(), p));
+                        outcomes.push(outcome);
+                    }
+                }
+            }
+        }
+        Ok(new)
+    }
+
+    /// Every Windows (CBS) package in the library, by KB then identity.
+    pub fn windows_packages(&self, db: &Database) -> Result<Vec<cbs::CbsPackage>, LibraryError> {
+        cbs::all(db)
+    }
+
     /// A failed write into the library: a full disk names the library, not the package.
     fn write_error(
         &self,

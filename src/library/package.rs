@@ -162,7 +162,7 @@ impl Package {
 /// Refuses a cabinet that is one part of a multi-cabinet set (header flags "previous" or
 /// "next"): its folders continue in other files, which an update package never needs, and
 /// reading one part alone cannot stream its entries.
-fn refuse_cabinet_sets(path: &Path) -> Result<(), String> {
+pub(super) fn refuse_cabinet_sets(path: &Path) -> Result<(), String> {
     const FLAG_PREV: u16 = 1;
     const FLAG_NEXT: u16 = 2;
     let mut header = [0u8; 36];

@@ -148,6 +148,11 @@ pub fn set(
                 "no update given: use --updates ID,... or --all-applicable".into(),
             ));
         }
+        let refused = crate::library::cbs::refusal(db, ids)
+            .map_err(|e| ScheduleError::Servicing(ServicingError::Library(e)))?;
+        if let Some(reason) = refused {
+            return Err(invalid(reason));
+        }
     }
     let next = request
         .timing

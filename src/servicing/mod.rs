@@ -159,9 +159,20 @@ pub fn service(
     let library = ContentLibrary::new(site);
     library.sweep_leftovers(&db);
     let updates = library.all(&db)?;
+    // Refused before any image is looked at: ois cannot install Windows' own packages.
+    let refused = match &options.selection {
+        Selection::Updates(ids) => crate::library::cbs::refusal(&db, ids)?,
+        Selection::AllApplicable => None,
+    };
     let mut jobs: Vec<(Image, Plan)> = Vec::new();
     for key in image_keys {
         let img = image::find(&db, key)?;
+        if let Some(reason) = refused {
+            return Err(ServicingError::Plan {
+                image: img.name,
+                reason,
+            });
+        }
         if jobs.iter().any(|(i, _)| i.id == img.id) {
             continue;
         }

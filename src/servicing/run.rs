@@ -74,6 +74,9 @@ pub(super) fn run(
         let span = tracing::info_span!("servicing_run", run_id, log = %log.display());
         let _entered = span.enter();
         log_plan(&img, &plan, options);
+        if options.selection == super::Selection::AllApplicable {
+            log_windows_packages_not_planned(&db);
+        }
         let requested = watch.register(run_id);
         let canceled = || is_canceled(&options.cancel) || is_canceled(&requested);
         let result = service(
@@ -618,6 +621,22 @@ fn log_plan(img: &Image, plan: &Plan, options: &ServiceOptions) {
     }
     for (id, by) in &plan.superseded {
         tracing::info!("{id} is superseded by {by}: not applied");
+    }
+}
+
+/// `--all-applicable` plans file-level updates only: the run log says which Windows (CBS)
+/// packages the library holds that this host does not plan.
+fn log_windows_packages_not_planned(db: &Database) {
+    match crate::library::cbs::all(db) {
+        Ok(packages) if packages.is_empty() => {}
+        Ok(packages) => {
+            let ids: Vec<&str> = packages.iter().map(|p| p.id()).collect();
+            tracing::info!(
+                "Windows (CBS) packages in the content library are not planned on this host ({}): installing them needs Windows' servicing stack (DISM) on a Windows servicing host",
+                ids.join(", ")
+            );
+        }
+        Err(e) => tracing::warn!("cannot list the Windows (CBS) packages of the library: {e}"),
     }
 }
 

@@ -212,6 +212,28 @@ impl FileReader<'_> {
     }
 }
 
+impl FileReader<'_> {
+    /// Streams the data of `entry` (its unnamed stream) to `sink`, chunk by chunk: for files
+    /// too large to hold whole (the packages inside a WIM-format update).
+    pub fn stream(
+        &mut self,
+        entry: &TreeEntry,
+        sink: &mut dyn FnMut(&[u8]) -> Result<(), WimError>,
+    ) -> Result<(), WimError> {
+        if entry.sha1 == [0u8; 20] {
+            return Ok(());
+        }
+        let path = self.reader.path();
+        let blob = self.blobs.get(&entry.sha1).ok_or_else(|| {
+            corrupt(
+                path,
+                format!("{} has no data in the blob table", entry.path),
+            )
+        })?;
+        self.reader.read(blob, sink)
+    }
+}
+
 /// Decompresses each blob of `blobs` (resources of the WIM at `path`, in the original or the
 /// pipable layout) and checks its SHA-1, as wimlib's own verification does for every blob.
 pub fn verify_blobs(
