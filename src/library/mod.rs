@@ -370,12 +370,12 @@ impl ContentLibrary {
         })?;
         // Declared after `incoming`, so dropped (its writers joined) before that is removed.
         let lander = store::Lander::start();
-        let inputs = cbs::container::expand(origins)?;
+        let inputs = cbs::input::expand(origins)?;
         let mut windows = Vec::new();
         for (n, input) in inputs.iter().enumerate() {
             let origin = match input {
-                cbs::container::Input::FileLevel(origin) => origin,
-                cbs::container::Input::Cbs(source) => {
+                cbs::input::Input::FileLevel(origin) => origin,
+                cbs::input::Input::Cbs(source) => {
                     let read = cbs::container::read(
                         self.max_expanded,
                         source,

@@ -1,4 +1,4 @@
-//! Telling the kinds of update file apart, and reading CBS packages out of their containers:
+//! Reading CBS packages out of their containers:
 //! a CBS `.cab` (with the `.psf` beside it), a classic `.msu` (a CAB of CBS CABs), a
 //! WIM-format `.msu`, and a folder of such files (a month's download).
 //!
@@ -11,48 +11,34 @@ use std::fs::File;
 use std::io::{BufReader, Read};
 use std::path::{Path, PathBuf};
 
+use super::input::{extension_is, stem_lower, Source};
 use super::mum::{self, Mum, MAX_MUM_BYTES, MAX_PROPERTIES_BYTES};
 use super::{
     architecture_of, classification_of, editions_of, kb_of, CbsKind, CbsPackage, ContainerForm,
     OriginalFile, PsfPayload,
 };
 use crate::library::manifest::package_path;
-use crate::library::{Bounded, LibraryError, MANIFEST_NAME};
+use crate::library::{Bounded, LibraryError};
 
-const WIM_MAGIC: &[u8; 8] = b"MSWIM\0\0\0";
-const CAB_MAGIC: &[u8; 4] = b"MSCF";
+pub(super) const WIM_MAGIC: &[u8; 8] = b"MSWIM\0\0\0";
+pub(super) const CAB_MAGIC: &[u8; 4] = b"MSCF";
 const EXPRESS_INDEX: &str = "express.psf.cix.xml";
 
-/// What one path given to `update import` is.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Input {
-    /// A file-level package (`update.toml`): a directory or a CAB.
-    FileLevel(PathBuf),
-    /// A Windows update file: an `.msu` or a CBS `.cab`, with its `.psf` when it has one.
-    Cbs(Source),
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Source {
-    pub file: PathBuf,
-    pub psf: Option<PathBuf>,
-}
-
-fn invalid(file: &Path, reason: impl Into<String>) -> LibraryError {
+pub(super) fn invalid(file: &Path, reason: impl Into<String>) -> LibraryError {
     LibraryError::InvalidWindowsPackage {
         file: file.to_path_buf(),
         reason: reason.into(),
     }
 }
 
-fn io(path: &Path) -> impl FnOnce(std::io::Error) -> LibraryError + '_ {
+pub(super) fn io(path: &Path) -> impl FnOnce(std::io::Error) -> LibraryError + '_ {
     move |source| LibraryError::Io {
         path: path.to_path_buf(),
         source,
     }
 }
 
-fn magic(path: &Path) -> std::io::Result<[u8; 8]> {
+pub(super) fn magic(path: &Path) -> std::io::Result<[u8; 8]> {
     let mut head = [0u8; 8];
     let mut f = File::open(path)?;
     let mut got = 0;
@@ -66,12 +52,12 @@ fn magic(path: &Path) -> std::io::Result<[u8; 8]> {
 }
 
 /// An entry of a CAB as its file table names it.
-struct CabEntry {
-    name: String,
-    size: u64,
+pub(super) struct CabEntry {
+    pub(super) name: String,
+    pub(super) size: u64,
 }
 
-fn cab_entries(path: &Path) -> Result<Vec<CabEntry>, String> {
+pub(super) fn cab_entries(path: &Path) -> Result<Vec<CabEntry>, String> {
     crate::library::package::refuse_cabinet_sets(path)?;
     let file = File::open(path).map_err(|e| e.to_string())?;
     let cabinet = cab::Cabinet::new(BufReader::new(file))
@@ -92,121 +78,6 @@ fn checked_names(entries: &[CabEntry]) -> Result<Vec<String>, String> {
         .iter()
         .map(|e| package_path(&e.name).map_err(|why| format!("entry {:?}: {why}", e.name)))
         .collect()
-}
-
-/// Sorts the paths given to `update import` into file-level packages and Windows update files.
-pub fn expand(origins: &[PathBuf]) -> Result<Vec<Input>, LibraryError> {
-    let mut out = Vec::new();
-    for origin in origins {
-        // Whatever cannot be read is left to the file-level reader, which says why.
-        let Ok(meta) = std::fs::metadata(origin) else {
-            out.push(Input::FileLevel(origin.clone()));
-            continue;
-        };
-        if !meta.is_dir() {
-            out.push(classify(origin, psf_beside(origin)));
-            continue;
-        }
-        if has_file(origin, MANIFEST_NAME) {
-            out.push(Input::FileLevel(origin.clone()));
-            continue;
-        }
-        let month = month_folder(origin)?;
-        if month.is_empty() {
-            out.push(Input::FileLevel(origin.clone()));
-        }
-        out.extend(month);
-    }
-    Ok(out)
-}
-
-fn has_file(dir: &Path, name: &str) -> bool {
-    std::fs::read_dir(dir).is_ok_and(|d| {
-        d.flatten()
-            .any(|e| e.file_name().to_string_lossy().eq_ignore_ascii_case(name))
-    })
-}
-
-fn extension_is(path: &Path, ext: &str) -> bool {
-    path.extension()
-        .is_some_and(|e| e.to_string_lossy().eq_ignore_ascii_case(ext))
-}
-
-fn stem_lower(path: &Path) -> String {
-    path.file_stem()
-        .map(|s| s.to_string_lossy().to_lowercase())
-        .unwrap_or_default()
-}
-
-/// The `.psf` of the same base name beside a `.cab`, if there is one.
-fn psf_beside(cab: &Path) -> Option<PathBuf> {
-    if !extension_is(cab, "cab") {
-        return None;
-    }
-    let dir = cab.parent().filter(|d| !d.as_os_str().is_empty());
-    let stem = stem_lower(cab);
-    std::fs::read_dir(dir.unwrap_or(Path::new(".")))
-        .ok()?
-        .flatten()
-        .map(|e| e.path())
-        .find(|p| extension_is(p, "psf") && stem_lower(p) == stem && p.is_file())
-}
-
-/// A file given alone: by content, not by name.
-fn classify(path: &Path, psf: Option<PathBuf>) -> Input {
-    let cbs = || {
-        Input::Cbs(Source {
-            file: path.to_path_buf(),
-            psf: psf.clone(),
-        })
-    };
-    match magic(path) {
-        Ok(m) if &m == WIM_MAGIC => cbs(),
-        Ok(m) if &m[..4] == CAB_MAGIC => match cab_entries(path) {
-            Ok(entries)
-                if entries
-                    .iter()
-                    .any(|e| e.name.eq_ignore_ascii_case(MANIFEST_NAME)) =>
-            {
-                Input::FileLevel(path.to_path_buf())
-            }
-            // A CAB without update.toml is a Windows update file, or says why it is not.
-            Ok(_) => cbs(),
-            Err(_) => Input::FileLevel(path.to_path_buf()),
-        },
-        _ => Input::FileLevel(path.to_path_buf()),
-    }
-}
-
-/// Every `.msu` and `.cab` of a folder, each `.cab` with the `.psf` of its base name.
-fn month_folder(dir: &Path) -> Result<Vec<Input>, LibraryError> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map_err(io(dir))?
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.is_file())
-        .collect();
-    files.sort();
-    let mut psfs: BTreeMap<String, PathBuf> = files
-        .iter()
-        .filter(|p| extension_is(p, "psf"))
-        .map(|p| (stem_lower(p), p.clone()))
-        .collect();
-    let mut out = Vec::new();
-    for f in &files {
-        if extension_is(f, "msu") {
-            out.push(classify(f, None));
-        } else if extension_is(f, "cab") {
-            out.push(classify(f, psfs.remove(&stem_lower(f))));
-        }
-    }
-    if let Some(orphan) = psfs.into_values().next() {
-        return Err(invalid(
-            &orphan,
-            "it has no .cab of the same base name beside it (an express package's payload goes with its .cab)",
-        ));
-    }
-    Ok(out)
 }
 
 /// A CBS package read from a file given to `update import`, with the originals landed.
