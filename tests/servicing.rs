@@ -397,6 +397,7 @@ fn a_failed_run_reports_updates_applied_in_memory_as_not_written() {
         .all(|i| !i["updates"].to_string().contains("KB7000000")));
     let text = site.ois(&["image", "show", "golden"]).ok().stdout;
     assert!(!text.contains("KB7000000  index 1  Installed"), "{text}");
+    assert!(text.contains("KB7000000  index 1  Not written: "), "{text}");
 }
 
 #[test]

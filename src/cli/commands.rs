@@ -681,11 +681,7 @@ fn image_show(site: &Site, key: &str, json: bool) -> Result<u8, CliError> {
                 "  {}  index {}  {}",
                 u.update,
                 u.index,
-                if u.applied {
-                    "Installed".to_string()
-                } else {
-                    format!("Failed: {}", opt(&u.error))
-                }
+                update_result(u, "Installed")
             );
         }
         if let Some(log) = &r.log_path {
@@ -733,11 +729,7 @@ fn image_show(site: &Site, key: &str, json: bool) -> Result<u8, CliError> {
                 .map_or(String::new(), |e| format!("  ({e})"))
         );
         for u in &r.updates {
-            let result = if u.applied {
-                "Applied".to_string()
-            } else {
-                format!("Failed: {}", opt(&u.error))
-            };
+            let result = update_result(u, "Applied");
             println!("      {}  index {}  {}", u.update, u.index, result);
         }
     }
@@ -847,6 +839,20 @@ fn service(site: &Site, args: &ServiceArgs) -> Result<u8, CliError> {
             1
         },
     )
+}
+
+/// One update's result on one index, in Update Status and the run history.
+fn update_result(u: &ois::servicing::UpdateResult, done: &str) -> String {
+    match (&u.error, u.applied) {
+        (_, true) => done.to_string(),
+        (Some(e), false) if e.starts_with(ois::servicing::NOT_WRITTEN) => {
+            format!(
+                "Not written: {}",
+                e[ois::servicing::NOT_WRITTEN.len()..].trim_start_matches(": ")
+            )
+        }
+        (e, false) => format!("Failed: {}", opt(e)),
+    }
 }
 
 pub(super) fn print_outcome(o: &ImageOutcome) {

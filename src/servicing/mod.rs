@@ -215,6 +215,10 @@ const RESULT_FAILED: &str = "Failed";
 /// original, so the image does not have it.
 const RESULT_NOT_WRITTEN: &str = "Not written";
 
+/// How an update result's error begins when the update was applied in memory by a run that
+/// then ended before its image replaced the original.
+pub const NOT_WRITTEN: &str = "applied in memory, not written";
+
 /// A past run of an image, for `image show`.
 #[derive(Debug, Clone, Serialize)]
 pub struct RunRecord {
@@ -267,7 +271,7 @@ pub fn history(db: &Database, image_id: i64) -> Result<Vec<RunRecord>, SiteError
                     applied: result == RESULT_APPLIED,
                     error: if result == RESULT_NOT_WRITTEN {
                         Some(format!(
-                            "applied in memory, not written: {}",
+                            "{NOT_WRITTEN}: {}",
                             error.unwrap_or_else(|| {
                                 "the run ended before the serviced image replaced the original"
                                     .into()
