@@ -602,3 +602,60 @@ fn image_import_killed_at_every_write_registers_all_or_nothing() {
         }
     });
 }
+
+/// `ois dp add` with several properties: killed at each write, the DP is there with all of
+/// them or not at all; adding it again then works.
+#[test]
+fn dp_add_killed_at_every_write_adds_all_or_nothing() {
+    if !tools_present() {
+        return;
+    }
+    let (bench, _original, _expected) = prepared(import_golden);
+    let target = bench.dir.path().join("dp01");
+    let target = target.to_string_lossy().into_owned();
+    let nal = common::nal("DP01");
+    let args = [
+        "dp",
+        "add",
+        nal.as_str(),
+        "--target",
+        target.as_str(),
+        "--boundary-group",
+        "HQ",
+        "--boundary-group",
+        "Branch",
+        "--description",
+        "first floor",
+        "--setting",
+        "bandwidth=10",
+    ];
+    let whole = |bench: &Bench, point: &dyn std::fmt::Display| {
+        let shown = bench.ois(&["dp", "show", &nal, "--json"]).ok().json();
+        let dp = &shown["dp"];
+        let mut groups: Vec<String> = dp["boundary_groups"]
+            .as_array()
+            .expect("groups")
+            .iter()
+            .filter_map(|g| g.as_str().map(str::to_string))
+            .collect();
+        groups.sort();
+        assert_eq!(groups, ["Branch", "HQ"], "{point}: {shown}");
+        assert_eq!(dp["description"], "first floor", "{point}: {shown}");
+    };
+    kill_at_every_point(&bench, "ois dp add", &args, |point| {
+        let listed = bench.ois(&["dp", "list", "--json"]).ok().json();
+        let added = listed.as_array().is_some_and(|a| !a.is_empty());
+        if added {
+            whole(&bench, point);
+        } else {
+            bench.ois(&args).ok();
+            whole(&bench, point);
+        }
+        assert_eq!(bench.integrity_check(), "ok", "{point}");
+        if added {
+            "DP added whole"
+        } else {
+            "DP not added"
+        }
+    });
+}

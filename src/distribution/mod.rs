@@ -180,6 +180,13 @@ fn check_target(nal: &Nal, t: &str) -> Result<(), DistributionError> {
         })
 }
 
+/// A write transaction on `db`'s own connection: the catalog's statements on `db` run inside
+/// it until it is committed (dropped, it rolls back).
+fn immediate(db: &Database) -> Result<rusqlite::Transaction<'_>, DistributionError> {
+    rusqlite::Transaction::new_unchecked(db, rusqlite::TransactionBehavior::Immediate)
+        .map_err(|e| DistributionError::Site(db.error(e)))
+}
+
 fn apply_properties(db: &Database, dp_id: i64, p: &DpProperties) -> Result<(), DistributionError> {
     if let Some(t) = &p.target {
         catalog::set_target(db, dp_id, t.trim())?;
@@ -215,11 +222,14 @@ pub fn add(
         .ok_or_else(|| DistributionError::Usage("a DP needs a --target".into()))?;
     check_target(&nal, target)?;
     let db = site.database()?;
+    // The DP and its properties appear together or not at all.
+    let tx = immediate(&db)?;
     if catalog::find_optional(&db, &nal)?.is_some() {
         return Err(DistributionError::AlreadyExists(nal.to_string()));
     }
     let id = catalog::insert(&db, &nal, target.trim())?;
     apply_properties(&db, id, props)?;
+    tx.commit().map_err(|e| db.error(e))?;
     tracing::info!("added distribution point {nal} (target {})", target.trim());
     catalog::find(&db, &nal)
 }
@@ -232,6 +242,9 @@ pub fn set(
 ) -> Result<DistributionPoint, DistributionError> {
     let nal = parse_nal(nal_path)?;
     let db = site.database()?;
+    // All the changes or none, and maintenance mode cannot be enabled between its check and
+    // the changes.
+    let tx = immediate(&db)?;
     let dp = catalog::find(&db, &nal)?;
     if dp.maintenance_mode {
         return Err(DistributionError::ReadOnly(dp.nal_path));
@@ -247,6 +260,7 @@ pub fn set(
         check_target(&nal, t)?;
     }
     apply_properties(&db, dp.id, props)?;
+    tx.commit().map_err(|e| db.error(e))?;
     tracing::info!(
         "changed the properties of distribution point {}",
         dp.nal_path
