@@ -773,3 +773,42 @@ fn a_run_log_that_could_not_be_written_is_not_named() {
     let text = site.ois(&["image", "show", "golden"]).ok().stdout;
     assert!(!text.contains("log: "), "{text}");
 }
+
+/// Too little room beside the image for the copy that replaces it: the message says so, and
+/// does not suggest another servicing drive, which would not help.
+#[test]
+fn too_little_space_beside_the_image_is_named_as_such() {
+    let site = TestSite::new();
+    let drive = site.path("image-drive");
+    let Some(_tmpfs) = Tmpfs::mount(&drive, "512k") else {
+        eprintln!("skipped: cannot mount a tmpfs here (not root)");
+        return;
+    };
+    site.sample_packages();
+    let wim = drive.join("golden.wim");
+    let scratch = tempfile::tempdir().expect("scratch");
+    ois::sample::golden_image(scratch.path(), &wim).expect("golden image");
+    site.ois(&[
+        "image",
+        "import",
+        wim.to_str().expect("utf8"),
+        "--name",
+        "golden",
+    ])
+    .ok();
+    let original = std::fs::read(&wim).expect("read");
+    let run = site
+        .ois(&["service", "golden", "--all-applicable", "--json"])
+        .failed();
+    let error = run.json_lines()[0]["error"]
+        .as_str()
+        .expect("error")
+        .to_string();
+    assert!(
+        error.contains("not enough free space") && error.contains("image-drive"),
+        "{error}"
+    );
+    assert!(error.contains("copied beside the original"), "{error}");
+    assert!(!error.contains("servicing drive"), "{error}");
+    assert_eq!(std::fs::read(&wim).expect("read"), original);
+}
