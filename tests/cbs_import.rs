@@ -149,18 +149,7 @@ fn classic_msu(site: &TestSite, dest: &Path) -> PathBuf {
 }
 
 fn stored_files(site: &TestSite) -> Vec<PathBuf> {
-    fn walk(p: &Path, out: &mut Vec<PathBuf>) {
-        for e in std::fs::read_dir(p).into_iter().flatten().flatten() {
-            if e.path().is_dir() {
-                walk(&e.path(), out);
-            } else {
-                out.push(e.path());
-            }
-        }
-    }
-    let mut out = Vec::new();
-    walk(&site.root().join("ContentLibrary"), &mut out);
-    out
+    common::files_under(&site.root().join("ContentLibrary"))
 }
 
 /// Is `bytes` stored, unchanged, under its SHA-256?

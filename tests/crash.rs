@@ -82,16 +82,12 @@ impl Bench {
 
     fn ois(&self, args: &[&str]) -> common::Run {
         let all = self.ois_args(args);
-        let out = self
-            .command(&all[0])
-            .args(&all[1..])
-            .output()
-            .expect("run ois");
-        common::Run {
-            code: out.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        }
+        common::to_run(
+            self.command(&all[0])
+                .args(&all[1..])
+                .output()
+                .expect("run ois"),
+        )
     }
 
     /// The site and images as they are now become what every kill point starts from.

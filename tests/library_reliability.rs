@@ -7,7 +7,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use common::{have, TestSite};
+use common::TestSite;
 use ois::sample::{write_cab, write_package};
 
 const ONE_FILE: &str = r#"id = "KB8100001"
@@ -20,18 +20,14 @@ at = "Windows/System32/ntoskrnl.exe"
 
 /// Every file under the content library (the empty incoming area does not count).
 fn library_files(site: &TestSite) -> Vec<PathBuf> {
-    fn walk(p: &Path, out: &mut Vec<PathBuf>) {
-        for e in std::fs::read_dir(p).into_iter().flatten().flatten() {
-            if e.path().is_dir() {
-                walk(&e.path(), out);
-            } else {
-                out.push(e.path());
-            }
-        }
-    }
-    let mut out = Vec::new();
-    walk(&site.root().join("ContentLibrary"), &mut out);
-    out
+    common::files_under(&site.root().join("ContentLibrary"))
+}
+
+/// Nothing of a refused import is in the content library or the site database.
+fn assert_nothing_stored(site: &TestSite) {
+    let files = library_files(site);
+    assert!(files.is_empty(), "{files:?}");
+    assert!(updates(site).is_empty());
 }
 
 fn updates(site: &TestSite) -> Vec<String> {
@@ -107,8 +103,7 @@ fn declare_size(cab: &[u8], name: &str, size: u32) -> Vec<u8> {
 
 #[test]
 fn a_part_of_a_multi_cabinet_set_is_refused_at_once_naming_the_cab() {
-    if !have("gcab") {
-        eprintln!("skipped: gcab is not installed (scripts/setup.sh installs it)");
+    if !common::have_or_skip("gcab") {
         return;
     }
     let site = TestSite::new();
@@ -153,12 +148,7 @@ fn a_part_of_a_multi_cabinet_set_is_refused_at_once_naming_the_cab() {
             run.stderr
         );
     }
-    assert!(
-        library_files(&site).is_empty(),
-        "{:?}",
-        library_files(&site)
-    );
-    assert!(updates(&site).is_empty());
+    assert_nothing_stored(&site);
     // The same package as one cabinet imports, streamed.
     site.ois(&["update", "import", whole.to_str().expect("utf8")])
         .ok();
@@ -167,8 +157,7 @@ fn a_part_of_a_multi_cabinet_set_is_refused_at_once_naming_the_cab() {
 
 #[test]
 fn a_package_expanding_past_the_configured_bound_is_refused_and_leaves_nothing() {
-    if !have("gcab") {
-        eprintln!("skipped: gcab is not installed (scripts/setup.sh installs it)");
+    if !common::have_or_skip("gcab") {
         return;
     }
     let site = TestSite::new();
@@ -244,12 +233,7 @@ fn a_package_expanding_past_the_configured_bound_is_refused_and_leaves_nothing()
     );
     assert!(run.stderr.contains("truncated"), "{}", run.stderr);
 
-    assert!(
-        library_files(&site).is_empty(),
-        "{:?}",
-        library_files(&site)
-    );
-    assert!(updates(&site).is_empty());
+    assert_nothing_stored(&site);
 }
 
 #[test]
@@ -347,8 +331,7 @@ fn service_and_check_placements(site: &TestSite, image: &str, wim: &Path) {
 
 #[test]
 fn one_payload_file_added_at_several_targets_stays_separate_files_in_the_image() {
-    if !have("wimlib-imagex") {
-        eprintln!("skipped: wimlib-imagex is not installed (scripts/setup.sh installs it)");
+    if !common::have_or_skip("wimlib-imagex") {
         return;
     }
     // A compressed image: the payload is read in place from the content library.
@@ -423,12 +406,7 @@ fn ids_that_are_not_folder_names_are_refused_naming_the_package() {
             run.stderr
         );
     }
-    assert!(
-        library_files(&site).is_empty(),
-        "{:?}",
-        library_files(&site)
-    );
-    assert!(updates(&site).is_empty());
+    assert_nothing_stored(&site);
 }
 
 #[test]

@@ -670,6 +670,17 @@ fn site_with_servicing_drive_on_tmpfs(
     Some((site, drive, tmpfs))
 }
 
+/// `ois service golden --all-applicable`, which must fail: the run's error.
+fn failed_service_error(site: &TestSite) -> String {
+    let run = site
+        .ois(&["service", "golden", "--all-applicable", "--json"])
+        .failed();
+    run.json_lines()[0]["error"]
+        .as_str()
+        .expect("error")
+        .to_string()
+}
+
 #[test]
 fn not_enough_space_on_the_servicing_drive_is_refused() {
     let Some((site, drive, _tmpfs)) = site_with_servicing_drive_on_tmpfs("small-drive", "256k")
@@ -685,13 +696,7 @@ fn not_enough_space_on_the_servicing_drive_is_refused() {
     site.sample_packages();
     let wim = site.golden_image("golden");
     let original = std::fs::read(&wim).expect("read");
-    let run = site
-        .ois(&["service", "golden", "--all-applicable", "--json"])
-        .failed();
-    let error = run.json_lines()[0]["error"]
-        .as_str()
-        .expect("error")
-        .to_string();
+    let error = failed_service_error(&site);
     assert!(
         error.contains("not enough free space") && error.contains("small-drive"),
         "{error}"
@@ -797,13 +802,7 @@ fn too_little_space_beside_the_image_is_named_as_such() {
     ])
     .ok();
     let original = std::fs::read(&wim).expect("read");
-    let run = site
-        .ois(&["service", "golden", "--all-applicable", "--json"])
-        .failed();
-    let error = run.json_lines()[0]["error"]
-        .as_str()
-        .expect("error")
-        .to_string();
+    let error = failed_service_error(&site);
     assert!(
         error.contains("not enough free space") && error.contains("image-drive"),
         "{error}"

@@ -190,29 +190,30 @@ impl FileReader<'_> {
         if entry.sha1 == [0u8; 20] {
             return Ok(Vec::new());
         }
-        let path = self.reader.path();
-        let blob = self.blobs.get(&entry.sha1).ok_or_else(|| {
-            corrupt(
-                path,
-                format!("{} has no data in the blob table", entry.path),
-            )
-        })?;
-        if blob.size > limit {
+        let size = self.blob(entry)?.size;
+        if size > limit {
             return Err(corrupt(
-                path,
-                format!("{} is {} bytes, over {limit}", entry.path, blob.size),
+                self.reader.path(),
+                format!("{} is {size} bytes, over {limit}", entry.path),
             ));
         }
-        let mut out = Vec::with_capacity(blob.size as usize);
-        self.reader.read(blob, &mut |bytes| {
+        let mut out = Vec::with_capacity(size as usize);
+        self.stream(entry, &mut |bytes| {
             out.extend_from_slice(bytes);
             Ok(())
         })?;
         Ok(out)
     }
-}
 
-impl FileReader<'_> {
+    fn blob(&self, entry: &TreeEntry) -> Result<Blob, WimError> {
+        self.blobs.get(&entry.sha1).cloned().ok_or_else(|| {
+            corrupt(
+                self.reader.path(),
+                format!("{} has no data in the blob table", entry.path),
+            )
+        })
+    }
+
     /// Streams the data of `entry` (its unnamed stream) to `sink`, chunk by chunk: for files
     /// too large to hold whole (the packages inside a WIM-format update).
     pub fn stream(
@@ -223,14 +224,8 @@ impl FileReader<'_> {
         if entry.sha1 == [0u8; 20] {
             return Ok(());
         }
-        let path = self.reader.path();
-        let blob = self.blobs.get(&entry.sha1).ok_or_else(|| {
-            corrupt(
-                path,
-                format!("{} has no data in the blob table", entry.path),
-            )
-        })?;
-        self.reader.read(blob, sink)
+        let blob = self.blob(entry)?;
+        self.reader.read(&blob, sink)
     }
 }
 

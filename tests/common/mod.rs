@@ -58,7 +58,7 @@ impl Run {
     }
 }
 
-fn to_run(out: Output) -> Run {
+pub fn to_run(out: Output) -> Run {
     Run {
         code: out.status.code().unwrap_or(-1),
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -253,4 +253,29 @@ pub fn have(tool: &str) -> bool {
         .arg(format!("command -v {tool}"))
         .output()
         .is_ok_and(|o| o.status.success())
+}
+
+/// Every file under `dir` (recursively); empty when it is missing.
+pub fn files_under(dir: &Path) -> Vec<PathBuf> {
+    fn walk(p: &Path, out: &mut Vec<PathBuf>) {
+        for e in std::fs::read_dir(p).into_iter().flatten().flatten() {
+            if e.path().is_dir() {
+                walk(&e.path(), out);
+            } else {
+                out.push(e.path());
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(dir, &mut out);
+    out
+}
+
+/// Whether `tool` is installed; says the test is skipped when it is not.
+pub fn have_or_skip(tool: &str) -> bool {
+    let ok = have(tool);
+    if !ok {
+        eprintln!("skipped: {tool} is not installed (scripts/setup.sh installs it)");
+    }
+    ok
 }
