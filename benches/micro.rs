@@ -5,9 +5,10 @@ use std::fmt::Write as _;
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 
-use ois::image::{IndexDetail, IndexInfo, InstalledUpdate};
+use ois::image::{IndexDetail, IndexInfo, InstalledPackage, InstalledUpdate};
+use ois::library::cbs::{CbsIdentity, CbsKind, CbsPackage, ContainerForm, ParentRequirement};
 use ois::library::{manifest, AppliesTo, Architecture, Change, ContentLibrary, Manifest, Update};
-use ois::servicing::plan::{plan, Selection};
+use ois::servicing::plan::{plan, Catalog, KindFilter, Selection};
 use ois::site::{ServicingDrive, Site};
 
 /// A cumulative-update-like manifest with `n` changes.
@@ -89,7 +90,11 @@ fn index(i: u32) -> IndexDetail {
                 .into(),
             ),
             product_name: None,
+            ubr: Some(4460),
+            display_version: None,
+            packages_from: None,
         },
+        packages: Vec::new(),
         installed: (0..200)
             .map(|k| InstalledUpdate {
                 id: format!("KB{:07}", 4_000_000 + k),
@@ -105,7 +110,11 @@ fn planning(c: &mut Criterion) {
     let library: Vec<Update> = (0..3000).map(update).collect();
     let indexes: Vec<IndexDetail> = (1..=16).map(index).collect();
     c.bench_function("plan 3000 updates over 16 indexes", |b| {
-        b.iter(|| plan(&indexes, &library, &Selection::AllApplicable).map(|p| p.order.len()))
+        let catalog = Catalog {
+            files: &library,
+            windows: &[],
+        };
+        b.iter(|| plan(&indexes, catalog, &Selection::AllApplicable(KindFilter::All)).map(|p| p.order.len()))
     });
 }
 
@@ -143,5 +152,95 @@ fn import(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, manifests, planning, import);
+const TOKEN: &str = "31bf3856ad364e35";
+
+fn cbs_identity(name: &str, version: &str) -> CbsIdentity {
+    CbsIdentity {
+        name: name.into(),
+        public_key_token: TOKEN.into(),
+        processor_architecture: "amd64".into(),
+        language: String::new(),
+        version: version.into(),
+    }
+}
+
+/// A library package: a quarter cumulative updates, a few servicing stacks, the rest
+/// feature-style packages whose parent is the foundation package.
+fn windows_package(k: usize) -> CbsPackage {
+    let (name, version) = match k % 20 {
+        0..=4 => ("Package_for_RollupFix".to_string(), format!("22631.{}.1.7", 3000 + k)),
+        5 => (format!("Package_for_ServicingStack_{k}"), format!("22631.{}.1.0", 3000 + k)),
+        _ => (format!("Package_for_KB{}", 5_100_000 + k), "10.0.1.0".to_string()),
+    };
+    let parts = cbs_identity(&name, &version);
+    CbsPackage {
+        kb: Some(format!("KB{}", 5_100_000 + k)),
+        identity: parts.to_string(),
+        kind: CbsKind::of(&name, false),
+        identity_parts: parts,
+        release_type: None,
+        classification: None,
+        architecture: "x64".into(),
+        restart: None,
+        parents: vec![ParentRequirement {
+            identity: cbs_identity("Microsoft-Windows-Foundation-Package", "10.0.22631.1"),
+            build_compare: Some("EQ".into()),
+            revision_compare: Some("GE".into()),
+            integrate: None,
+            disposition: None,
+        }],
+        editions: Vec::new(),
+        custom_information: Default::default(),
+        express: false,
+        psf: None,
+        container: ContainerForm::Msu,
+        source: String::new(),
+        source_sha256: String::new(),
+        member: None,
+        bundled_with: Vec::new(),
+        properties: Default::default(),
+        entries: 0,
+        files: Vec::new(),
+        imported_at: String::new(),
+    }
+}
+
+/// An index with 2,000 installed packages, as a real Windows 11 index has.
+fn windows_index(i: u32) -> IndexDetail {
+    let mut detail = index(i);
+    detail.packages = (0..2000)
+        .map(|k| InstalledPackage {
+            identity: if k == 0 {
+                cbs_identity("Microsoft-Windows-Foundation-Package", "10.0.22631.1").to_string()
+            } else {
+                cbs_identity(&format!("Microsoft-Windows-Feature{k}-Package"), "10.0.22631.1")
+                    .to_string()
+            },
+            state: Some(0x70),
+            installed: true,
+            source: "hive".into(),
+        })
+        .collect();
+    detail
+}
+
+fn windows_planning(c: &mut Criterion) {
+    let windows: Vec<CbsPackage> = (0..300).map(windows_package).collect();
+    let indexes: Vec<IndexDetail> = (1..=16).map(windows_index).collect();
+    let catalog = Catalog {
+        files: &[],
+        windows: &windows,
+    };
+    c.bench_function(
+        "plan 300 Windows packages over 16 indexes of 2000 installed packages",
+        |b| {
+            b.iter(|| {
+                plan(&indexes, catalog, &Selection::AllApplicable(KindFilter::All))
+                    .map(|p| p.order.len())
+            })
+        },
+    );
+}
+
+criterion_group!(benches, manifests, planning, windows_planning, import);
 criterion_main!(benches);

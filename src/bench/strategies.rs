@@ -28,6 +28,7 @@ impl Input {
         let detail = IndexDetail {
             info: index.clone(),
             installed: Vec::new(),
+            packages: Vec::new(),
         };
         self.unpacked
             .iter()

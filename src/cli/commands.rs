@@ -83,9 +83,11 @@ pub fn run(cli: Cli) -> Result<u8, CliError> {
             json,
         }) => image_import(&Site::open(&cli.site)?, &wim, &kind, name.as_deref(), json),
         Command::Image(ImageCommand::List { json }) => image_list(&Site::open(&cli.site)?, json),
-        Command::Image(ImageCommand::Show { image, json }) => {
-            image_show(&Site::open(&cli.site)?, &image, json)
-        }
+        Command::Image(ImageCommand::Show {
+            image,
+            all_packages,
+            json,
+        }) => image_show(&Site::open(&cli.site)?, &image, all_packages, json),
         Command::Image(ImageCommand::Remove { image }) => {
             let site = Site::open(&cli.site)?;
             let db = site.database()?;
@@ -539,6 +541,7 @@ fn print_indexes(indexes: &[image::IndexDetail]) {
                 info.name.clone(),
                 info.architecture.map_or("-".into(), |a| a.to_string()),
                 opt(&info.version.clone().or(info.build.map(|b| b.to_string()))),
+                opt(&info.display_version),
                 opt(&info.edition),
                 if installed.is_empty() {
                     "-".into()
@@ -554,11 +557,45 @@ fn print_indexes(indexes: &[image::IndexDetail]) {
             "Name",
             "Arch",
             "Version",
+            "Display version",
             "Edition",
             "Installed updates",
         ],
         &rows,
     );
+}
+
+/// Update packages (`Package_for_*`) of each index with their CBS state; every package with
+/// `all`. A real index has a thousand and more feature and language packages.
+fn print_windows_packages(indexes: &[image::IndexDetail], all: bool) {
+    for i in indexes {
+        println!(
+            "\nWindows packages of index {} (read from {})",
+            i.info.index,
+            i.info
+                .packages_from
+                .as_deref()
+                .unwrap_or("the WIM XML only: registered before ois read packages; import the image again to read them")
+        );
+        let shown: Vec<&image::InstalledPackage> = i
+            .packages
+            .iter()
+            .filter(|p| all || p.identity.to_ascii_lowercase().starts_with("package_for_"))
+            .collect();
+        if shown.is_empty() && i.packages.is_empty() {
+            println!("  (none)");
+            continue;
+        }
+        let rows: Vec<Vec<String>> = shown
+            .iter()
+            .map(|p| vec![p.identity.clone(), p.state_label(), p.source.clone()])
+            .collect();
+        render::table(&["Package", "State", "Source"], &rows);
+        let others = i.packages.len() - shown.len();
+        if others > 0 {
+            println!("  and {others} other packages (feature, language, edition): see --all-packages or --json");
+        }
+    }
 }
 
 fn image_list(site: &Site, json: bool) -> Result<u8, CliError> {
@@ -613,7 +650,7 @@ fn image_list(site: &Site, json: bool) -> Result<u8, CliError> {
     Ok(0)
 }
 
-fn image_show(site: &Site, key: &str, json: bool) -> Result<u8, CliError> {
+fn image_show(site: &Site, key: &str, all_packages: bool, json: bool) -> Result<u8, CliError> {
     let db = site.database()?;
     let img = image::find(&db, key)?;
     let indexes = image::indexes(&db, &img)?;
@@ -624,11 +661,15 @@ fn image_show(site: &Site, key: &str, json: bool) -> Result<u8, CliError> {
     // The Servicing view: what the schedule will apply if it ran now.
     let will_apply = match &schedule {
         Some(s) => {
-            let all = ContentLibrary::new(site).all(&db)?;
-            match servicing::plan::plan(&indexes, &all, &s.updates) {
-                Ok(p) => Ok(p.order.clone()),
-                Err(reason) => Err(reason),
-            }
+            let library = ContentLibrary::new(site);
+            let files = library.all(&db)?;
+            let windows = library.windows_packages(&db)?;
+            let catalog = servicing::Catalog {
+                files: &files,
+                windows: &windows,
+            };
+            servicing::plan::plan(&indexes, catalog, &s.updates)
+                .and_then(|p| servicing::servicer::check(&p).map(|()| p.order.clone()))
         }
         None => Ok(Vec::new()),
     };
@@ -712,6 +753,7 @@ fn image_show(site: &Site, key: &str, json: bool) -> Result<u8, CliError> {
     }
     println!();
     print_indexes(&indexes);
+    print_windows_packages(&indexes, all_packages);
     println!("\nServicing history");
     if runs.is_empty() {
         println!("  (none)");
@@ -742,7 +784,9 @@ fn image_applicable(site: &Site, key: &str, f: &UpdateFilter) -> Result<u8, CliE
     let db = site.database()?;
     let img = image::find(&db, key)?;
     let indexes = image::indexes(&db, &img)?;
-    let all = ContentLibrary::new(site).all(&db)?;
+    let library = ContentLibrary::new(site);
+    let all = library.all(&db)?;
+    let windows_library = library.windows_packages(&db)?;
     let arch = arch_filter(f)?;
     let updates: Vec<&library::Update> = servicing::applicable(&indexes, &all)
         .into_iter()
@@ -751,8 +795,17 @@ fn image_applicable(site: &Site, key: &str, f: &UpdateFilter) -> Result<u8, CliE
                 && library::matches_text(&u.manifest, f.filter.as_deref())
         })
         .collect();
-    // Windows packages are never planned on this host: they need Windows' servicing stack.
-    print_updates(&updates, &[], f.json);
+    let windows: Vec<&CbsPackage> = servicing::plan::windows::applicable(&indexes, &windows_library)
+        .into_iter()
+        .filter(|p| {
+            p.matches_text(f.filter.as_deref())
+                && match p.arch_filter_value() {
+                    Some(a) => arch.matches(a),
+                    None => arch == ArchFilter::All,
+                }
+        })
+        .collect();
+    print_updates(&updates, &windows, f.json);
     Ok(0)
 }
 

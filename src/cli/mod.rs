@@ -139,6 +139,10 @@ pub enum ImageCommand {
     /// Indexes, installed updates and servicing history of an image
     Show {
         image: String,
+        /// List every Windows package of each index (feature and language packages too), not
+        /// only the update packages
+        #[arg(long)]
+        all_packages: bool,
         #[arg(long)]
         json: bool,
     },
@@ -232,12 +236,20 @@ pub struct UpdateSelection {
     /// Apply every update applicable when the run starts (scheduled: the monthly patch run)
     #[arg(long)]
     pub all_applicable: bool,
+    /// With --all-applicable: take only `file` (ois packages, which any host installs) or
+    /// only `cbs` (Windows packages) updates; default all
+    #[arg(long, requires = "all_applicable", value_parser = parse_kind)]
+    pub kind: Option<ois::servicing::KindFilter>,
+}
+
+fn parse_kind(s: &str) -> Result<ois::servicing::KindFilter, String> {
+    s.parse()
 }
 
 impl UpdateSelection {
     pub fn selection(&self) -> ois::servicing::Selection {
         if self.all_applicable {
-            ois::servicing::Selection::AllApplicable
+            ois::servicing::Selection::AllApplicable(self.kind.unwrap_or_default())
         } else {
             ois::servicing::Selection::Updates(self.updates.clone())
         }

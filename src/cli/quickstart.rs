@@ -74,7 +74,7 @@ pub fn run(site_dir: &Path) -> Result<u8, CliError> {
     println!("4. Servicing every index with all applicable updates");
     let before = listing(&wim_path)?;
     let options = ServiceOptions {
-        selection: Selection::AllApplicable,
+        selection: Selection::AllApplicable(servicing::KindFilter::File),
         continue_on_error: false,
         jobs: 1,
         cancel: Arc::new(AtomicBool::new(false)),

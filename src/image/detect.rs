@@ -3,6 +3,7 @@
 
 use std::collections::BTreeSet;
 
+use crate::library::cbs::CbsIdentity;
 use crate::wim::{Wim, WimError};
 
 /// Image property holding the updates ois installed, space separated.
@@ -54,21 +55,34 @@ pub fn kb_from_mum(text: &str) -> Option<String> {
 /// was not made by Windows servicing, and reading it would cost its size in memory.
 pub const MAX_MANIFEST_BYTES: u64 = 4 << 20;
 
-/// KBs of the Windows packages installed in an index. The few `.mum` files whose name does
-/// not carry the KB (such as `Package_for_RollupFix`) are read straight from the WIM's blobs,
-/// each up to [`MAX_MANIFEST_BYTES`]; nothing is extracted.
-pub fn from_windows_packages(wim: &Wim, index: u32) -> Result<BTreeSet<String>, WimError> {
+/// What `Windows/servicing/Packages` says of an index.
+#[derive(Debug, Default)]
+pub struct PackagesFolder {
+    /// KBs of the packages whose `.mum` is there.
+    pub kbs: BTreeSet<String>,
+    /// Every package identity a `.mum` name spells.
+    pub identities: Vec<CbsIdentity>,
+}
+
+/// The Windows packages of an index, from the `.mum` names. The few whose name does not carry
+/// the KB (such as `Package_for_RollupFix`) are read straight from the WIM's blobs, each up to
+/// [`MAX_MANIFEST_BYTES`]; nothing is extracted.
+pub fn from_windows_packages(wim: &Wim, index: u32) -> Result<PackagesFolder, WimError> {
     let entries = match wim.list(index, PACKAGES_DIR, false) {
         Ok(e) => e,
-        Err(e) if e.is_missing_path() => return Ok(BTreeSet::new()),
+        Err(e) if e.is_missing_path() => return Ok(PackagesFolder::default()),
         Err(e) => return Err(e),
     };
     let mut found = BTreeSet::new();
+    let mut identities = Vec::new();
     let mut to_read = Vec::new();
     for e in entries.iter().filter(|e| !e.is_dir) {
         let name = e.path.rsplit('/').next().unwrap_or(&e.path);
         if !name.to_ascii_lowercase().ends_with(".mum") {
             continue;
+        }
+        if let Some(identity) = CbsIdentity::parse(&name[..name.len() - ".mum".len()]) {
+            identities.push(identity);
         }
         match kb_from_package_name(name) {
             Some(kb) => {
@@ -79,7 +93,10 @@ pub fn from_windows_packages(wim: &Wim, index: u32) -> Result<BTreeSet<String>, 
         }
     }
     if to_read.is_empty() {
-        return Ok(found);
+        return Ok(PackagesFolder {
+            kbs: found,
+            identities,
+        });
     }
     let mut files = wim.files()?;
     for e in to_read {
@@ -107,7 +124,10 @@ pub fn from_windows_packages(wim: &Wim, index: u32) -> Result<BTreeSet<String>, 
             ),
         }
     }
-    Ok(found)
+    Ok(PackagesFolder {
+        kbs: found,
+        identities,
+    })
 }
 
 #[cfg(test)]

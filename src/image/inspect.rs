@@ -5,6 +5,8 @@ use std::path::Path;
 
 use serde::Serialize;
 
+use super::hive::{self, HiveFacts};
+use super::packages::{self, InstalledPackage};
 use super::detect;
 use crate::library::Architecture;
 use crate::wim::{Compression, Wim, WimError};
@@ -19,6 +21,12 @@ pub struct IndexInfo {
     pub version: Option<String>,
     pub edition: Option<String>,
     pub product_name: Option<String>,
+    /// The update build revision, from the SOFTWARE hive.
+    pub ubr: Option<u32>,
+    /// `DisplayVersion` (23H2, 24H2), from the SOFTWARE hive.
+    pub display_version: Option<String>,
+    /// Where the Windows packages and the version were read: the SOFTWARE hive, or why not.
+    pub packages_from: Option<String>,
 }
 
 /// What was read from a WIM file.
@@ -30,6 +38,8 @@ pub struct WimContents {
     /// Per index, the updates found installed and where each was found
     /// (`windows-package` or `ois-record`).
     pub installed: Vec<BTreeMap<String, &'static str>>,
+    /// Per index, its Windows packages with their state.
+    pub packages: Vec<Vec<InstalledPackage>>,
 }
 
 /// Why a WIM cannot be used.
@@ -80,11 +90,36 @@ pub fn inspect(path: &Path) -> Result<WimContents, InspectError> {
     }
     let mut indexes = Vec::new();
     let mut installed = Vec::new();
+    let mut all_packages = Vec::new();
     for index in 1..=header.image_count {
         check_loads_whole(&wim, index)?;
-        indexes.push(index_info(&wim, index));
+        let folder = detect::from_windows_packages(&wim, index)?;
+        let (facts, packages_from) = match hive::read(&wim, index) {
+            Ok(Some(facts)) => (Some(facts), hive::SOFTWARE_HIVE.to_string()),
+            Ok(None) => (
+                None,
+                format!(
+                    "Windows/servicing/Packages only: index {index} has no {} (WinPE-like or a bare image)",
+                    hive::SOFTWARE_HIVE
+                ),
+            ),
+            Err(e) => {
+                tracing::warn!("{e}; index {index}'s packages are read from Windows/servicing/Packages only");
+                (
+                    None,
+                    format!("Windows/servicing/Packages only: the SOFTWARE hive could not be read ({e})"),
+                )
+            }
+        };
+        let mut info = index_info(&wim, index);
+        if let Some(facts) = &facts {
+            apply_hive(&mut info, facts);
+        }
+        info.packages_from = Some(packages_from);
+        indexes.push(info);
+        all_packages.push(packages::merge(&folder.identities, facts.as_ref()));
         let mut found = BTreeMap::new();
-        for kb in detect::from_windows_packages(&wim, index)? {
+        for kb in folder.kbs {
             found.insert(kb, "windows-package");
         }
         for id in detect::from_record(&wim, index) {
@@ -97,7 +132,42 @@ pub fn inspect(path: &Path) -> Result<WimContents, InspectError> {
         chunk_size: header.chunk_size,
         indexes,
         installed,
+        packages: all_packages,
     })
+}
+
+/// The hive is what Windows itself reads: its build, revision and edition win over the WIM
+/// XML, which the capturing tool wrote.
+fn apply_hive(info: &mut IndexInfo, facts: &HiveFacts) {
+    if let Some(build) = facts.current_build {
+        info.build = Some(build);
+    }
+    info.ubr = facts.ubr;
+    info.display_version = facts.display_version.clone();
+    if facts.edition_id.is_some() {
+        info.edition = facts.edition_id.clone();
+    }
+    if facts.product_name.is_some() && info.product_name.is_none() {
+        info.product_name = facts.product_name.clone();
+    }
+    if let (Some(build), Some(ubr)) = (info.build, facts.ubr) {
+        let xml: Vec<String> = info
+            .version
+            .as_deref()
+            .map(|v| v.split('.').map(str::to_string).collect())
+            .unwrap_or_default();
+        let major = facts
+            .major
+            .map(|m| m.to_string())
+            .or_else(|| xml.first().cloned())
+            .unwrap_or_else(|| "10".into());
+        let minor = facts
+            .minor
+            .map(|m| m.to_string())
+            .or_else(|| xml.get(1).cloned())
+            .unwrap_or_else(|| "0".into());
+        info.version = Some(format!("{major}.{minor}.{build}.{ubr}"));
+    }
 }
 
 pub fn check_loads_whole(wim: &Wim, index: u32) -> Result<(), InspectError> {
@@ -134,5 +204,8 @@ pub fn index_info(wim: &Wim, index: u32) -> IndexInfo {
         version,
         edition: prop("WINDOWS/EDITIONID"),
         product_name: prop("WINDOWS/PRODUCTNAME"),
+        ubr: None,
+        display_version: None,
+        packages_from: None,
     }
 }

@@ -2,7 +2,9 @@
 //! in it (tables `images`, `image_indexes`, `installed_updates`).
 
 pub mod detect;
+pub mod hive;
 pub mod inspect;
+pub mod packages;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -11,6 +13,7 @@ use rusqlite::{params, OptionalExtension, Transaction};
 use serde::Serialize;
 
 pub use inspect::{IndexInfo, InspectError, WimContents};
+pub use packages::InstalledPackage;
 
 use crate::fsutil::{hash_file, now_rfc3339};
 use crate::library::Architecture;
@@ -54,6 +57,19 @@ pub static MIGRATIONS: Migrations = Migrations {
             image_id INTEGER PRIMARY KEY REFERENCES images(id) ON DELETE CASCADE,
             sha256 TEXT NOT NULL,
             verified_at TEXT NOT NULL);",
+        // What Windows itself records: the revision and display version from the SOFTWARE
+        // hive, and every Windows package with its CBS state.
+        "ALTER TABLE image_indexes ADD COLUMN ubr INTEGER;
+        ALTER TABLE image_indexes ADD COLUMN display_version TEXT;
+        ALTER TABLE image_indexes ADD COLUMN packages_from TEXT;
+        CREATE TABLE installed_packages (
+            image_id INTEGER NOT NULL REFERENCES images(id) ON DELETE CASCADE,
+            idx INTEGER NOT NULL,
+            identity TEXT NOT NULL COLLATE NOCASE,
+            state INTEGER,
+            installed INTEGER NOT NULL,
+            source TEXT NOT NULL,
+            PRIMARY KEY (image_id, idx, identity));",
     ],
 };
 
@@ -140,6 +156,9 @@ pub struct IndexDetail {
     #[serde(flatten)]
     pub info: IndexInfo,
     pub installed: Vec<InstalledUpdate>,
+    /// Windows packages with their state (`image show`); empty for an image registered before
+    /// ois read them.
+    pub packages: Vec<InstalledPackage>,
 }
 
 impl IndexDetail {
@@ -224,10 +243,16 @@ pub fn import(
     if verified {
         mark_verified(&tx, id, &sha256).map_err(db_error)?;
     }
-    for (info, installed) in contents.indexes.iter().zip(&contents.installed) {
+    for ((info, installed), packages) in contents
+        .indexes
+        .iter()
+        .zip(&contents.installed)
+        .zip(&contents.packages)
+    {
         tx.execute(
-            "INSERT INTO image_indexes (image_id, idx, name, architecture, build, version, edition, product_name)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            "INSERT INTO image_indexes (image_id, idx, name, architecture, build, version, edition, product_name,
+                ubr, display_version, packages_from)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
             params![
                 id,
                 info.index,
@@ -236,10 +261,21 @@ pub fn import(
                 info.build,
                 info.version,
                 info.edition,
-                info.product_name
+                info.product_name,
+                info.ubr,
+                info.display_version,
+                info.packages_from
             ],
         )
         .map_err(db_error)?;
+        for p in packages {
+            tx.execute(
+                "INSERT OR IGNORE INTO installed_packages (image_id, idx, identity, state, installed, source)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![id, info.index, p.identity, p.state, p.installed, p.source],
+            )
+            .map_err(db_error)?;
+        }
         for (update, source) in installed {
             tx.execute(
                 "INSERT OR IGNORE INTO installed_updates (image_id, idx, update_id, source, installed_at)
@@ -319,7 +355,8 @@ pub fn list(db: &Database) -> Result<Vec<Image>, ImageError> {
 pub fn indexes(db: &Database, image: &Image) -> Result<Vec<IndexDetail>, ImageError> {
     let mut stmt = db
         .prepare(
-            "SELECT idx, name, architecture, build, version, edition, product_name
+            "SELECT idx, name, architecture, build, version, edition, product_name, ubr,
+                display_version, packages_from
              FROM image_indexes WHERE image_id = ?1 ORDER BY idx",
         )
         .map_err(|e| db.error(e))?;
@@ -335,6 +372,9 @@ pub fn indexes(db: &Database, image: &Image) -> Result<Vec<IndexDetail>, ImageEr
                 version: r.get(4)?,
                 edition: r.get(5)?,
                 product_name: r.get(6)?,
+                ubr: r.get(7)?,
+                display_version: r.get(8)?,
+                packages_from: r.get(9)?,
             })
         })
         .and_then(|r| r.collect::<Result<Vec<_>, _>>())
@@ -359,6 +399,26 @@ pub fn indexes(db: &Database, image: &Image) -> Result<Vec<IndexDetail>, ImageEr
         })
         .and_then(|r| r.collect::<Result<Vec<_>, _>>())
         .map_err(|e| db.error(e))?;
+    let mut stmt = db
+        .prepare(
+            "SELECT idx, identity, state, installed, source FROM installed_packages
+             WHERE image_id = ?1 ORDER BY idx, identity",
+        )
+        .map_err(|e| db.error(e))?;
+    let mut packages: Vec<(u32, InstalledPackage)> = stmt
+        .query_map([image.id], |r| {
+            Ok((
+                r.get::<_, u32>(0)?,
+                InstalledPackage {
+                    identity: r.get(1)?,
+                    state: r.get(2)?,
+                    installed: r.get(3)?,
+                    source: r.get(4)?,
+                },
+            ))
+        })
+        .and_then(|r| r.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| db.error(e))?;
     Ok(infos
         .into_iter()
         .map(|info| {
@@ -367,7 +427,14 @@ pub fn indexes(db: &Database, image: &Image) -> Result<Vec<IndexDetail>, ImageEr
                 .filter(|(i, _)| *i == info.index)
                 .map(|(_, u)| u.clone())
                 .collect();
-            IndexDetail { info, installed }
+            let (mine, rest): (Vec<_>, Vec<_>) =
+                packages.drain(..).partition(|(i, _)| *i == info.index);
+            packages = rest;
+            IndexDetail {
+                info,
+                installed,
+                packages: mine.into_iter().map(|(_, p)| p).collect(),
+            }
         })
         .collect())
 }

@@ -14,7 +14,7 @@ pub use scheduler::{SchedulerEvent, SchedulerOptions};
 pub use timing::Timing;
 
 use crate::image::{Image, ImageError};
-use crate::servicing::{self, lease, Selection, ServicingError};
+use crate::servicing::{self, lease, KindFilter, Selection, ServicingError};
 use crate::site::{Database, Migrations, SiteError};
 
 pub static MIGRATIONS: Migrations = Migrations {
@@ -32,7 +32,11 @@ pub static MIGRATIONS: Migrations = Migrations {
             claimed_pid INTEGER,
             claimed_host TEXT,
             claimed_at TEXT,
-            last_run_id INTEGER);"],
+            last_run_id INTEGER);",
+        // `--kind` of an all-applicable schedule. Schedules set before ois planned Windows
+        // packages took file-level updates only, and keep doing so.
+        "ALTER TABLE schedules ADD COLUMN kind TEXT NOT NULL DEFAULT 'file';",
+    ],
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -148,11 +152,9 @@ pub fn set(
                 "no update given: use --updates ID,... or --all-applicable".into(),
             ));
         }
-        let refused = crate::library::cbs::refusal(db, ids)
+        let named = crate::library::cbs::named(db, ids)
             .map_err(|e| ScheduleError::Servicing(ServicingError::Library(e)))?;
-        if let Some(reason) = refused {
-            return Err(invalid(reason));
-        }
+        servicing::servicer::check_named(&named).map_err(&invalid)?;
     }
     let next = request
         .timing
@@ -163,15 +165,15 @@ pub fn set(
         Timing::Once { at } => ("once", at.clone()),
         Timing::Cron { expression } => ("cron", expression.clone()),
     };
-    let updates = match &request.updates {
-        Selection::AllApplicable => None,
-        Selection::Updates(ids) => Some(ids.join(",")),
+    let (updates, update_kind) = match &request.updates {
+        Selection::AllApplicable(kind) => (None, *kind),
+        Selection::Updates(ids) => (Some(ids.join(",")), KindFilter::All),
     };
     let after = last_run_id(db, img.id)?;
     db.execute(
         "INSERT OR REPLACE INTO schedules (image_id, updates, timing, at_or_cron, next_run_at,
-            continue_on_error, update_dps, created_at, after_run_id)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            continue_on_error, update_dps, created_at, after_run_id, kind)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
         params![
             img.id,
             updates,
@@ -181,7 +183,8 @@ pub fn set(
             request.continue_on_error,
             request.update_dps,
             timing::stamp(Utc::now()),
-            after
+            after,
+            update_kind.as_str()
         ],
     )
     .map_err(|e| db.error(e))?;
@@ -190,7 +193,9 @@ pub fn set(
         img.name,
         request.timing.describe(),
         timing::stamp(next),
-        updates.as_deref().unwrap_or("all applicable")
+        updates
+            .clone()
+            .unwrap_or_else(|| format!("all applicable (kind {})", update_kind.as_str()))
     );
     get(db, img.id)?.ok_or_else(|| ScheduleError::NoSchedule(img.name.clone()))
 }
@@ -208,7 +213,7 @@ pub fn remove(db: &Database, img: &Image) -> Result<(), ScheduleError> {
 }
 
 const COLUMNS: &str = "image_id, updates, timing, at_or_cron, next_run_at, continue_on_error,
-    update_dps, created_at, after_run_id, claimed_pid, claimed_host, last_run_id";
+    update_dps, created_at, after_run_id, claimed_pid, claimed_host, last_run_id, kind";
 
 fn from_row(r: &rusqlite::Row) -> rusqlite::Result<Schedule> {
     let updates: Option<String> = r.get(1)?;
@@ -219,7 +224,9 @@ fn from_row(r: &rusqlite::Row) -> rusqlite::Result<Schedule> {
     Ok(Schedule {
         image_id: r.get(0)?,
         updates: match updates {
-            None => Selection::AllApplicable,
+            None => Selection::AllApplicable(
+                r.get::<_, String>(12)?.parse().unwrap_or(KindFilter::File),
+            ),
             Some(ids) => Selection::Updates(ids.split(',').map(str::to_string).collect()),
         },
         timing: if kind == "cron" {

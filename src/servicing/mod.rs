@@ -11,6 +11,7 @@ mod passes;
 pub mod plan;
 pub mod recovery;
 mod run;
+pub mod servicer;
 mod stage;
 
 use std::path::PathBuf;
@@ -21,7 +22,7 @@ use rusqlite::params;
 use serde::Serialize;
 
 pub use apply::UpdateResult;
-pub use plan::{applicable, IndexPlan, Plan, Selection};
+pub use plan::{applicable, Catalog, IndexPlan, KindFilter, Plan, Selection};
 pub use run::RunEvent;
 
 use crate::image::{self, Image, ImageError};
@@ -159,30 +160,26 @@ pub fn service(
     let library = ContentLibrary::new(site);
     library.sweep_leftovers(&db);
     let updates = library.all(&db)?;
-    // Refused before any image is looked at: ois cannot install Windows' own packages.
-    let refused = match &options.selection {
-        Selection::Updates(ids) => crate::library::cbs::refusal(&db, ids)?,
-        Selection::AllApplicable => None,
+    let windows = crate::library::cbs::all(&db)?;
+    let catalog = Catalog {
+        files: &updates,
+        windows: &windows,
     };
+    // Every plan is made and checked against this host's servicers before any image is
+    // touched: a Windows package here refuses the whole request.
     let mut jobs: Vec<(Image, Plan)> = Vec::new();
     for key in image_keys {
         let img = image::find(&db, key)?;
-        if let Some(reason) = refused {
-            return Err(ServicingError::Plan {
-                image: img.name,
-                reason,
-            });
-        }
         if jobs.iter().any(|(i, _)| i.id == img.id) {
             continue;
         }
         let indexes = image::indexes(&db, &img)?;
-        let p = plan::plan(&indexes, &updates, &options.selection).map_err(|reason| {
-            ServicingError::Plan {
+        let p = plan::plan(&indexes, catalog, &options.selection)
+            .and_then(|p| servicer::check(&p).map(|()| p))
+            .map_err(|reason| ServicingError::Plan {
                 image: img.name.clone(),
                 reason,
-            }
-        })?;
+            })?;
         jobs.push((img, p));
     }
     drop(db);
@@ -199,7 +196,7 @@ pub fn service(
             use rayon::prelude::*;
             jobs.par_iter()
                 .map(|(img, p)| {
-                    run::run(site, &library, &updates, img, p, options, watch, observer)
+                    run::run(site, &library, catalog, img, p, options, watch, observer)
                 })
                 .collect::<Vec<_>>()
         })

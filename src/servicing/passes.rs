@@ -76,10 +76,12 @@ mod tests {
                 .map(|(n, &k)| IndexPlan {
                     index: n as u32 + 1,
                     updates: (0..k).map(|u| format!("KB{u}")).collect(),
+                    windows_packages: Vec::new(),
                 })
                 .collect(),
             superseded: Vec::new(),
             order: vec!["KB0".into()],
+            windows: Vec::new(),
         }
     }
 

@@ -10,7 +10,7 @@ use rusqlite::{params, OptionalExtension};
 use super::added::check_added_data;
 use super::apply::{self, Stop, UpdateResult};
 use super::cancel::CancelWatch;
-use super::plan::Plan;
+use super::plan::{Catalog, KindFilter, Plan};
 use super::stage::{free_space, same_filesystem, stage_updates, Stage};
 use super::{
     commit, is_canceled, lease, passes, FailedUpdate, ImageOutcome, RunStatus, ServiceOptions,
@@ -45,7 +45,7 @@ impl From<String> for Ended {
 pub(super) fn run(
     site: &Site,
     library: &ContentLibrary,
-    updates: &[Update],
+    catalog: Catalog,
     img: &Image,
     plan: &Plan,
     options: &ServiceOptions,
@@ -67,15 +67,16 @@ pub(super) fn run(
         seconds: 0.0,
         results: Vec::new(),
     };
-    let result = start(site, updates, img, plan, options, &mut outcome).and_then(|claimed| {
+    let updates = catalog.files;
+    let result = start(site, catalog, img, plan, options, &mut outcome).and_then(|claimed| {
         let Claimed { db, img, plan } = claimed;
         let run_id = outcome.run_id.unwrap_or_default();
         let log = crate::log::run_log_path(&site.logs_dir(), run_id);
         let span = tracing::info_span!("servicing_run", run_id, log = %log.display());
         let _entered = span.enter();
         log_plan(&img, &plan, options);
-        if options.selection == super::Selection::AllApplicable {
-            log_windows_packages_not_planned(&db);
+        if options.selection == super::Selection::AllApplicable(KindFilter::File) {
+            log_windows_packages_not_planned(catalog);
         }
         let requested = watch.register(run_id);
         let canceled = || is_canceled(&options.cancel) || is_canceled(&requested);
@@ -131,7 +132,7 @@ const CLAIM_ATTEMPTS: usize = 3;
 /// the record that run left.
 fn start(
     site: &Site,
-    updates: &[Update],
+    catalog: Catalog,
     img: &Image,
     plan: &Plan,
     options: &ServiceOptions,
@@ -176,7 +177,8 @@ fn start(
                     img.name
                 );
                 let indexes = image::indexes(&db, &fresh).map_err(|e| e.to_string())?;
-                plan = super::plan::plan(&indexes, updates, &options.selection)
+                plan = super::plan::plan(&indexes, catalog, &options.selection)
+                    .and_then(|p| super::servicer::check(&p).map(|()| p))
                     .map_err(|reason| format!("cannot service image {}: {reason}", fresh.name))?;
                 outcome.superseded = plan.superseded.iter().map(|(d, _)| d.clone()).collect();
                 outcome.size_before = fresh.size_bytes;
@@ -624,20 +626,17 @@ fn log_plan(img: &Image, plan: &Plan, options: &ServiceOptions) {
     }
 }
 
-/// `--all-applicable` plans file-level updates only: the run log says which Windows (CBS)
-/// packages the library holds that this host does not plan.
-fn log_windows_packages_not_planned(db: &Database) {
-    match crate::library::cbs::all(db) {
-        Ok(packages) if packages.is_empty() => {}
-        Ok(packages) => {
-            let ids: Vec<&str> = packages.iter().map(|p| p.id()).collect();
-            tracing::info!(
-                "Windows (CBS) packages in the content library are not planned on this host ({}): installing them needs Windows' servicing stack (DISM) on a Windows servicing host",
-                ids.join(", ")
-            );
-        }
-        Err(e) => tracing::warn!("cannot list the Windows (CBS) packages of the library: {e}"),
+/// `--all-applicable --kind file` plans file-level updates only: the run log names the
+/// Windows (CBS) packages it left out.
+fn log_windows_packages_not_planned(catalog: Catalog) {
+    if catalog.windows.is_empty() {
+        return;
     }
+    let ids: Vec<&str> = catalog.windows.iter().map(|p| p.id()).collect();
+    tracing::info!(
+        "--kind file: the Windows (CBS) packages of the content library are left out ({})",
+        ids.join(", ")
+    );
 }
 
 fn summarise(results: &[UpdateResult], outcome: &mut ImageOutcome) {
@@ -820,10 +819,14 @@ mod tests {
             crate::image::import(&site, &mut db, &wim, ImageKind::OsImage, Some("golden"))
                 .expect("import image");
         let updates = library.all(&db).expect("updates");
-        let all = options(Selection::AllApplicable);
+        let catalog = Catalog {
+            files: &updates,
+            windows: &[],
+        };
+        let all = options(Selection::AllApplicable(KindFilter::All));
         let stale_plan = plan::plan(
             &image::indexes(&db, &stale).expect("indexes"),
-            &updates,
+            catalog,
             &all.selection,
         )
         .expect("plan");
@@ -839,7 +842,7 @@ mod tests {
         let outcome = run(
             &site,
             &library,
-            &updates,
+            catalog,
             &stale,
             &stale_plan,
             &all,

@@ -2,6 +2,7 @@
 //! read what every index of a WIM holds.
 #![allow(dead_code)]
 
+pub mod cbs;
 pub mod nginx;
 
 use std::collections::BTreeMap;

@@ -134,11 +134,11 @@ pub fn all(db: &Database) -> Result<Vec<CbsPackage>, LibraryError> {
         .collect()
 }
 
-/// Why a run cannot take the named updates, when one of them names a Windows package and no
-/// file-level update: ois applies only file-level packages; a CBS package needs Windows' own
-/// servicing stack.
-pub fn refusal(db: &Database, ids: &[String]) -> Result<Option<String>, LibraryError> {
+/// The Windows packages that `ids` name (an id that names a file-level update is that update),
+/// so a request can be checked against the host's servicers before it is planned.
+pub fn named(db: &Database, ids: &[String]) -> Result<Vec<CbsPackage>, LibraryError> {
     let mut windows: Option<Vec<CbsPackage>> = None;
+    let mut out: Vec<CbsPackage> = Vec::new();
     for id in ids {
         let file_level: i64 = db
             .query_row(
@@ -154,17 +154,11 @@ pub fn refusal(db: &Database, ids: &[String]) -> Result<Option<String>, LibraryE
             Some(p) => p,
             None => windows.insert(all(db)?),
         };
-        if let Some(p) = packages.iter().find(|p| p.is_named(id)) {
-            return Ok(Some(not_installable_here(id.trim(), p)));
+        for p in packages.iter().filter(|p| p.is_named(id)) {
+            if !out.iter().any(|o| o.identity == p.identity) {
+                out.push(p.clone());
+            }
         }
     }
-    Ok(None)
-}
-
-pub fn not_installable_here(id: &str, p: &CbsPackage) -> String {
-    format!(
-        "{id} is a Windows (CBS) package ({}, {}); installing it needs Windows' servicing stack (DISM) on a Windows servicing host, which this host is not",
-        p.kind.label(),
-        p.identity
-    )
+    Ok(out)
 }

@@ -1,15 +1,17 @@
 //! Windows (CBS) update packages in the content library: classic and WIM-format `.msu` files,
 //! CBS `.cab` files with their `.psf`. They are read and identified here, stored unchanged by
 //! SHA-256, and described in the tables `cbs_packages`, `cbs_parents` and `cbs_files`.
-//! Installing them needs Windows' own servicing stack, so servicing never plans them.
+//! Installing them needs Windows' own servicing stack (DISM), which a Linux host does not have.
 
 mod catalog;
 pub mod container;
 pub mod input;
 pub mod mum;
+pub mod version;
 
-pub use catalog::{all, not_installable_here, refusal};
+pub use catalog::{all, named};
 pub(super) use catalog::{insert, recorded, Recorded};
+pub use version::{compare, CbsVersion};
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -27,6 +29,44 @@ pub struct CbsIdentity {
     pub processor_architecture: String,
     pub language: String,
     pub version: String,
+}
+
+impl CbsIdentity {
+    /// `name~token~arch~language~version`, as `.mum` file names and the hive's package keys
+    /// spell it. `None` when it does not have five parts or the version is not one.
+    pub fn parse(text: &str) -> Option<CbsIdentity> {
+        let parts: Vec<&str> = text.trim().split('~').collect();
+        let [name, token, arch, language, version] = parts[..] else {
+            return None;
+        };
+        if name.is_empty() || version.parse::<CbsVersion>().is_err() {
+            return None;
+        }
+        Some(CbsIdentity {
+            name: name.to_string(),
+            public_key_token: token.to_string(),
+            processor_architecture: arch.to_string(),
+            language: language.to_string(),
+            version: version.to_string(),
+        })
+    }
+
+    /// The version; a package whose version does not parse was refused at import, and an
+    /// installed one is skipped when read, so this is 0.0.0.0 only for a hand-made identity.
+    pub fn version(&self) -> CbsVersion {
+        self.version.parse().unwrap_or(CbsVersion([0; 4]))
+    }
+
+    /// Same package line: same name, key and architecture (the version may differ).
+    pub fn same_package(&self, other: &CbsIdentity) -> bool {
+        self.name.eq_ignore_ascii_case(&other.name)
+            && self
+                .public_key_token
+                .eq_ignore_ascii_case(&other.public_key_token)
+            && self
+                .processor_architecture
+                .eq_ignore_ascii_case(&other.processor_architecture)
+    }
 }
 
 impl fmt::Display for CbsIdentity {

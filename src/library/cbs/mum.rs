@@ -62,6 +62,11 @@ fn identity_of(node: roxmltree::Node) -> Result<CbsIdentity, String> {
         attr(node, key).ok_or_else(|| format!("its assemblyIdentity has no {key} attribute"))
     };
     let language = attr(node, "language").unwrap_or_default();
+    let version = required("version")?;
+    // Planning compares versions part by part; one that is not numbers cannot be compared.
+    version
+        .parse::<super::CbsVersion>()
+        .map_err(|e| format!("its assemblyIdentity's {e}"))?;
     Ok(CbsIdentity {
         name: required("name")?,
         public_key_token: attr(node, "publicKeyToken").unwrap_or_default(),
@@ -72,7 +77,7 @@ fn identity_of(node: roxmltree::Node) -> Result<CbsIdentity, String> {
         } else {
             language
         },
-        version: required("version")?,
+        version,
     })
 }
 
@@ -200,6 +205,11 @@ mod tests {
         assert!(err.contains("no package identity"), "{err}");
         let err = parse(&MUM.replace(" version=\"26100.9457.1.0\"", "")).unwrap_err();
         assert!(err.contains("no version attribute"), "{err}");
+        // Planning compares versions part by part: one it cannot read is refused at import.
+        let err = parse(&MUM.replace("26100.9457.1.0", "26100.9457.1.0.5")).unwrap_err();
+        assert!(err.contains("more than four parts"), "{err}");
+        let err = parse(&MUM.replace("26100.9457.1.0", "26100.x")).unwrap_err();
+        assert!(err.contains("is not a number"), "{err}");
         let err = parse("<assembly><assemblyIdentity name=\"a\"").unwrap_err();
         assert!(err.contains("not well-formed XML"), "{err}");
         let err = parse("<!DOCTYPE a [<!ENTITY x \"y\">]><assembly/>").unwrap_err();

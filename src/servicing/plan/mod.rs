@@ -1,25 +1,83 @@
-//! Planning a servicing run: which updates go to which index, in which order.
+//! Planning a servicing run: which updates go to which index, in which order. File-level
+//! updates (ois's own packages) are planned here; Windows (CBS) packages in [`windows`].
+
+pub mod windows;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use serde::Serialize;
 
 use crate::image::IndexDetail;
+use crate::library::cbs::CbsPackage;
 use crate::library::{Manifest, Update};
+
+pub use windows::PlannedPackage;
+
+/// Which kinds of update `--all-applicable` takes (`--kind`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KindFilter {
+    #[default]
+    All,
+    /// ois's own file-level packages only: what a host without DISM can install.
+    File,
+    /// Windows (CBS) packages only.
+    Cbs,
+}
+
+impl KindFilter {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KindFilter::All => "all",
+            KindFilter::File => "file",
+            KindFilter::Cbs => "cbs",
+        }
+    }
+
+    fn files(self) -> bool {
+        self != KindFilter::Cbs
+    }
+
+    fn windows(self) -> bool {
+        self != KindFilter::File
+    }
+}
+
+impl std::str::FromStr for KindFilter {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "all" => Ok(KindFilter::All),
+            "file" => Ok(KindFilter::File),
+            "cbs" => Ok(KindFilter::Cbs),
+            other => Err(format!("{other:?}: use file, cbs or all")),
+        }
+    }
+}
 
 /// Which updates a run takes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Selection {
     Updates(Vec<String>),
-    AllApplicable,
+    AllApplicable(KindFilter),
+}
+
+/// What a plan chooses from: the content library's file-level updates and Windows packages.
+#[derive(Debug, Clone, Copy)]
+pub struct Catalog<'a> {
+    pub files: &'a [Update],
+    pub windows: &'a [CbsPackage],
 }
 
 /// The updates to apply to one index, in order.
 #[derive(Debug, Clone, Serialize)]
 pub struct IndexPlan {
     pub index: u32,
+    /// File-level updates, applied in memory by ois.
     pub updates: Vec<String>,
+    /// Windows packages, installed before the file-level updates by Windows' servicing stack.
+    pub windows_packages: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -27,13 +85,17 @@ pub struct Plan {
     pub indexes: Vec<IndexPlan>,
     /// Selected updates dropped because another selected update supersedes them: (dropped, by).
     pub superseded: Vec<(String, String)>,
-    /// Every update the plan applies somewhere, in application order.
+    /// Every update the plan applies somewhere, in application order (Windows packages first).
     pub order: Vec<String>,
+    /// The Windows packages of `order`, in order, with why each is there.
+    pub windows: Vec<PlannedPackage>,
 }
 
 impl Plan {
     pub fn is_empty(&self) -> bool {
-        self.indexes.iter().all(|i| i.updates.is_empty())
+        self.indexes
+            .iter()
+            .all(|i| i.updates.is_empty() && i.windows_packages.is_empty())
     }
 }
 
@@ -136,22 +198,46 @@ pub fn applicable<'a>(indexes: &[IndexDetail], library: &'a [Update]) -> Vec<&'a
 /// Builds the plan, or explains why the selection cannot be applied.
 pub fn plan(
     indexes: &[IndexDetail],
-    library: &[Update],
+    catalog: Catalog,
     selection: &Selection,
 ) -> Result<Plan, String> {
+    let library = catalog.files;
+    let targets = windows::Target::all(indexes);
     let sup = Supersedence::new(library);
     let by_id: HashMap<String, &Update> =
         library.iter().map(|u| (u.id().to_lowercase(), u)).collect();
-    let mut selected: Vec<&Update> = match selection {
-        Selection::AllApplicable => applicable(indexes, library),
+    let (mut selected, windows_selected): (Vec<&Update>, Vec<&CbsPackage>) = match selection {
+        Selection::AllApplicable(kind) => (
+            if kind.files() {
+                applicable(indexes, library)
+            } else {
+                Vec::new()
+            },
+            if kind.windows() {
+                windows::applicable_to(&targets, catalog.windows)
+            } else {
+                Vec::new()
+            },
+        ),
         Selection::Updates(ids) => {
             let mut out: Vec<&Update> = Vec::new();
+            let mut packages: Vec<&CbsPackage> = Vec::new();
             for id in ids {
-                let u = by_id.get(&id.to_lowercase()).ok_or_else(|| {
-                    format!("update {id} is not in the content library: see `ois update list`, or import it with `ois update import`")
-                })?;
-                if !out.iter().any(|o| o.id().eq_ignore_ascii_case(u.id())) {
-                    out.push(u);
+                if let Some(u) = by_id.get(&id.trim().to_lowercase()) {
+                    if !out.iter().any(|o| o.id().eq_ignore_ascii_case(u.id())) {
+                        out.push(u);
+                    }
+                    continue;
+                }
+                let named: Vec<&CbsPackage> =
+                    catalog.windows.iter().filter(|p| p.is_named(id)).collect();
+                if named.is_empty() {
+                    return Err(format!("update {id} is not in the content library: see `ois update list`, or import it with `ois update import`"));
+                }
+                for p in named {
+                    if !packages.iter().any(|q| q.identity == p.identity) {
+                        packages.push(p);
+                    }
                 }
             }
             for u in &out {
@@ -167,12 +253,27 @@ pub fn plan(
                     ));
                 }
             }
-            out
+            for p in &packages {
+                if targets.iter().all(|t| windows::not_needed(p, t).is_some()) {
+                    let reasons: Vec<String> = targets
+                        .iter()
+                        .filter_map(|t| windows::not_needed(p, t))
+                        .collect();
+                    return Err(format!(
+                        "update {} ({}) applies to no index of this image: it {}",
+                        p.id(),
+                        p.identity,
+                        reasons.join("; ")
+                    ));
+                }
+            }
+            (out, packages)
         }
     };
+    let windows_plan = windows::plan(&targets, catalog.windows, windows_selected)?;
 
     // A selected update superseded by another selected one is dropped.
-    let mut superseded = Vec::new();
+    let mut superseded = windows_plan.superseded.clone();
     let closures: Vec<(String, BTreeSet<String>)> = selected
         .iter()
         .map(|u| (u.id().to_string(), sup.closure(u.id())))
@@ -193,7 +294,7 @@ pub fn plan(
 
     let order = order_by_requires(&selected)?;
     let mut plans = Vec::new();
-    for index in indexes {
+    for (index, windows_packages) in indexes.iter().zip(windows_plan.per_index) {
         let mut updates: Vec<String> = Vec::new();
         for u in &order {
             if not_needed(u, index, &sup).is_some() {
@@ -202,7 +303,8 @@ pub fn plan(
             for r in &u.manifest.requires {
                 let satisfied = index.is_installed(r)
                     || sup.superseded_on(r, index).is_some()
-                    || updates.iter().any(|p| p.eq_ignore_ascii_case(r));
+                    || updates.iter().any(|p| p.eq_ignore_ascii_case(r))
+                    || windows_packages.iter().any(|p| p.eq_ignore_ascii_case(r));
                 if !satisfied {
                     return Err(format!(
                         "update {} requires {r}, which is neither installed on index {} nor applied earlier in this run: add {r} to the selected updates",
@@ -216,17 +318,22 @@ pub fn plan(
         plans.push(IndexPlan {
             index: index.info.index,
             updates,
+            windows_packages,
         });
     }
-    let order = order
-        .iter()
-        .map(|u| u.id().to_string())
-        .filter(|id| plans.iter().any(|p| p.updates.contains(id)))
-        .collect();
+    let mut all_order: Vec<String> = windows_plan.packages.iter().map(|p| p.id.clone()).collect();
+    all_order.dedup();
+    all_order.extend(
+        order
+            .iter()
+            .map(|u| u.id().to_string())
+            .filter(|id| plans.iter().any(|p| p.updates.contains(id))),
+    );
     Ok(Plan {
         indexes: plans,
         superseded,
-        order,
+        order: all_order,
+        windows: windows_plan.packages,
     })
 }
 
@@ -270,6 +377,13 @@ mod tests {
     use crate::image::{IndexInfo, InstalledUpdate};
     use crate::library::{AppliesTo, Architecture, Change};
 
+    fn files(lib: &[Update]) -> Catalog<'_> {
+        Catalog {
+            files: lib,
+            windows: &[],
+        }
+    }
+
     fn update(id: &str, arch: Architecture, supersedes: &[&str], requires: &[&str]) -> Update {
         Update {
             manifest: Manifest {
@@ -299,6 +413,9 @@ mod tests {
                 version: None,
                 edition: Some(edition.into()),
                 product_name: None,
+                ubr: None,
+                display_version: None,
+                packages_from: None,
             },
             installed: installed
                 .iter()
@@ -309,6 +426,7 @@ mod tests {
                     installed_at: String::new(),
                 })
                 .collect(),
+            packages: Vec::new(),
         }
     }
 
@@ -325,7 +443,7 @@ mod tests {
             index(1, X64, "Professional", &[]),
             index(2, X64, "Enterprise", &[]),
         ];
-        let p = plan(&idx, &lib, &Selection::AllApplicable).expect("plan");
+        let p = plan(&idx, files(&lib), &Selection::AllApplicable(KindFilter::All)).expect("plan");
         assert_eq!(p.order, vec!["KB2", "KB3"]);
         assert_eq!(p.superseded, vec![("KB1".to_string(), "KB3".to_string())]);
         assert_eq!(p.indexes[1].updates, vec!["KB2", "KB3"]);
@@ -336,11 +454,11 @@ mod tests {
         use Architecture::*;
         let lib = vec![update("KB9", X86, &[], &[]), update("KB1", X64, &[], &[])];
         let idx = vec![index(1, X64, "Professional", &["KB1"])];
-        let err = plan(&idx, &lib, &Selection::Updates(vec!["KB9".into()])).unwrap_err();
+        let err = plan(&idx, files(&lib), &Selection::Updates(vec!["KB9".into()])).unwrap_err();
         assert!(err.contains("applies to no index"), "{err}");
-        let err = plan(&idx, &lib, &Selection::Updates(vec!["KB1".into()])).unwrap_err();
+        let err = plan(&idx, files(&lib), &Selection::Updates(vec!["KB1".into()])).unwrap_err();
         assert!(err.contains("already installed"), "{err}");
-        let err = plan(&idx, &lib, &Selection::Updates(vec!["KB404".into()])).unwrap_err();
+        let err = plan(&idx, files(&lib), &Selection::Updates(vec!["KB404".into()])).unwrap_err();
         assert!(err.contains("not in the content library"), "{err}");
     }
 
@@ -364,11 +482,11 @@ mod tests {
             update("KB1", X64, &[], &[]),
         ];
         let idx = vec![index(1, X64, "Professional", &[])];
-        let err = plan(&idx, &lib, &Selection::Updates(vec!["KB2".into()])).unwrap_err();
+        let err = plan(&idx, files(&lib), &Selection::Updates(vec!["KB2".into()])).unwrap_err();
         assert!(err.contains("requires KB1"), "{err}");
         let ok = plan(
             &idx,
-            &lib,
+            files(&lib),
             &Selection::Updates(vec!["KB2".into(), "KB1".into()]),
         )
         .expect("plan");
@@ -388,7 +506,7 @@ mod tests {
             index(1, X64, "Professional", &[]),
             index(2, X64, "Enterprise", &[]),
         ];
-        let p = plan(&idx, std::slice::from_ref(&u), &Selection::AllApplicable).expect("plan");
+        let p = plan(&idx, files(std::slice::from_ref(&u)), &Selection::AllApplicable(KindFilter::All)).expect("plan");
         assert!(p.indexes[0].updates.is_empty());
         assert_eq!(p.indexes[1].updates, vec!["KB5"]);
     }
