@@ -2,6 +2,7 @@
 //! in it (tables `images`, `image_indexes`, `installed_updates`).
 
 pub mod detect;
+pub mod hive;
 pub mod inspect;
 
 use std::collections::BTreeSet;
