@@ -279,3 +279,5 @@ pub fn have_or_skip(tool: &str) -> bool {
     }
     ok
 }
+
+pub mod hive;
