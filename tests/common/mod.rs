@@ -280,3 +280,5 @@ pub fn have_or_skip(tool: &str) -> bool {
     }
     ok
 }
+
+pub mod hive;
