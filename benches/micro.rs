@@ -114,7 +114,14 @@ fn planning(c: &mut Criterion) {
             files: &library,
             windows: &[],
         };
-        b.iter(|| plan(&indexes, catalog, &Selection::AllApplicable(KindFilter::All)).map(|p| p.order.len()))
+        b.iter(|| {
+            plan(
+                &indexes,
+                catalog,
+                &Selection::AllApplicable(KindFilter::All),
+            )
+            .map(|p| p.order.len())
+        })
     });
 }
 
@@ -168,9 +175,18 @@ fn cbs_identity(name: &str, version: &str) -> CbsIdentity {
 /// feature-style packages whose parent is the foundation package.
 fn windows_package(k: usize) -> CbsPackage {
     let (name, version) = match k % 20 {
-        0..=4 => ("Package_for_RollupFix".to_string(), format!("22631.{}.1.7", 3000 + k)),
-        5 => (format!("Package_for_ServicingStack_{k}"), format!("22631.{}.1.0", 3000 + k)),
-        _ => (format!("Package_for_KB{}", 5_100_000 + k), "10.0.1.0".to_string()),
+        0..=4 => (
+            "Package_for_RollupFix".to_string(),
+            format!("22631.{}.1.7", 3000 + k),
+        ),
+        5 => (
+            format!("Package_for_ServicingStack_{k}"),
+            format!("22631.{}.1.0", 3000 + k),
+        ),
+        _ => (
+            format!("Package_for_KB{}", 5_100_000 + k),
+            "10.0.1.0".to_string(),
+        ),
     };
     let parts = cbs_identity(&name, &version);
     CbsPackage {
@@ -213,8 +229,11 @@ fn windows_index(i: u32) -> IndexDetail {
             identity: if k == 0 {
                 cbs_identity("Microsoft-Windows-Foundation-Package", "10.0.22631.1").to_string()
             } else {
-                cbs_identity(&format!("Microsoft-Windows-Feature{k}-Package"), "10.0.22631.1")
-                    .to_string()
+                cbs_identity(
+                    &format!("Microsoft-Windows-Feature{k}-Package"),
+                    "10.0.22631.1",
+                )
+                .to_string()
             },
             state: Some(0x70),
             installed: true,
@@ -235,8 +254,12 @@ fn windows_planning(c: &mut Criterion) {
         "plan 300 Windows packages over 16 indexes of 2000 installed packages",
         |b| {
             b.iter(|| {
-                plan(&indexes, catalog, &Selection::AllApplicable(KindFilter::All))
-                    .map(|p| p.order.len())
+                plan(
+                    &indexes,
+                    catalog,
+                    &Selection::AllApplicable(KindFilter::All),
+                )
+                .map(|p| p.order.len())
             })
         },
     );

@@ -116,7 +116,6 @@ fn show(site: &TestSite, key: &str) -> Vec<serde_json::Value> {
         .clone()
 }
 
-
 #[test]
 fn a_cbs_cab_is_identified_stored_unchanged_and_imported_once() {
     if !tools() {

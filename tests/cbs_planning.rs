@@ -37,6 +37,8 @@ struct IndexSpec<'a> {
     name: &'a str,
     packages: Vec<(String, u32)>,
     hive_ubr: Option<u32>,
+    /// A SOFTWARE file that is not a hive.
+    damaged_hive: bool,
 }
 
 fn imagex(args: &[&str]) {
@@ -75,8 +77,15 @@ fn windows_image(site: &TestSite, file: &str, indexes: &[IndexSpec]) -> PathBuf 
         }
         let system32 = tree.join("Windows/System32");
         std::fs::create_dir_all(system32.join("config")).expect("mkdir");
-        std::fs::write(system32.join("ntoskrnl.exe"), format!("kernel of {}", spec.name))
-            .expect("kernel");
+        std::fs::write(
+            system32.join("ntoskrnl.exe"),
+            format!("kernel of {}", spec.name),
+        )
+        .expect("kernel");
+        if spec.damaged_hive {
+            std::fs::write(system32.join("config/SOFTWARE"), b"regf and then nothing")
+                .expect("hive");
+        }
         if let Some(ubr) = spec.hive_ubr {
             let states: Vec<(&str, u32)> = spec
                 .packages
@@ -135,6 +144,7 @@ fn at(name: &str, ubr: u32) -> IndexSpec<'_> {
         name,
         packages,
         hive_ubr: Some(ubr),
+        damaged_hive: false,
     }
 }
 
@@ -152,13 +162,30 @@ fn image_show_reads_each_index_from_its_hive_or_says_it_could_not() {
         name: "Bare",
         packages: vec![(foundation(), 0), (rollup(2314), 0)],
         hive_ubr: None,
+        damaged_hive: false,
     };
-    let wim = windows_image(&site, "pro.wim", &[at("Windows 11 Pro", 1742), bare]);
+    let damaged = IndexSpec {
+        name: "Damaged",
+        packages: vec![(foundation(), 0)],
+        hive_ubr: None,
+        damaged_hive: true,
+    };
+    let wim = windows_image(
+        &site,
+        "pro.wim",
+        &[at("Windows 11 Pro", 1742), bare, damaged],
+    );
     let hive = site.path("trees/pro.wim/0/Windows/System32/config/SOFTWARE");
     // What hivex itself reads back from the hive the image carries.
     assert_eq!(hivexget(&hive, CURRENT_VERSION, "UBR"), "1742");
-    site.ois(&["image", "import", wim.to_str().expect("utf8"), "--name", "pro"])
-        .ok();
+    site.ois(&[
+        "image",
+        "import",
+        wim.to_str().expect("utf8"),
+        "--name",
+        "pro",
+    ])
+    .ok();
     let shown = site.ois(&["image", "show", "pro", "--json"]).ok().json();
     let first = &shown["indexes"][0];
     assert_eq!(first["version"], "10.0.26100.1742");
@@ -171,13 +198,20 @@ fn image_show_reads_each_index_from_its_hive_or_says_it_could_not() {
             .as_array()
             .expect("packages")
             .iter()
-            .find(|p| p["identity"].as_str().is_some_and(|i| i.eq_ignore_ascii_case(id)))
+            .find(|p| {
+                p["identity"]
+                    .as_str()
+                    .is_some_and(|i| i.eq_ignore_ascii_case(id))
+            })
             .unwrap_or_else(|| panic!("{id} not in {index}"))
             .clone()
     };
     let staged = package(first, STAGED);
     assert_eq!(staged["state"], 0x40);
-    assert_eq!(staged["installed"], false, "present but staged is not installed");
+    assert_eq!(
+        staged["installed"], false,
+        "present but staged is not installed"
+    );
     let cu = package(first, &rollup(1742));
     assert_eq!(cu["state"], INSTALLED);
     assert_eq!(cu["installed"], true);
@@ -197,6 +231,25 @@ fn image_show_reads_each_index_from_its_hive_or_says_it_could_not() {
     let cu = package(second, &rollup(2314));
     assert_eq!(cu["installed"], true);
     assert_eq!(cu["state"], serde_json::Value::Null);
+
+    // A damaged hive does not stop the import: the index says why it fell back.
+    let third = &shown["indexes"][2];
+    let from = third["packages_from"].as_str().expect("from");
+    assert!(
+        from.starts_with("Windows/servicing/Packages only: the SOFTWARE hive could not be read")
+            && from.contains("in index 3 of"),
+        "{third}"
+    );
+    assert_eq!(package(third, &foundation())["installed"], true);
+
+    // KB5000001's package is staged: the hive says it is not installed, whatever its .mum.
+    let kbs: Vec<&str> = shown["installed_updates"][0]["updates"]
+        .as_array()
+        .expect("updates")
+        .iter()
+        .map(|u| u["id"].as_str().expect("id"))
+        .collect();
+    assert!(!kbs.contains(&"KB5000001"), "{kbs:?}");
 
     let text = site.ois(&["image", "show", "pro"]).ok().stdout;
     assert!(text.contains("10.0.26100.1742"), "{text}");
@@ -241,7 +294,13 @@ fn import_month(site: &TestSite, with_checkpoint: bool) {
         ),
         (
             "Windows11.0-KB5000001-x64.cab",
-            mum("Package_for_KB5000001", "10.0.1.0", "KB5000001", "Update", &[f]),
+            mum(
+                "Package_for_KB5000001",
+                "10.0.1.0",
+                "KB5000001",
+                "Update",
+                &[f],
+            ),
         ),
         (
             "Windows11.0-KB5047000-x64.cab",
@@ -292,10 +351,21 @@ fn the_applicable_list_depends_on_what_each_index_has_installed() {
     }
     let site = TestSite::new();
     import_month(&site, true);
-    for (name, ubr) in [("rtm", 1), ("checkpoint", 1742), ("current", 2314), ("later", 2400)] {
+    for (name, ubr) in [
+        ("rtm", 1),
+        ("checkpoint", 1742),
+        ("current", 2314),
+        ("later", 2400),
+    ] {
         let wim = windows_image(&site, &format!("{name}.wim"), &[at(name, ubr)]);
-        site.ois(&["image", "import", wim.to_str().expect("utf8"), "--name", name])
-            .ok();
+        site.ois(&[
+            "image",
+            "import",
+            wim.to_str().expect("utf8"),
+            "--name",
+            name,
+        ])
+        .ok();
     }
     // KB5000001 is staged (0x40) everywhere, so it is still to install; no index is Enterprise.
     // In installation order: servicing stack, others, cumulative update, .NET.
@@ -328,8 +398,14 @@ fn a_plan_with_windows_packages_is_refused_here_and_the_image_is_untouched() {
     let site = TestSite::new();
     import_month(&site, true);
     let wim = windows_image(&site, "rtm.wim", &[at("Windows 11 Pro", 1)]);
-    site.ois(&["image", "import", wim.to_str().expect("utf8"), "--name", "rtm"])
-        .ok();
+    site.ois(&[
+        "image",
+        "import",
+        wim.to_str().expect("utf8"),
+        "--name",
+        "rtm",
+    ])
+    .ok();
     let wallpaper = site.path("file-level/OIS-WALLPAPER-1");
     std::fs::create_dir_all(wallpaper.join("payload")).expect("mkdir");
     std::fs::write(
@@ -347,8 +423,16 @@ fn a_plan_with_windows_packages_is_refused_here_and_the_image_is_untouched() {
     // update built on it, and the way out.
     let expected = "the plan holds Windows (CBS) packages: KB5046000 (servicing stack, Package_for_ServicingStack_2300~31bf3856ad364e35~amd64~~26100.2300.1.0), KB5000001 (other, Package_for_KB5000001~31bf3856ad364e35~amd64~~10.0.1.0), KB5043080 (cumulative update, Package_for_RollupFix~31bf3856ad364e35~amd64~~26100.1742.1.10), KB5044284 (cumulative update, Package_for_RollupFix~31bf3856ad364e35~amd64~~26100.2314.1.10), KB5045000 (.NET, Package_for_DotNetRollup_481~31bf3856ad364e35~amd64~~10.0.9300.1)";
     assert!(run.stderr.contains(expected), "{}", run.stderr);
-    assert!(run.stderr.contains("this host runs linux, not Windows"), "{}", run.stderr);
-    assert!(run.stderr.contains("--all-applicable --kind file"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("this host runs linux, not Windows"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("--all-applicable --kind file"),
+        "{}",
+        run.stderr
+    );
     let explicit = site
         .ois(&["service", "rtm", "--updates", "KB5044284,OIS-WALLPAPER-1"])
         .failed();
@@ -357,14 +441,28 @@ fn a_plan_with_windows_packages_is_refused_here_and_the_image_is_untouched() {
         "the checkpoint base is pulled in for an explicit selection too: {}",
         explicit.stderr
     );
-    assert_eq!(std::fs::read(&wim).expect("wim"), original, "byte-identical");
+    assert_eq!(
+        std::fs::read(&wim).expect("wim"),
+        original,
+        "byte-identical"
+    );
     let shown = site.ois(&["image", "show", "rtm", "--json"]).ok().json();
-    assert!(shown["runs"].as_array().expect("runs").is_empty(), "no run started");
+    assert!(
+        shown["runs"].as_array().expect("runs").is_empty(),
+        "no run started"
+    );
 
     // A schedule of the monthly run reports the refusal in the image's Update Status.
     site.ois(&["image", "schedule", "rtm", "--all-applicable", "--now"])
         .ok();
-    site.ois(&["scheduler", "run", "--once"]).ok();
+    let scheduler = site.ois(&["scheduler", "run", "--once"]).failed();
+    assert!(
+        scheduler
+            .stdout
+            .contains("rtm: the scheduled run could not start"),
+        "{}",
+        scheduler.stdout
+    );
     let shown = site.ois(&["image", "show", "rtm", "--json"]).ok().json();
     let last = &shown["runs"][0];
     assert_eq!(last["status"], "Failed", "{last}");
@@ -372,13 +470,24 @@ fn a_plan_with_windows_packages_is_refused_here_and_the_image_is_untouched() {
         last["error"].as_str().expect("error").contains(expected),
         "{last}"
     );
-    assert_eq!(std::fs::read(&wim).expect("wim"), original, "byte-identical");
+    assert_eq!(
+        std::fs::read(&wim).expect("wim"),
+        original,
+        "byte-identical"
+    );
     let text = site.ois(&["image", "show", "rtm"]).ok().stdout;
     assert!(text.contains("Windows (CBS) packages"), "{text}");
 
     // File-level updates only: the wallpaper goes in, the Windows packages stay out.
     let done = site
-        .ois(&["service", "rtm", "--all-applicable", "--kind", "file", "--json"])
+        .ois(&[
+            "service",
+            "rtm",
+            "--all-applicable",
+            "--kind",
+            "file",
+            "--json",
+        ])
         .ok()
         .json_lines();
     assert_eq!(done[0]["status"], "Successful", "{:?}", done[0]);
@@ -393,10 +502,21 @@ fn a_plan_with_windows_packages_is_refused_here_and_the_image_is_untouched() {
     );
 
     // A schedule can take file-level updates only, too.
-    site.ois(&["image", "schedule", "rtm", "--all-applicable", "--kind", "file", "--now"])
-        .ok();
+    site.ois(&[
+        "image",
+        "schedule",
+        "rtm",
+        "--all-applicable",
+        "--kind",
+        "file",
+        "--now",
+    ])
+    .ok();
     let shown = site.ois(&["image", "show", "rtm", "--json"]).ok().json();
-    assert_eq!(shown["servicing"]["schedule"]["updates"]["all_applicable"], "file");
+    assert_eq!(
+        shown["servicing"]["schedule"]["updates"]["all_applicable"],
+        "file"
+    );
     assert!(shown["servicing"]["plan_error"].is_null(), "{shown}");
 }
 
@@ -408,8 +528,14 @@ fn a_checkpoint_based_update_without_its_base_is_refused_naming_it() {
     let site = TestSite::new();
     import_month(&site, false);
     let wim = windows_image(&site, "rtm.wim", &[at("Windows 11 Pro", 1)]);
-    site.ois(&["image", "import", wim.to_str().expect("utf8"), "--name", "rtm"])
-        .ok();
+    site.ois(&[
+        "image",
+        "import",
+        wim.to_str().expect("utf8"),
+        "--name",
+        "rtm",
+    ])
+    .ok();
     let original = std::fs::read(&wim).expect("wim");
     let run = site
         .ois(&["service", "rtm", "--updates", "KB5044284"])
@@ -422,11 +548,20 @@ fn a_checkpoint_based_update_without_its_base_is_refused_naming_it() {
     assert_eq!(std::fs::read(&wim).expect("wim"), original);
     // Where the index is at the checkpoint already, nothing is missing.
     let wim = windows_image(&site, "checkpoint.wim", &[at("Windows 11 Pro", 1742)]);
-    site.ois(&["image", "import", wim.to_str().expect("utf8"), "--name", "cp"])
-        .ok();
-    let run = site.ois(&["service", "cp", "--updates", "KB5044284"]).failed();
+    site.ois(&[
+        "image",
+        "import",
+        wim.to_str().expect("utf8"),
+        "--name",
+        "cp",
+    ])
+    .ok();
+    let run = site
+        .ois(&["service", "cp", "--updates", "KB5044284"])
+        .failed();
     assert!(
-        run.stderr.contains("the plan holds Windows (CBS) packages: KB5044284 (cumulative update"),
+        run.stderr
+            .contains("the plan holds Windows (CBS) packages: KB5044284 (cumulative update"),
         "{}",
         run.stderr
     );

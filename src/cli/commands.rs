@@ -582,18 +582,20 @@ fn print_windows_packages(indexes: &[image::IndexDetail], all: bool) {
             .iter()
             .filter(|p| all || p.identity.to_ascii_lowercase().starts_with("package_for_"))
             .collect();
-        if shown.is_empty() && i.packages.is_empty() {
+        if i.packages.is_empty() {
             println!("  (none)");
             continue;
         }
-        let rows: Vec<Vec<String>> = shown
-            .iter()
-            .map(|p| vec![p.identity.clone(), p.state_label(), p.source.clone()])
-            .collect();
-        render::table(&["Package", "State", "Source"], &rows);
+        if !shown.is_empty() {
+            let rows: Vec<Vec<String>> = shown
+                .iter()
+                .map(|p| vec![p.identity.clone(), p.state_label(), p.source.clone()])
+                .collect();
+            render::table(&["Package", "State", "Source"], &rows);
+        }
         let others = i.packages.len() - shown.len();
         if others > 0 {
-            println!("  and {others} other packages (feature, language, edition): see --all-packages or --json");
+            println!("  and {others} other package(s) (feature, language, edition): see --all-packages or --json");
         }
     }
 }
@@ -795,16 +797,17 @@ fn image_applicable(site: &Site, key: &str, f: &UpdateFilter) -> Result<u8, CliE
                 && library::matches_text(&u.manifest, f.filter.as_deref())
         })
         .collect();
-    let windows: Vec<&CbsPackage> = servicing::plan::windows::applicable(&indexes, &windows_library)
-        .into_iter()
-        .filter(|p| {
-            p.matches_text(f.filter.as_deref())
-                && match p.arch_filter_value() {
-                    Some(a) => arch.matches(a),
-                    None => arch == ArchFilter::All,
-                }
-        })
-        .collect();
+    let windows: Vec<&CbsPackage> =
+        servicing::plan::windows::applicable(&indexes, &windows_library)
+            .into_iter()
+            .filter(|p| {
+                p.matches_text(f.filter.as_deref())
+                    && match p.arch_filter_value() {
+                        Some(a) => arch.matches(a),
+                        None => arch == ArchFilter::All,
+                    }
+            })
+            .collect();
     print_updates(&updates, &windows, f.json);
     Ok(0)
 }

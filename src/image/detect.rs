@@ -3,6 +3,7 @@
 
 use std::collections::BTreeSet;
 
+use super::packages::InstalledPackage;
 use crate::library::cbs::CbsIdentity;
 use crate::wim::{Wim, WimError};
 
@@ -58,10 +59,29 @@ pub const MAX_MANIFEST_BYTES: u64 = 4 << 20;
 /// What `Windows/servicing/Packages` says of an index.
 #[derive(Debug, Default)]
 pub struct PackagesFolder {
-    /// KBs of the packages whose `.mum` is there.
-    pub kbs: BTreeSet<String>,
+    /// (package, KB) for each `.mum` that names a KB: the package is the file name without
+    /// `.mum`.
+    pub kbs: Vec<(String, String)>,
     /// Every package identity a `.mum` name spells.
     pub identities: Vec<CbsIdentity>,
+}
+
+impl PackagesFolder {
+    /// The KBs installed: those with at least one package the merged list says is installed
+    /// (with a hive, a staged package's KB is not). A `.mum` whose name is not an identity is
+    /// not in that list, and its KB counts as before.
+    pub fn installed_kbs(&self, packages: &[InstalledPackage]) -> BTreeSet<String> {
+        self.kbs
+            .iter()
+            .filter(|(package, _)| {
+                packages
+                    .iter()
+                    .find(|p| p.identity.eq_ignore_ascii_case(package))
+                    .is_none_or(|p| p.installed)
+            })
+            .map(|(_, kb)| kb.clone())
+            .collect()
+    }
 }
 
 /// The Windows packages of an index, from the `.mum` names. The few whose name does not carry
@@ -73,7 +93,7 @@ pub fn from_windows_packages(wim: &Wim, index: u32) -> Result<PackagesFolder, Wi
         Err(e) if e.is_missing_path() => return Ok(PackagesFolder::default()),
         Err(e) => return Err(e),
     };
-    let mut found = BTreeSet::new();
+    let mut found = Vec::new();
     let mut identities = Vec::new();
     let mut to_read = Vec::new();
     for e in entries.iter().filter(|e| !e.is_dir) {
@@ -81,13 +101,13 @@ pub fn from_windows_packages(wim: &Wim, index: u32) -> Result<PackagesFolder, Wi
         if !name.to_ascii_lowercase().ends_with(".mum") {
             continue;
         }
+        // Length checked above: the name ends with the ASCII ".mum".
         if let Some(identity) = CbsIdentity::parse(&name[..name.len() - ".mum".len()]) {
             identities.push(identity);
         }
+        let package = name[..name.len() - ".mum".len()].to_string();
         match kb_from_package_name(name) {
-            Some(kb) => {
-                found.insert(kb);
-            }
+            Some(kb) => found.push((package, kb)),
             None if name.to_ascii_lowercase().starts_with("package_") => to_read.push(e),
             None => {}
         }
@@ -113,7 +133,8 @@ pub fn from_windows_packages(wim: &Wim, index: u32) -> Result<PackagesFolder, Wi
         match files.read(e, MAX_MANIFEST_BYTES) {
             Ok(bytes) => {
                 if let Some(kb) = kb_from_mum(&String::from_utf8_lossy(&bytes)) {
-                    found.insert(kb);
+                    let name = e.path.rsplit('/').next().unwrap_or(&e.path);
+                    found.push((name[..name.len() - ".mum".len()].to_string(), kb));
                 }
             }
             // The manifest is only a hint; damage in it is for the WIM's verification to report.

@@ -5,9 +5,9 @@ use std::path::Path;
 
 use serde::Serialize;
 
+use super::detect;
 use super::hive::{self, HiveFacts};
 use super::packages::{self, InstalledPackage};
-use super::detect;
 use crate::library::Architecture;
 use crate::wim::{Compression, Wim, WimError};
 
@@ -117,11 +117,12 @@ pub fn inspect(path: &Path) -> Result<WimContents, InspectError> {
         }
         info.packages_from = Some(packages_from);
         indexes.push(info);
-        all_packages.push(packages::merge(&folder.identities, facts.as_ref()));
+        let packages = packages::merge(&folder.identities, facts.as_ref());
         let mut found = BTreeMap::new();
-        for kb in folder.kbs {
+        for kb in folder.installed_kbs(&packages) {
             found.insert(kb, "windows-package");
         }
+        all_packages.push(packages);
         for id in detect::from_record(&wim, index) {
             found.entry(id).or_insert("ois-record");
         }

@@ -126,7 +126,9 @@ mod tests {
                     current_state: Some(0x40),
                 },
                 HivePackage {
-                    identity: "Microsoft-Windows-Foundation-Package~31bf3856ad364e35~amd64~~10.0.22621.1".into(),
+                    identity:
+                        "Microsoft-Windows-Foundation-Package~31bf3856ad364e35~amd64~~10.0.22621.1"
+                            .into(),
                     current_state: Some(0x80),
                 },
             ],
@@ -144,7 +146,10 @@ mod tests {
         let staged = get("Package_for_KB5000001");
         assert!(!staged.installed);
         assert_eq!(staged.state_label(), "Staged (0x40)");
-        assert!(!get("Package_for_KB5000002").installed, "a .mum the hive does not name");
+        assert!(
+            !get("Package_for_KB5000002").installed,
+            "a .mum the hive does not name"
+        );
         let foundation = get("Microsoft-Windows-Foundation-Package");
         assert!(foundation.installed);
         assert_eq!(foundation.source, "hive");

@@ -19,7 +19,8 @@ use crate::site::{Database, Migrations, SiteError};
 
 pub static MIGRATIONS: Migrations = Migrations {
     module: "schedule",
-    steps: &["CREATE TABLE schedules (
+    steps: &[
+        "CREATE TABLE schedules (
             image_id INTEGER PRIMARY KEY REFERENCES images(id) ON DELETE CASCADE,
             updates TEXT,
             timing TEXT NOT NULL,

@@ -195,9 +195,7 @@ pub fn service(
         pool.install(|| {
             use rayon::prelude::*;
             jobs.par_iter()
-                .map(|(img, p)| {
-                    run::run(site, &library, catalog, img, p, options, watch, observer)
-                })
+                .map(|(img, p)| run::run(site, &library, catalog, img, p, options, watch, observer))
                 .collect::<Vec<_>>()
         })
     });

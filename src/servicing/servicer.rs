@@ -44,7 +44,8 @@ impl Servicer for Dism {
 
     fn unavailable(&self) -> Option<String> {
         Some(if cfg!(windows) {
-            "installing a Windows package needs DISM, which this build of ois does not drive yet".into()
+            "installing a Windows package needs DISM, which this build of ois does not drive yet"
+                .into()
         } else {
             format!(
                 "installing a Windows package needs Windows' servicing stack (DISM), and this host runs {}, not Windows",

@@ -9,7 +9,13 @@ use super::{have, TestSite};
 pub const TOKEN: &str = "31bf3856ad364e35";
 
 /// An `update.mum` in the real layout (UTF-8 with a BOM).
-pub fn mum(name: &str, version: &str, kb: &str, release: &str, parents: &[(&str, &str)]) -> Vec<u8> {
+pub fn mum(
+    name: &str,
+    version: &str,
+    kb: &str,
+    release: &str,
+    parents: &[(&str, &str)],
+) -> Vec<u8> {
     let parents: String = parents
         .iter()
         .map(|(name, version)| {

@@ -23,15 +23,13 @@ impl FromStr for CbsVersion {
 
     fn from_str(s: &str) -> Result<Self, String> {
         let mut parts = [0u32; 4];
-        let mut n = 0;
-        for part in s.trim().split('.') {
-            if n == 4 {
-                return Err(format!("version {s:?} has more than four parts"));
-            }
-            parts[n] = part
+        for (n, part) in s.trim().split('.').enumerate() {
+            let slot = parts
+                .get_mut(n)
+                .ok_or_else(|| format!("version {s:?} has more than four parts"))?;
+            *slot = part
                 .parse()
                 .map_err(|_| format!("version {s:?}: {part:?} is not a number"))?;
-            n += 1;
         }
         Ok(CbsVersion(parts))
     }
@@ -69,7 +67,10 @@ mod tests {
         let a: CbsVersion = "22621.4460.1.15".parse().expect("parse");
         let b: CbsVersion = "22621.10000.1.1".parse().expect("parse");
         assert!(a < b);
-        assert_eq!("10.0.26100".parse::<CbsVersion>(), Ok(CbsVersion([10, 0, 26100, 0])));
+        assert_eq!(
+            "10.0.26100".parse::<CbsVersion>(),
+            Ok(CbsVersion([10, 0, 26100, 0]))
+        );
         assert!("1.2.3.4.5".parse::<CbsVersion>().is_err());
         assert!("1.x".parse::<CbsVersion>().is_err());
         assert_eq!(a.to_string(), "22621.4460.1.15");

@@ -443,7 +443,12 @@ mod tests {
             index(1, X64, "Professional", &[]),
             index(2, X64, "Enterprise", &[]),
         ];
-        let p = plan(&idx, files(&lib), &Selection::AllApplicable(KindFilter::All)).expect("plan");
+        let p = plan(
+            &idx,
+            files(&lib),
+            &Selection::AllApplicable(KindFilter::All),
+        )
+        .expect("plan");
         assert_eq!(p.order, vec!["KB2", "KB3"]);
         assert_eq!(p.superseded, vec![("KB1".to_string(), "KB3".to_string())]);
         assert_eq!(p.indexes[1].updates, vec!["KB2", "KB3"]);
@@ -506,7 +511,12 @@ mod tests {
             index(1, X64, "Professional", &[]),
             index(2, X64, "Enterprise", &[]),
         ];
-        let p = plan(&idx, files(std::slice::from_ref(&u)), &Selection::AllApplicable(KindFilter::All)).expect("plan");
+        let p = plan(
+            &idx,
+            files(std::slice::from_ref(&u)),
+            &Selection::AllApplicable(KindFilter::All),
+        )
+        .expect("plan");
         assert!(p.indexes[0].updates.is_empty());
         assert_eq!(p.indexes[1].updates, vec!["KB5"]);
     }

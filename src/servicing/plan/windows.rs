@@ -156,15 +156,14 @@ fn parent_met(
     if p.kind == CbsKind::CumulativeUpdate && is_rollup(name) {
         return Ok(true);
     }
-    let checkpoint_foundation = p.kind == CbsKind::CumulativeUpdate
-        && is_foundation(name)
-        && checkpoint_base(p).is_some();
+    let checkpoint_foundation =
+        p.kind == CbsKind::CumulativeUpdate && is_foundation(name) && checkpoint_base(p).is_some();
     let want = parent.identity.version();
     for have in target.named(name) {
         if !(parent.identity.processor_architecture.is_empty()
-                || have
-                    .processor_architecture
-                    .eq_ignore_ascii_case(&parent.identity.processor_architecture))
+            || have
+                .processor_architecture
+                .eq_ignore_ascii_case(&parent.identity.processor_architecture))
         {
             continue;
         }
@@ -191,17 +190,24 @@ pub fn not_needed(p: &CbsPackage, target: &Target) -> Option<String> {
         return Some(format!(
             "is for {}, and index {n} is {}",
             p.architecture,
-            index.info.architecture.map_or("of unknown architecture", |a| a.as_str())
+            index
+                .info
+                .architecture
+                .map_or("of unknown architecture", |a| a.as_str())
         ));
     }
     if p.kind == CbsKind::CumulativeUpdate {
         let (build, revision) = cu_level(p);
         if let Some((have_build, have_revision)) = target.level() {
             if have_build != build {
-                return Some(format!("is for build {build}, and index {n} is build {have_build}"));
+                return Some(format!(
+                    "is for build {build}, and index {n} is build {have_build}"
+                ));
             }
             if have_revision == revision {
-                return Some(format!("is installed on index {n} (it is at {build}.{revision})"));
+                return Some(format!(
+                    "is installed on index {n} (it is at {build}.{revision})"
+                ));
             }
             if have_revision > revision {
                 return Some(format!(
@@ -356,7 +362,8 @@ pub fn plan(
         let is_base = p.kind == CbsKind::CumulativeUpdate && bases.contains(&cu_level(p));
         match snapshot.iter().find(|q| supersedes(q, p)) {
             Some(by) if !is_base => {
-                out.superseded.push((p.id().to_string(), by.id().to_string()));
+                out.superseded
+                    .push((p.id().to_string(), by.id().to_string()));
                 false
             }
             _ => true,
@@ -386,8 +393,7 @@ pub fn plan(
             let base = library.iter().find(|p| {
                 p.kind == CbsKind::CumulativeUpdate
                     && cu_level(p) == (build, revision)
-                    && p
-                        .identity_parts
+                    && p.identity_parts
                         .processor_architecture
                         .eq_ignore_ascii_case(&cu.identity_parts.processor_architecture)
             });
@@ -512,7 +518,13 @@ mod tests {
     }
 
     /// An index with the given packages installed (state 0x70) and `staged` ones (0x40).
-    fn index(n: u32, build: u32, ubr: Option<u32>, installed: &[&str], staged: &[&str]) -> IndexDetail {
+    fn index(
+        n: u32,
+        build: u32,
+        ubr: Option<u32>,
+        installed: &[&str],
+        staged: &[&str],
+    ) -> IndexDetail {
         let mut packages: Vec<InstalledPackage> = installed
             .iter()
             .map(|i| InstalledPackage {
@@ -596,7 +608,11 @@ mod tests {
             .expect("newer")
             .contains("superseded on index 1 by installed"));
         let staged = index(1, 22621, None, &[&f], &[&own]);
-        assert_eq!(not_needed(&kb, &Target::of(&staged)), None, "staged (0x40) is not installed");
+        assert_eq!(
+            not_needed(&kb, &Target::of(&staged)),
+            None,
+            "staged (0x40) is not installed"
+        );
     }
 
     #[test]
@@ -617,7 +633,10 @@ mod tests {
         let pro = index(1, 22621, None, &[&f], &[]);
         let ent = index(2, 22621, None, &[&f, &enterprise], &[]);
         let reason = not_needed(&only_enterprise, &Target::of(&pro)).expect("pro");
-        assert!(reason.contains("Microsoft-Windows-EnterpriseEdition"), "{reason}");
+        assert!(
+            reason.contains("Microsoft-Windows-EnterpriseEdition"),
+            "{reason}"
+        );
         assert_eq!(not_needed(&only_enterprise, &Target::of(&ent)), None);
         let other_build = package(
             "KB8",
@@ -625,10 +644,15 @@ mod tests {
             "10.0.1.0",
             vec![foundation("10.0.19041.1")],
         );
-        assert!(not_needed(&other_build, &Target::of(&pro)).is_some(), "buildCompare EQ");
+        assert!(
+            not_needed(&other_build, &Target::of(&pro)).is_some(),
+            "buildCompare EQ"
+        );
         let mut arm = package("KB9", "Package_for_KB9", "10.0.1.0", vec![]);
         arm.architecture = "arm64".into();
-        assert!(not_needed(&arm, &Target::of(&pro)).expect("arch").contains("arm64"));
+        assert!(not_needed(&arm, &Target::of(&pro))
+            .expect("arch")
+            .contains("arm64"));
     }
 
     #[test]
@@ -638,7 +662,12 @@ mod tests {
             package("KBNET", "Package_for_DotNetRollup_481", "10.0.4.0", vec![]),
             cu("KBCU", 22621, 4602),
             package("KBX", "Package_for_KB5002", "10.0.1.0", vec![]),
-            package("KBSSU", "Package_for_ServicingStack_4600", "22621.4600.1.0", vec![]),
+            package(
+                "KBSSU",
+                "Package_for_ServicingStack_4600",
+                "22621.4600.1.0",
+                vec![],
+            ),
         ];
         let idx = vec![index(1, 22621, Some(4460), &[&f], &[])];
         let p = plan(&Target::all(&idx), &library, applicable(&idx, &library)).expect("plan");
@@ -687,7 +716,10 @@ mod tests {
         let p = plan(&Target::all(&rtm), &library, applicable(&rtm, &library)).expect("plan");
         let order: Vec<&str> = p.packages.iter().map(|p| p.id.as_str()).collect();
         assert_eq!(order, ["KB5043080", "KB5044284"]);
-        assert_eq!(p.packages[0].checkpoint_base_of.as_deref(), Some("KB5044284"));
+        assert_eq!(
+            p.packages[0].checkpoint_base_of.as_deref(),
+            Some("KB5044284")
+        );
 
         // Selected together, the base is not dropped as superseded.
         let p = plan(&Target::all(&rtm), &library, library.iter().collect()).expect("plan");
@@ -702,7 +734,10 @@ mod tests {
         // Neither installed, nor selected, nor in the library: refused, naming the base.
         let alone = vec![later.clone()];
         let err = plan(&Target::all(&rtm), &alone, vec![&alone[0]]).unwrap_err();
-        assert!(err.contains("checkpoint cumulative update for 26100.1742"), "{err}");
+        assert!(
+            err.contains("checkpoint cumulative update for 26100.1742"),
+            "{err}"
+        );
         assert!(err.contains("KB5044284"), "{err}");
     }
 }
