@@ -65,6 +65,7 @@ fn update(i: usize) -> Update {
             changes: vec![Change::Delete {
                 path: format!("Windows/Temp/{i}.log"),
             }],
+            registry: Vec::new(),
         },
         size_bytes: 1 << 20,
         imported_at: String::new(),

@@ -9,6 +9,7 @@ pub mod fsutil;
 pub mod image;
 pub mod library;
 pub mod log;
+pub mod registry;
 pub mod sample;
 pub mod schedule;
 pub mod servicing;

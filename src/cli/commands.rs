@@ -726,6 +726,7 @@ fn image_show(site: &Site, key: &str, all_packages: bool, json: bool) -> Result<
                 u.index,
                 update_result(u, "Installed")
             );
+            print_registry_changes(&u.registry, "      ");
         }
         if let Some(log) = &r.log_path {
             println!("  log: {log}");
@@ -775,11 +776,40 @@ fn image_show(site: &Site, key: &str, all_packages: bool, json: bool) -> Result<
         for u in &r.updates {
             let result = update_result(u, "Applied");
             println!("      {}  index {}  {}", u.update, u.index, result);
+            print_registry_changes(&u.registry, "          ");
         }
     }
     println!("\nDistribution points");
     super::dp::print_distributions(&distribution, true);
     Ok(0)
+}
+
+/// What an update's registry changes did on an index, one line each.
+fn print_registry_changes(changes: &[ois::registry::Applied], indent: &str) {
+    for c in changes {
+        let value = c
+            .value
+            .as_deref()
+            .map_or(String::new(), |v| {
+                if v.is_empty() {
+                    " (default value)".into()
+                } else {
+                    format!(" value {v:?}")
+                }
+            });
+        let data = match (&c.before, &c.after) {
+            (Some(b), Some(a)) if b != a => format!(": {b} -> {a}"),
+            (_, Some(a)) => format!(": {a}"),
+            (Some(b), None) => format!(" (was {b})"),
+            (None, None) => String::new(),
+        };
+        println!(
+            "{indent}registry {} {}\\{}{value}{data}",
+            c.action,
+            c.hive.as_str(),
+            c.key
+        );
+    }
 }
 
 fn image_applicable(site: &Site, key: &str, f: &UpdateFilter) -> Result<u8, CliError> {

@@ -2,6 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::registry::{self, Hive, RegistryOp, ValueData};
+
 /// Largest manifest accepted; real ones are a few KiB.
 pub const MAX_MANIFEST_BYTES: u64 = 1 << 20;
 
@@ -88,6 +90,47 @@ pub struct Manifest {
     pub requires: Vec<String>,
     pub applies_to: AppliesTo,
     pub changes: Vec<Change>,
+    /// Registry changes, applied after the file changes, in manifest order. Absent from the
+    /// stored form when empty, so packages imported before registry changes keep their digest.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub registry: Vec<RegistryEntry>,
+}
+
+/// One `[[registry]]` entry: a change, or a `.reg` file of the package whose changes the import
+/// reads into `ops` (the stored manifest holds them; servicing never reads the file again).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RegistryEntry {
+    Change(RegistryOp),
+    Import {
+        source: String,
+        #[serde(default)]
+        ops: Vec<RegistryOp>,
+    },
+}
+
+impl Manifest {
+    /// Every registry change, `.reg` imports expanded, in order.
+    pub fn registry_ops(&self) -> impl Iterator<Item = &RegistryOp> {
+        self.registry.iter().flat_map(|e| match e {
+            RegistryEntry::Change(op) => std::slice::from_ref(op),
+            RegistryEntry::Import { ops, .. } => ops.as_slice(),
+        })
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRegistry {
+    hive: Option<String>,
+    key: Option<String>,
+    set: Option<String>,
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    data: Option<toml::Value>,
+    delete_value: Option<String>,
+    delete_key: Option<bool>,
+    import: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -104,6 +147,8 @@ struct RawManifest {
     applies_to: Option<AppliesTo>,
     #[serde(default, rename = "change")]
     changes: Vec<RawChange>,
+    #[serde(default, rename = "registry")]
+    registry: Vec<RawRegistry>,
 }
 
 #[derive(Deserialize)]
@@ -213,8 +258,15 @@ pub fn parse(text: &str) -> Result<Manifest, Vec<String>> {
             Err(p) => problems.push(format!("change #{}: {p}", i + 1)),
         }
     }
-    if changes.is_empty() && problems.is_empty() {
-        problems.push("the package has no [[change]] entries".to_string());
+    let mut registry = Vec::new();
+    for (i, r) in raw.registry.into_iter().enumerate() {
+        match registry_entry(r) {
+            Ok(r) => registry.push(r),
+            Err(p) => problems.push(format!("registry #{}: {p}", i + 1)),
+        }
+    }
+    if changes.is_empty() && registry.is_empty() && problems.is_empty() {
+        problems.push("the package has no [[change]] or [[registry]] entries".to_string());
     }
     if !problems.is_empty() {
         return Err(problems);
@@ -228,7 +280,61 @@ pub fn parse(text: &str) -> Result<Manifest, Vec<String>> {
         requires: raw.requires,
         applies_to,
         changes,
+        registry,
     })
+}
+
+fn registry_entry(r: RawRegistry) -> Result<RegistryEntry, String> {
+    if let Some(source) = r.import {
+        if r.hive.is_some()
+            || r.key.is_some()
+            || r.set.is_some()
+            || r.kind.is_some()
+            || r.data.is_some()
+            || r.delete_value.is_some()
+            || r.delete_key.is_some()
+        {
+            return Err("`import` stands alone: the .reg file names its keys".to_string());
+        }
+        let source = package_path(&source).map_err(|e| format!("import {source:?}: {e}"))?;
+        return Ok(RegistryEntry::Import {
+            source,
+            ops: Vec::new(),
+        });
+    }
+    let hive_name = r.hive.ok_or("a change needs `hive` (or is an `import`)")?;
+    let hive = Hive::parse(&hive_name).ok_or_else(|| {
+        format!("hive {hive_name:?} is not one of SOFTWARE, SYSTEM, DEFAULT, SAM, SECURITY, COMPONENTS, NTUSER")
+    })?;
+    let key = r.key.ok_or("a change needs `key`")?;
+    registry::validate_key(&key).map_err(|e| format!("key {key:?}: {e}"))?;
+    let op = match (r.set, r.delete_value, r.delete_key) {
+        (Some(name), None, None | Some(false)) => {
+            let kind = r.kind.ok_or("`set` needs `type`")?;
+            let data = r.data.ok_or("`set` needs `data`")?;
+            let value = ValueData::from_toml(&kind, &data)
+                .map_err(|e| format!("value {name:?} of {key}: {e}"))?;
+            RegistryOp::SetValue {
+                hive,
+                key,
+                name,
+                value,
+            }
+        }
+        (None, Some(name), None | Some(false)) if r.kind.is_none() && r.data.is_none() => {
+            RegistryOp::DeleteValue { hive, key, name }
+        }
+        (None, None, Some(true)) if r.kind.is_none() && r.data.is_none() => {
+            RegistryOp::DeleteKey { hive, key }
+        }
+        _ => {
+            return Err(
+                "a change is exactly one of {set, type, data}, {delete_value} or {delete_key = true}"
+                    .to_string(),
+            )
+        }
+    };
+    Ok(RegistryEntry::Change(op))
 }
 
 fn change(c: RawChange) -> Result<Change, String> {

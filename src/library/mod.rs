@@ -1026,7 +1026,8 @@ fn validate(
     };
     let package = Package::open(origin).map_err(|e| invalid(vec![e]))?;
     let text = package.read_manifest().map_err(|e| invalid(vec![e]))?;
-    let manifest = manifest::parse(&text).map_err(invalid)?;
+    let mut manifest = manifest::parse(&text).map_err(invalid)?;
+    read_registry_imports(&package, &mut manifest).map_err(invalid)?;
     let mut problems = Vec::new();
     let mut payload: BTreeMap<String, String> = BTreeMap::new();
     let mut targets: HashSet<String> = HashSet::new();
@@ -1166,6 +1167,54 @@ fn validate(
         files,
         digest: hex(&hasher.finalize()),
     })
+}
+
+/// The most a `.reg` file of a package may be: real baselines are a few hundred KiB.
+const MAX_REG_BYTES: u64 = 64 << 20;
+
+/// Reads each `.reg` file a `[[registry]] import` names into the changes it makes, so the
+/// stored manifest holds them and a malformed file refuses the package at import.
+fn read_registry_imports(package: &Package, manifest: &mut Manifest) -> Result<(), Vec<String>> {
+    let mut problems = Vec::new();
+    for entry in &mut manifest.registry {
+        let manifest::RegistryEntry::Import { source, ops } = entry else {
+            continue;
+        };
+        let Some(file) = package.file(source) else {
+            problems.push(format!("registry import {source} is missing from the package"));
+            continue;
+        };
+        if file.size > MAX_REG_BYTES {
+            problems.push(format!(
+                "registry import {source} is {} bytes, over the {} MiB a .reg file may be",
+                file.size,
+                MAX_REG_BYTES >> 20
+            ));
+            continue;
+        }
+        let mut bytes = Vec::new();
+        let read = package.read_each(&[file], &mut |_, r| {
+            std::io::Read::read_to_end(&mut std::io::Read::take(r, MAX_REG_BYTES + 1), &mut bytes)
+                .map(|_| ())
+                .map_err(|e| format!("reading {source}: {e}"))
+        });
+        if let Err(e) = read {
+            problems.push(e);
+            continue;
+        }
+        match crate::registry::parse_reg(&bytes, source) {
+            Ok(parsed) if parsed.is_empty() => {
+                problems.push(format!("registry import {source} changes nothing"))
+            }
+            Ok(parsed) => *ops = parsed,
+            Err(e) => problems.push(e.to_string()),
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(problems)
+    }
 }
 
 /// Reads a package (directory or CAB), writes its files under `dest` and returns its parsed

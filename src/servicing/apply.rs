@@ -4,6 +4,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde::Serialize;
 
+use super::hives::HiveEdits;
 use super::plan::Plan;
 use crate::library::{Change, InPlace, Update};
 use crate::wim::{UpdateCommand, Wim};
@@ -15,6 +16,9 @@ pub struct UpdateResult {
     pub index: u32,
     pub applied: bool,
     pub error: Option<String>,
+    /// The registry changes it made on that index.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub registry: Vec<crate::registry::Applied>,
 }
 
 /// Where the files an update adds are read from: each payload file (in place in the library,
@@ -148,6 +152,7 @@ pub fn apply(
     continue_on_error: bool,
     canceled: &dyn Fn() -> bool,
     check_index: &dyn Fn(u32) -> Result<(), String>,
+    hives: &mut HiveEdits,
     results: &mut Vec<UpdateResult>,
 ) -> Result<(), Stop> {
     for index_plan in &plan.indexes {
@@ -171,25 +176,50 @@ pub fn apply(
                 )),
                 None => check_renames(wim, index_plan.index, update)
                     .and_then(|()| commands(update, sources))
-                    .and_then(|commands| {
-                        wim.update(index_plan.index, &commands).map_err(|e| {
+                    .and_then(|files| {
+                        // Registry changes go in the same wimlib call: the update is whole
+                        // on the index, or not there at all.
+                        let edit = hives.edit(wim, index_plan.index, update, &files)?;
+                        let mut all = files.clone();
+                        all.extend(edit.iter().flat_map(|e| e.commands.iter().cloned()));
+                        wim.update(index_plan.index, &all).map_err(|e| {
                             let detail = if e.details.is_empty() {
                                 String::new()
                             } else {
                                 format!(" ({})", e.details.join("; "))
                             };
                             format!("{}{detail}", e.message)
-                        })
+                        })?;
+                        let applied = edit.as_ref().map(|e| e.applied.clone()).unwrap_or_default();
+                        hives.commit(index_plan.index, &files, edit);
+                        Ok(applied)
                     }),
             };
             match outcome {
-                Ok(()) => {
+                Ok(registry) => {
                     tracing::info!("applied {id} to index {}", index_plan.index);
+                    for change in &registry {
+                        tracing::info!(
+                            "{id} on index {}: {} {}\\{}{}{}",
+                            index_plan.index,
+                            change.action,
+                            change.hive.as_str(),
+                            change.key,
+                            change.value.as_deref().map_or(String::new(), |v| format!(" value {v:?}")),
+                            match (&change.before, &change.after) {
+                                (Some(b), Some(a)) => format!(": {b} -> {a}"),
+                                (None, Some(a)) => format!(": {a}"),
+                                (Some(b), None) => format!(" (was {b})"),
+                                (None, None) => String::new(),
+                            }
+                        );
+                    }
                     results.push(UpdateResult {
                         update: id.clone(),
                         index: index_plan.index,
                         applied: true,
                         error: None,
+                        registry,
                     });
                 }
                 Err(error) => {
@@ -199,6 +229,7 @@ pub fn apply(
                         index: index_plan.index,
                         applied: false,
                         error: Some(error),
+                        registry: Vec::new(),
                     });
                     failed_here.push(id.clone());
                     if !continue_on_error {

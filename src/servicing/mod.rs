@@ -6,6 +6,7 @@ mod added;
 mod apply;
 pub mod cancel;
 mod commit;
+mod hives;
 pub mod lease;
 mod passes;
 pub mod plan;
@@ -61,6 +62,19 @@ pub static MIGRATIONS: Migrations = Migrations {
         // Cancel from another process, and the run's own log (ois's dism.log).
         "ALTER TABLE servicing_runs ADD COLUMN cancel_requested INTEGER NOT NULL DEFAULT 0;
         ALTER TABLE servicing_runs ADD COLUMN log_path TEXT;",
+        // What each update's registry changes did on each index.
+        "CREATE TABLE run_registry_changes (
+            run_id INTEGER NOT NULL REFERENCES servicing_runs(id) ON DELETE CASCADE,
+            update_id TEXT NOT NULL,
+            idx INTEGER NOT NULL,
+            position INTEGER NOT NULL,
+            hive TEXT NOT NULL,
+            key TEXT NOT NULL,
+            value TEXT,
+            action TEXT NOT NULL,
+            before TEXT,
+            after TEXT,
+            PRIMARY KEY (run_id, update_id, idx, position));",
     ],
 };
 
@@ -263,6 +277,7 @@ pub fn history(db: &Database, image_id: i64) -> Result<Vec<RunRecord>, SiteError
                 Ok(UpdateResult {
                     update: r.get(0)?,
                     index: r.get(1)?,
+                    registry: Vec::new(),
                     applied: result == RESULT_APPLIED,
                     error: if result == RESULT_NOT_WRITTEN {
                         Some(format!(
@@ -279,6 +294,42 @@ pub fn history(db: &Database, image_id: i64) -> Result<Vec<RunRecord>, SiteError
             })
             .and_then(|r| r.collect::<Result<Vec<_>, _>>())
             .map_err(|e| db.error(e))?;
+    }
+    let mut stmt = db
+        .prepare(
+            "SELECT update_id, idx, hive, key, value, action, before, after FROM run_registry_changes
+             WHERE run_id = ?1 ORDER BY idx, update_id, position",
+        )
+        .map_err(|e| db.error(e))?;
+    for run in &mut runs {
+        let changes = stmt
+            .query_map(params![run.id], |r| {
+                let hive: String = r.get(2)?;
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, u32>(1)?,
+                    crate::registry::Applied {
+                        hive: crate::registry::Hive::parse(&hive)
+                            .unwrap_or(crate::registry::Hive::Software),
+                        key: r.get(3)?,
+                        value: r.get(4)?,
+                        action: r.get(5)?,
+                        before: r.get(6)?,
+                        after: r.get(7)?,
+                    },
+                ))
+            })
+            .and_then(|r| r.collect::<Result<Vec<_>, _>>())
+            .map_err(|e| db.error(e))?;
+        for (update, index, change) in changes {
+            if let Some(u) = run
+                .updates
+                .iter_mut()
+                .find(|u| u.update == update && u.index == index)
+            {
+                u.registry.push(change);
+            }
+        }
     }
     Ok(runs)
 }

@@ -339,6 +339,7 @@ fn service(
     let mut results: Vec<UpdateResult> = Vec::new();
     let mut opened = Some(wim);
     let mut previous: Option<PathBuf> = None;
+    let mut hives = super::hives::HiveEdits::new(stage.dir());
     for (n, pass) in passes.iter().enumerate() {
         let last = n + 1 == passes.len();
         let wim = match (opened.take(), &previous) {
@@ -375,6 +376,7 @@ fn service(
                 crate::image::inspect::check_loads_whole(&wim, index)
                     .map_err(|e| format!("image {name}: {e}"))
             },
+            &mut hives,
             &mut results,
         );
         summarise(&results, outcome);
@@ -414,7 +416,7 @@ fn service(
             wim.hash_added_data(first.index)
                 .map_err(|e| wim_message(name, &e))?;
         }
-        check_added_data(&wim, &staged, &results[before..])?;
+        check_added_data(&wim, &staged, hives.written(), &results[before..])?;
 
         step("writing the serviced image");
         let target = if last {
@@ -566,6 +568,13 @@ fn finish(
                 "INSERT OR REPLACE INTO run_updates (run_id, update_id, idx, result, error) VALUES (?1, ?2, ?3, ?4, ?5)",
                 params![run_id, r.update, r.index, result, error],
             )?;
+            for (position, c) in r.registry.iter().enumerate() {
+                tx.execute(
+                    "INSERT OR REPLACE INTO run_registry_changes (run_id, update_id, idx, position, hive, key, value, action, before, after)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                    params![run_id, r.update, r.index, position as i64, c.hive.as_str(), c.key, c.value, c.action, c.before, c.after],
+                )?;
+            }
         }
         tx.execute(
             "UPDATE servicing_runs SET status = ?2, finished_at = ?3, size_after = ?4, error = ?5 WHERE id = ?1",

@@ -395,6 +395,7 @@ mod tests {
                 requires: requires.iter().map(|s| s.to_string()).collect(),
                 applies_to: AppliesTo::default(),
                 changes: vec![Change::Delete { path: "x".into() }],
+                registry: Vec::new(),
             },
             size_bytes: 0,
             imported_at: String::new(),
