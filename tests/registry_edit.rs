@@ -796,3 +796,79 @@ fn bad_package_input_is_refused_with_the_file_line_and_problem() {
         Err("type \"dword\" needs an integer from 0 to 4294967295, not a string \"1\"".into())
     );
 }
+
+/// Why ois refuses data over 16,344 bytes: hivex stores it in one cell, and a reader that
+/// follows Windows' format (nt-hive here, the kernel on Windows) takes such a size to mean a
+/// big-data record and misreads it. At 16,344 bytes both agree.
+#[test]
+fn hivex_stores_data_over_16344_bytes_in_a_form_windows_readers_refuse() {
+    if !tools() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("SOFTWARE");
+    minimal_hive(&path);
+    merge(
+        &path,
+        &format!(
+            "Windows Registry Editor Version 5.00\r\n\r\n[{SOFTWARE_PREFIX}\\Vendor]\r\n\r\n\
+[{SOFTWARE_PREFIX}\\Vendor\\Large]\r\n\"Fits\"=hex:{}\r\n\"Over\"=hex:{}\r\n\r\n",
+            hex(&vec![0x11; registry::MAX_VALUE_BYTES]),
+            hex(&vec![0x22; registry::MAX_VALUE_BYTES + 1]),
+        ),
+        SOFTWARE_PREFIX,
+    );
+    let bytes = std::fs::read(&path).expect("read");
+    let hive = nt_hive::Hive::new(bytes.as_slice()).expect("nt-hive opens it");
+    let key = hive
+        .root_key_node()
+        .expect("root")
+        .subpath(r"Vendor\Large")
+        .expect("key")
+        .expect("lookup");
+    let data = |name: &str| {
+        key.value(name)
+            .expect("value")
+            .expect("lookup")
+            .data()
+            .and_then(|d| d.into_vec())
+    };
+    assert_eq!(
+        data("Fits").expect("fits"),
+        vec![0x11; registry::MAX_VALUE_BYTES]
+    );
+    assert!(
+        data("Over").is_err(),
+        "read as a big-data record, which it is not"
+    );
+}
+
+/// hivex writes all of a key's values again for any change and never reuses the cells it
+/// frees: a .reg section of 200 values, written value by value, grew an 8 KiB hive to 1.6 MB.
+#[test]
+fn a_run_of_values_on_one_key_is_written_once() {
+    if !tools() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let input = dir.path().join("SOFTWARE");
+    minimal_hive(&input);
+    let ops: Vec<RegistryOp> = (0..200)
+        .map(|i| {
+            set(
+                r"Policies\Baseline",
+                &format!("Setting{i:03}"),
+                ValueData::Sz(format!("value number {i}")),
+            )
+        })
+        .collect();
+    let output = dir.path().join("out");
+    registry::apply(&input, &output, &ops, ORIGIN).expect("apply");
+    let size = std::fs::metadata(&output).expect("output").len();
+    assert!(size <= 64 << 10, "{size} bytes for 200 small values");
+    assert_eq!(
+        hivexget(&output, r"Policies\Baseline", "Setting199"),
+        "value number 199"
+    );
+    assert_eq!(export(&output).matches("\"Setting").count(), 200);
+}

@@ -41,7 +41,11 @@ pub fn apply(
             detail: format!("hivex refused to open it: {source}"),
         }
     })?;
-    let mut editor = Editor { h: &mut h, origin };
+    let mut editor = Editor {
+        h: &mut h,
+        origin,
+        pending: None,
+    };
     let control_set = match hive {
         Some(Hive::System) if ops.iter().any(|op| current_control_set(op.key()).is_some()) => {
             Some(editor.current_control_set()?)
@@ -58,6 +62,7 @@ pub fn apply(
         applied.push(editor.apply(op, &key)?);
         expected.record(op, &key);
     }
+    editor.flush()?;
 
     let dir = match output.parent() {
         Some(dir) if !dir.as_os_str().is_empty() => dir,
@@ -163,6 +168,16 @@ pub(super) fn target(hive: Hive, key: &str, value: Option<&str>) -> String {
 struct Editor<'a> {
     h: &'a mut Hivex,
     origin: &'a str,
+    /// The values of the key the last value ops changed, not yet written.
+    pending: Option<Pending>,
+}
+
+struct Pending {
+    hive: Hive,
+    key: String,
+    node: Node,
+    values: Vec<StoredValue>,
+    changed: bool,
 }
 
 impl Editor<'_> {
@@ -192,10 +207,20 @@ impl Editor<'_> {
             before,
             after,
         };
+        let same_key = self
+            .pending
+            .as_ref()
+            .is_some_and(|p| op.value_name().is_some() && names_equal(&p.key, key));
+        if !same_key {
+            self.flush()?;
+        }
         match op {
             RegistryOp::SetValue { name, value, .. } => {
-                let (node, _) = self.ensure_key(hive, key)?;
-                let mut values = self.writable_values(node, hive, key, Some(name))?;
+                let node = match &self.pending {
+                    Some(p) => p.node,
+                    None => self.ensure_key(hive, key)?.0,
+                };
+                let values = self.pending_values(node, hive, key, name)?;
                 let (kind, bytes) = value.to_raw();
                 let after = Some(value.display());
                 let existing = values.iter_mut().find(|v| names_equal(&v.name, name));
@@ -217,23 +242,23 @@ impl Editor<'_> {
                         bytes,
                     }),
                 }
-                self.h
-                    .set_values(node, &values)
-                    .map_err(self.hivex_error(format!("set {}", target(hive, key, Some(name)))))?;
+                self.mark_changed();
                 Ok(applied(Some(name), "set", before, after))
             }
             RegistryOp::DeleteValue { name, .. } => {
-                let Some(node) = self.find_key(hive, key)? else {
-                    return Ok(applied(Some(name), "absent", None, None));
+                let node = match &self.pending {
+                    Some(p) => p.node,
+                    None => match self.find_key(hive, key)? {
+                        Some(node) => node,
+                        None => return Ok(applied(Some(name), "absent", None, None)),
+                    },
                 };
-                let mut values = self.writable_values(node, hive, key, Some(name))?;
+                let values = self.pending_values(node, hive, key, name)?;
                 let Some(at) = values.iter().position(|v| names_equal(&v.name, name)) else {
                     return Ok(applied(Some(name), "absent", None, None));
                 };
                 let old = values.remove(at);
-                self.h.set_values(node, &values).map_err(
-                    self.hivex_error(format!("delete {}", target(hive, key, Some(name)))),
-                )?;
+                self.mark_changed();
                 let before = Some(ValueData::from_raw(old.kind, &old.bytes).display());
                 Ok(applied(Some(name), "deleted value", before, None))
             }
@@ -252,6 +277,51 @@ impl Editor<'_> {
                 Ok(applied(None, action, None, None))
             }
         }
+    }
+
+    /// The values of the key value ops are changing, read once for a run of ops on that key.
+    fn pending_values(
+        &mut self,
+        node: Node,
+        hive: Hive,
+        key: &str,
+        name: &str,
+    ) -> Result<&mut Vec<StoredValue>, RegistryError> {
+        let pending = match self.pending.take() {
+            Some(pending) => pending,
+            None => Pending {
+                hive,
+                key: key.to_string(),
+                node,
+                values: self.writable_values(node, hive, key, Some(name))?,
+                changed: false,
+            },
+        };
+        Ok(&mut self.pending.insert(pending).values)
+    }
+
+    fn mark_changed(&mut self) {
+        if let Some(p) = &mut self.pending {
+            p.changed = true;
+        }
+    }
+
+    /// Writes the pending key's values, if a value op changed them. hivex writes all of a
+    /// key's values again for any change and never reuses the cells it frees, so a run of
+    /// value ops on one key (a .reg section) is written once, not once per value.
+    fn flush(&mut self) -> Result<(), RegistryError> {
+        let Some(p) = self.pending.take() else {
+            return Ok(());
+        };
+        if p.changed {
+            self.h
+                .set_values(p.node, &p.values)
+                .map_err(self.hivex_error(format!(
+                    "write the values of {}",
+                    target(p.hive, &p.key, None)
+                )))?;
+        }
+        Ok(())
     }
 
     fn find_key(&self, hive: Hive, key: &str) -> Result<Option<Node>, RegistryError> {
