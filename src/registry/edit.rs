@@ -94,6 +94,15 @@ pub fn apply(
     written
         .persist(output)
         .map_err(|e| io("write", output)(e.error))?;
+    tracing::debug!(
+        hive = origin,
+        ops = ops.len(),
+        changed = applied
+            .iter()
+            .filter(|a| a.action != "unchanged" && a.action != "absent")
+            .count(),
+        "registry changes written and read back"
+    );
     Ok(applied)
 }
 
