@@ -5,11 +5,11 @@
 # WebDAV (PUT/DELETE/MKCOL/MOVE built in, PROPFIND from the dav-ext module) that the distribution
 # point tests serve content with, strace, whose fault injection the crash tests kill ois with, and
 # hivex (hivexget in libhivex-bin, hivexregedit in libwin-hivex-perl), which writes the registry
-# hives the SOFTWARE-hive tests read.
+# hives the SOFTWARE-hive tests read, and libhivex-dev, the library ois links to change hives.
 set -euo pipefail
 need=()
 have() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
-for pkg in build-essential pkg-config libclang-dev wimtools p7zip-full gcab nginx libnginx-mod-http-dav-ext strace libhivex-bin libwin-hivex-perl; do
+for pkg in build-essential pkg-config libclang-dev wimtools p7zip-full gcab nginx libnginx-mod-http-dav-ext strace libhivex-bin libwin-hivex-perl libhivex-dev; do
   have "$pkg" || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then

@@ -1,7 +1,7 @@
 //! ois: offline servicing of Windows images (WIM files).
 //!
 //! Data flows one way: the CLI (`cli`) asks the engine modules (`servicing`, `image`,
-//! `library`) which keep their state through `site` and touch WIM files through `wim`.
+//! `library`, `registry`) which keep their state through `site` and touch WIM files through `wim`.
 
 pub mod bench;
 pub mod distribution;
