@@ -787,16 +787,13 @@ fn image_show(site: &Site, key: &str, all_packages: bool, json: bool) -> Result<
 /// What an update's registry changes did on an index, one line each.
 fn print_registry_changes(changes: &[ois::registry::Applied], indent: &str) {
     for c in changes {
-        let value = c
-            .value
-            .as_deref()
-            .map_or(String::new(), |v| {
-                if v.is_empty() {
-                    " (default value)".into()
-                } else {
-                    format!(" value {v:?}")
-                }
-            });
+        let value = c.value.as_deref().map_or(String::new(), |v| {
+            if v.is_empty() {
+                " (default value)".into()
+            } else {
+                format!(" value {v:?}")
+            }
+        });
         let data = match (&c.before, &c.after) {
             (Some(b), Some(a)) if b != a => format!(": {b} -> {a}"),
             (_, Some(a)) => format!(": {a}"),

@@ -327,12 +327,10 @@ fn registry_entry(r: RawRegistry) -> Result<RegistryEntry, String> {
         (None, None, Some(true)) if r.kind.is_none() && r.data.is_none() => {
             RegistryOp::DeleteKey { hive, key }
         }
-        _ => {
-            return Err(
-                "a change is exactly one of {set, type, data}, {delete_value} or {delete_key = true}"
-                    .to_string(),
-            )
-        }
+        _ => return Err(
+            "a change is exactly one of {set, type, data}, {delete_value} or {delete_key = true}"
+                .to_string(),
+        ),
     };
     Ok(RegistryEntry::Change(op))
 }

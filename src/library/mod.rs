@@ -1181,7 +1181,9 @@ fn read_registry_imports(package: &Package, manifest: &mut Manifest) -> Result<(
             continue;
         };
         let Some(file) = package.file(source) else {
-            problems.push(format!("registry import {source} is missing from the package"));
+            problems.push(format!(
+                "registry import {source} is missing from the package"
+            ));
             continue;
         };
         if file.size > MAX_REG_BYTES {

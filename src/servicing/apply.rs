@@ -205,7 +205,10 @@ pub fn apply(
                             change.action,
                             change.hive.as_str(),
                             change.key,
-                            change.value.as_deref().map_or(String::new(), |v| format!(" value {v:?}")),
+                            change
+                                .value
+                                .as_deref()
+                                .map_or(String::new(), |v| format!(" value {v:?}")),
                             match (&change.before, &change.after) {
                                 (Some(b), Some(a)) => format!(": {b} -> {a}"),
                                 (None, Some(a)) => format!(": {a}"),

@@ -88,9 +88,11 @@ impl HiveEdits {
                 Some(path) => path.clone(),
                 None => self.extract(wim, index, target, &origin)?,
             };
-            let output = self
-                .dir
-                .join(format!("index{index}-{}-{}.hive", hive.as_str(), self.count));
+            let output = self.dir.join(format!(
+                "index{index}-{}-{}.hive",
+                hive.as_str(),
+                self.count
+            ));
             let applied = registry::apply(&input, &output, &ops, &origin).map_err(|e| {
                 let _ = std::fs::remove_file(&output);
                 e.to_string()
@@ -151,7 +153,11 @@ impl HiveEdits {
                     crate::wim::WimError::io(&path, "writing", e)
                 })
             })
-            .map_err(|e| io_error.take().unwrap_or_else(|| format!("cannot read {origin}: {e}")))?;
+            .map_err(|e| {
+                io_error
+                    .take()
+                    .unwrap_or_else(|| format!("cannot read {origin}: {e}"))
+            })?;
         Ok(path)
     }
 }

@@ -412,7 +412,10 @@ fn service(
 
         record_in_wim(db, img, &wim, &results).map_err(|e| wim_message(name, &e))?;
         let changed = pass.indexes.iter().find(|i| !i.updates.is_empty());
-        if let (false, Some(first)) = (references.is_empty(), changed) {
+        // Hashed now, so that data found in the references resolves to them, and so that the
+        // check below knows the hives the run wrote by their SHA-1.
+        let added_data = !references.is_empty() || !hives.written().is_empty();
+        if let (true, Some(first)) = (added_data, changed) {
             wim.hash_added_data(first.index)
                 .map_err(|e| wim_message(name, &e))?;
         }
