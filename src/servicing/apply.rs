@@ -145,6 +145,7 @@ pub enum Stop {
 /// Applies the plan index by index, each after `check_index` accepted it. Each update is one
 /// wimlib call, so it is applied whole or not at all on an index. An update whose
 /// prerequisite failed on an index is skipped there.
+#[allow(clippy::too_many_arguments)]
 pub fn apply(
     wim: &Wim,
     plan: &Plan,
