@@ -178,14 +178,7 @@ fn image_show_reads_each_index_from_its_hive_or_says_it_could_not() {
     let hive = site.path("trees/pro.wim/0/Windows/System32/config/SOFTWARE");
     // What hivex itself reads back from the hive the image carries.
     assert_eq!(hivexget(&hive, CURRENT_VERSION, "UBR"), "1742");
-    site.ois(&[
-        "image",
-        "import",
-        wim.to_str().expect("utf8"),
-        "--name",
-        "pro",
-    ])
-    .ok();
+    site.import_image(&wim, "pro");
     let shown = site.ois(&["image", "show", "pro", "--json"]).ok().json();
     let first = &shown["indexes"][0];
     assert_eq!(first["version"], "10.0.26100.1742");
@@ -329,8 +322,7 @@ fn import_month(site: &TestSite, with_checkpoint: bool) {
     for (file, text) in packages {
         cbs_cab(site, &month.join(file), text, false);
     }
-    site.ois(&["update", "import", month.to_str().expect("utf8")])
-        .ok();
+    site.import_update(&month);
 }
 
 fn applicable(site: &TestSite, image: &str) -> Vec<String> {
@@ -358,14 +350,7 @@ fn the_applicable_list_depends_on_what_each_index_has_installed() {
         ("later", 2400),
     ] {
         let wim = windows_image(&site, &format!("{name}.wim"), &[at(name, ubr)]);
-        site.ois(&[
-            "image",
-            "import",
-            wim.to_str().expect("utf8"),
-            "--name",
-            name,
-        ])
-        .ok();
+        site.import_image(&wim, name);
     }
     // KB5000001 is staged (0x40) everywhere, so it is still to install; no index is Enterprise.
     // In installation order: servicing stack, others, cumulative update, .NET.
@@ -398,14 +383,7 @@ fn a_plan_with_windows_packages_is_refused_here_and_the_image_is_untouched() {
     let site = TestSite::new();
     import_month(&site, true);
     let wim = windows_image(&site, "rtm.wim", &[at("Windows 11 Pro", 1)]);
-    site.ois(&[
-        "image",
-        "import",
-        wim.to_str().expect("utf8"),
-        "--name",
-        "rtm",
-    ])
-    .ok();
+    site.import_image(&wim, "rtm");
     let wallpaper = site.path("file-level/OIS-WALLPAPER-1");
     std::fs::create_dir_all(wallpaper.join("payload")).expect("mkdir");
     std::fs::write(
@@ -414,8 +392,7 @@ fn a_plan_with_windows_packages_is_refused_here_and_the_image_is_untouched() {
     )
     .expect("manifest");
     std::fs::write(wallpaper.join("payload/wallpaper.jpg"), b"wallpaper bytes").expect("jpg");
-    site.ois(&["update", "import", wallpaper.to_str().expect("utf8")])
-        .ok();
+    site.import_update(&wallpaper);
     let original = std::fs::read(&wim).expect("wim");
 
     let run = site.ois(&["service", "rtm", "--all-applicable"]).failed();
@@ -528,14 +505,7 @@ fn a_checkpoint_based_update_without_its_base_is_refused_naming_it() {
     let site = TestSite::new();
     import_month(&site, false);
     let wim = windows_image(&site, "rtm.wim", &[at("Windows 11 Pro", 1)]);
-    site.ois(&[
-        "image",
-        "import",
-        wim.to_str().expect("utf8"),
-        "--name",
-        "rtm",
-    ])
-    .ok();
+    site.import_image(&wim, "rtm");
     let original = std::fs::read(&wim).expect("wim");
     let run = site
         .ois(&["service", "rtm", "--updates", "KB5044284"])
@@ -548,14 +518,7 @@ fn a_checkpoint_based_update_without_its_base_is_refused_naming_it() {
     assert_eq!(std::fs::read(&wim).expect("wim"), original);
     // Where the index is at the checkpoint already, nothing is missing.
     let wim = windows_image(&site, "checkpoint.wim", &[at("Windows 11 Pro", 1742)]);
-    site.ois(&[
-        "image",
-        "import",
-        wim.to_str().expect("utf8"),
-        "--name",
-        "cp",
-    ])
-    .ok();
+    site.import_image(&wim, "cp");
     let run = site
         .ois(&["service", "cp", "--updates", "KB5044284"])
         .failed();

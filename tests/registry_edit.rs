@@ -28,17 +28,7 @@ fn tools() -> bool {
 fn merge(hive: &Path, reg: &str, prefix: &str) {
     let file = hive.with_extension("merge.reg");
     std::fs::write(&file, reg).expect("write .reg");
-    let out = Command::new("hivexregedit")
-        .args(["--merge", "--prefix", prefix])
-        .arg(hive)
-        .arg(&file)
-        .output()
-        .expect("run hivexregedit");
-    assert!(
-        out.status.success(),
-        "hivexregedit --merge failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::hive::hivex_merge(hive, &file, prefix);
     std::fs::remove_file(&file).expect("remove .reg");
 }
 

@@ -8,7 +8,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::hive::{dword, hive_from_reg, hivexget, sz};
+use common::hive::{dword, hive_from_reg, hivex_merge, hivexget, sz};
 use common::TestSite;
 
 fn tools_here() -> bool {
@@ -207,16 +207,7 @@ fn reference(original: &Path, out: &Path, prefix: &str, regs: &[&str]) -> PathBu
     for (n, text) in regs.iter().enumerate() {
         let reg = out.with_extension(format!("{n}.reg"));
         std::fs::write(&reg, text).expect("reg");
-        run(
-            "hivexregedit",
-            &[
-                "--merge",
-                "--prefix",
-                prefix,
-                out.to_str().expect("utf8"),
-                reg.to_str().expect("utf8"),
-            ],
-        );
+        hivex_merge(out, &reg, prefix);
     }
     out.to_path_buf()
 }
@@ -245,17 +236,9 @@ fn a_baseline_package_changes_every_index_hive_exactly_as_declared() {
     }
     let site = TestSite::new();
     let wim = image(&site);
-    site.ois(&[
-        "image",
-        "import",
-        wim.to_str().expect("utf8"),
-        "--name",
-        "golden",
-    ])
-    .ok();
+    site.import_image(&wim, "golden");
     let package = baseline_package(&site);
-    site.ois(&["update", "import", package.to_str().expect("utf8")])
-        .ok();
+    site.import_update(&package);
     let done = site
         .ois(&["service", "golden", "--updates", "OIS-BASELINE-1", "--json"])
         .ok()
@@ -380,14 +363,7 @@ fn two_updates_changing_one_hive_in_a_run_both_land() {
     }
     let site = TestSite::new();
     let wim = image(&site);
-    site.ois(&[
-        "image",
-        "import",
-        wim.to_str().expect("utf8"),
-        "--name",
-        "golden",
-    ])
-    .ok();
+    site.import_image(&wim, "golden");
     for (id, value) in [("OIS-REG-A", "A"), ("OIS-REG-B", "B")] {
         let dir = site.path(&format!("packages/{id}"));
         std::fs::create_dir_all(&dir).expect("mkdir");
@@ -398,8 +374,7 @@ fn two_updates_changing_one_hive_in_a_run_both_land() {
             ),
         )
         .expect("manifest");
-        site.ois(&["update", "import", dir.to_str().expect("utf8")])
-            .ok();
+        site.import_update(&dir);
     }
     site.ois(&["service", "golden", "--all-applicable"]).ok();
     for index in 1..=2u32 {
@@ -508,14 +483,7 @@ fn bad_registry_changes_are_refused_and_a_bad_hive_leaves_the_image_untouched() 
             "WINDOWS/ARCH=9",
         ],
     );
-    site.ois(&[
-        "image",
-        "import",
-        wim.to_str().expect("utf8"),
-        "--name",
-        "broken",
-    ])
-    .ok();
+    site.import_image(&wim, "broken");
     let dir = site.path("packages/OIS-REG-C");
     std::fs::create_dir_all(&dir).expect("mkdir");
     std::fs::write(
@@ -523,8 +491,7 @@ fn bad_registry_changes_are_refused_and_a_bad_hive_leaves_the_image_untouched() 
         "id = \"OIS-REG-C\"\ntitle = \"t\"\narchitecture = \"x64\"\n[[registry]]\nhive = \"SOFTWARE\"\nkey = 'Contoso'\nset = \"v\"\ntype = \"dword\"\ndata = 1\n",
     )
     .expect("manifest");
-    site.ois(&["update", "import", dir.to_str().expect("utf8")])
-        .ok();
+    site.import_update(&dir);
     let original = std::fs::read(&wim).expect("wim");
     let failed = site
         .ois(&["service", "broken", "--updates", "OIS-REG-C"])

@@ -332,13 +332,7 @@ fn update_list(site: &Site, f: &UpdateFilter) -> Result<u8, CliError> {
     let windows: Vec<CbsPackage> = library
         .windows_packages(&db)?
         .into_iter()
-        .filter(|p| {
-            p.matches_text(f.filter.as_deref())
-                && match p.arch_filter_value() {
-                    Some(a) => arch.matches(a),
-                    None => arch == ArchFilter::All,
-                }
-        })
+        .filter(|p| windows_package_listed(p, f, arch))
         .collect();
     print_updates(
         &updates.iter().collect::<Vec<_>>(),
@@ -346,6 +340,16 @@ fn update_list(site: &Site, f: &UpdateFilter) -> Result<u8, CliError> {
         f.json,
     );
     Ok(0)
+}
+
+/// Does a Windows package pass `--filter` and `--arch`? One whose architecture is none of
+/// the filter's (wow64 aside) is listed only for `--arch all`.
+fn windows_package_listed(p: &CbsPackage, f: &UpdateFilter, arch: ArchFilter) -> bool {
+    p.matches_text(f.filter.as_deref())
+        && match p.arch_filter_value() {
+            Some(a) => arch.matches(a),
+            None => arch == ArchFilter::All,
+        }
 }
 
 /// `update show`: every update the key names (an update id, a KB, an identity).
@@ -827,13 +831,7 @@ fn image_applicable(site: &Site, key: &str, f: &UpdateFilter) -> Result<u8, CliE
     let windows: Vec<&CbsPackage> =
         servicing::plan::windows::applicable(&indexes, &windows_library)
             .into_iter()
-            .filter(|p| {
-                p.matches_text(f.filter.as_deref())
-                    && match p.arch_filter_value() {
-                        Some(a) => arch.matches(a),
-                        None => arch == ArchFilter::All,
-                    }
-            })
+            .filter(|p| windows_package_listed(p, f, arch))
             .collect();
     print_updates(&updates, &windows, f.json);
     Ok(0)

@@ -129,10 +129,15 @@ pub fn hive_from_reg(path: &Path, keys: &[(&str, Vec<String>)]) {
     minimal_hive(path);
     let reg = path.with_extension("reg");
     std::fs::write(&reg, reg_text(keys)).expect("write .reg");
+    hivex_merge(path, &reg, r"HKEY_LOCAL_MACHINE\SOFTWARE");
+}
+
+/// `hivexregedit --merge --prefix PREFIX HIVE REG`, which must succeed.
+pub fn hivex_merge(hive: &Path, reg: &Path, prefix: &str) {
     let out = Command::new("hivexregedit")
-        .args(["--merge", "--prefix", r"HKEY_LOCAL_MACHINE\SOFTWARE"])
-        .arg(path)
-        .arg(&reg)
+        .args(["--merge", "--prefix", prefix])
+        .arg(hive)
+        .arg(reg)
         .output()
         .expect("run hivexregedit");
     assert!(

@@ -115,6 +115,24 @@ impl TestSite {
 
     /// Starts ois in the background; its stdout and stderr go to `<name>.out` / `<name>.err`
     /// in the test's directory.
+    /// `ois image import WIM --name NAME`, which must succeed.
+    pub fn import_image(&self, wim: &Path, name: &str) -> Run {
+        self.ois(&[
+            "image",
+            "import",
+            wim.to_str().expect("utf8"),
+            "--name",
+            name,
+        ])
+        .ok()
+    }
+
+    /// `ois update import PATH`, which must succeed.
+    pub fn import_update(&self, path: &Path) -> Run {
+        self.ois(&["update", "import", path.to_str().expect("utf8")])
+            .ok()
+    }
+
     pub fn spawn(&self, name: &str, args: &[&str]) -> std::process::Child {
         let out = std::fs::File::create(self.path(&format!("{name}.out"))).expect("out");
         let err = std::fs::File::create(self.path(&format!("{name}.err"))).expect("err");
