@@ -239,6 +239,17 @@ fn a_baseline_package_changes_every_index_hive_exactly_as_declared() {
     site.import_image(&wim, "golden");
     let package = baseline_package(&site);
     site.import_update(&package);
+    // What the package will do, as stored: its own changes and the .reg file's, read at import.
+    let shown = site.ois(&["update", "show", "OIS-BASELINE-1"]).ok().stdout;
+    for line in [
+        r#"  set     SOFTWARE\Policies\Microsoft\Windows\WindowsUpdate\AU "NoAutoUpdate" = dword:0x00000001"#,
+        r#"  delete  SYSTEM\ControlSet001\Services\Spooler value "Start""#,
+        r#"  delete  SOFTWARE\Contoso\Legacy (key)"#,
+        "  import  payload/baseline.reg (",
+        r#"    set     SOFTWARE\Contoso\Baseline "Multi" = multi_sz:["a", "bc"]"#,
+    ] {
+        assert!(shown.contains(line), "{line}\n{shown}");
+    }
     let done = site
         .ois(&["service", "golden", "--updates", "OIS-BASELINE-1", "--json"])
         .ok()

@@ -435,9 +435,37 @@ fn print_file_update(u: &library::Update) {
             ),
         }
     }
+    if !m.registry.is_empty() {
+        println!("Registry changes");
+        for entry in &m.registry {
+            match entry {
+                library::manifest::RegistryEntry::Change(op) => print_registry_op(op, "  "),
+                library::manifest::RegistryEntry::Import { source, ops } => {
+                    println!("  import  {source} ({} change(s))", ops.len());
+                    for op in ops {
+                        print_registry_op(op, "    ");
+                    }
+                }
+            }
+        }
+    }
     println!("Files");
     for f in &u.files {
         println!("  {}  {}  {}", f.sha256, bytes(f.size), f.path);
+    }
+}
+
+fn print_registry_op(op: &ois::registry::RegistryOp, indent: &str) {
+    use ois::registry::RegistryOp::*;
+    let at = format!("{}\\{}", op.hive(), op.key());
+    match op {
+        SetValue { name, value, .. } => {
+            let name = if name.is_empty() { "@" } else { name.as_str() };
+            println!("{indent}set     {at} {name:?} = {}", value.display());
+        }
+        DeleteValue { name, .. } => println!("{indent}delete  {at} value {name:?}"),
+        DeleteKey { .. } => println!("{indent}delete  {at} (key)"),
+        CreateKey { .. } => println!("{indent}create  {at}"),
     }
 }
 
