@@ -102,7 +102,7 @@ pub fn parse(bytes: &[u8], origin: &str) -> Result<HiveFacts, HiveError> {
         Ok(Err(Fault::Format(NtHiveError::SequenceNumberMismatch { primary, secondary }))) => {
             // nt-hive compares the sequence numbers before the checksum; Windows writes a
             // valid checksum with each of them, so only then is the hive dirty, not damaged.
-            if base_block_checksum_holds(bytes) {
+            if crate::registry::checksum_holds(bytes) {
                 Err(HiveError::NotCleanlyUnloaded {
                     origin: origin.to_string(),
                     primary,
@@ -124,23 +124,6 @@ pub fn parse(bytes: &[u8], origin: &str) -> Result<HiveFacts, HiveError> {
         ))),
         Err(panic) => Err(damaged(format!("the hive reader stopped on it ({panic})"))),
     }
-}
-
-/// The base block's checksum: the XOR of its first 127 dwords, 0 and 0xFFFFFFFF standing for
-/// 1 and 0xFFFFFFFE (nt-hive checks it too, but only after the sequence numbers).
-fn base_block_checksum_holds(bytes: &[u8]) -> bool {
-    let Some(base) = bytes.get(..0x200) else {
-        return false;
-    };
-    let dword =
-        |at: usize| u32::from_le_bytes([base[at], base[at + 1], base[at + 2], base[at + 3]]);
-    let sum = (0..0x1fc).step_by(4).fold(0, |sum, at| sum ^ dword(at));
-    let sum = match sum {
-        0 => 1,
-        u32::MAX => u32::MAX - 1,
-        s => s,
-    };
-    sum == dword(0x1fc)
 }
 
 /// Reads the SOFTWARE hive of `index` straight from the WIM (nothing is extracted) and parses

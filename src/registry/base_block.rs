@@ -64,8 +64,7 @@ pub fn check_bytes(block: &[u8; BASE_BLOCK_BYTES], origin: &str) -> Result<u32, 
     let dword =
         |at: usize| u32::from_le_bytes([block[at], block[at + 1], block[at + 2], block[at + 3]]);
     let (primary, secondary) = (dword(0x04), dword(0x08));
-    let stored = dword(0x1fc);
-    let checksum_holds = stored == checksum(block) || stored == plain_xor(block);
+    let checksum_holds = checksum_holds(block);
     if primary != secondary {
         // Windows writes a valid checksum with each sequence number, so only then is the
         // hive dirty rather than damaged.
@@ -97,6 +96,16 @@ pub fn check_bytes(block: &[u8; BASE_BLOCK_BYTES], origin: &str) -> Result<u32, 
         )));
     }
     Ok(primary)
+}
+
+/// Does the base block's stored checksum match, in Windows' form or hivex's? Also what the
+/// SOFTWARE hive reader uses to tell a dirty hive from a damaged one.
+pub(crate) fn checksum_holds(block: &[u8]) -> bool {
+    let Some(stored) = block.get(0x1fc..0x200) else {
+        return false;
+    };
+    let stored = u32::from_le_bytes([stored[0], stored[1], stored[2], stored[3]]);
+    stored == checksum(block) || stored == plain_xor(block)
 }
 
 /// The base block's checksum as Windows writes it: the XOR of its first 127 dwords, 0 and

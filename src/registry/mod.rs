@@ -14,6 +14,8 @@ mod reg_file;
 mod value;
 mod verify;
 
+pub(crate) use base_block::checksum_holds;
+
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
