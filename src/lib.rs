@@ -4,6 +4,7 @@
 //! `library`, `registry`) which keep their state through `site` and touch WIM files through `wim`.
 
 pub mod bench;
+pub mod commands;
 pub mod distribution;
 pub mod fsutil;
 pub mod image;

@@ -31,10 +31,18 @@ pub enum CliError {
     Schedule(Box<ois::schedule::ScheduleError>),
     #[error(transparent)]
     Distribution(#[from] ois::distribution::DistributionError),
+    #[error(transparent)]
+    Command(Box<ois::commands::CommandError>),
     #[error("{0}")]
     Usage(String),
     #[error("{0}")]
     Other(String),
+}
+
+impl From<ois::commands::CommandError> for CliError {
+    fn from(e: ois::commands::CommandError) -> Self {
+        CliError::Command(Box::new(e))
+    }
 }
 
 impl From<ois::schedule::ScheduleError> for CliError {
@@ -685,46 +693,32 @@ fn image_list(site: &Site, json: bool) -> Result<u8, CliError> {
 }
 
 fn image_show(site: &Site, key: &str, all_packages: bool, json: bool) -> Result<u8, CliError> {
-    let db = site.database()?;
-    let img = image::find(&db, key)?;
-    let indexes = image::indexes(&db, &img)?;
-    let runs = servicing::history(&db, img.id)?;
-    let provisioning = servicing::lease::current(&db, img.id).map_err(|e| db.error(e))?;
-    let (status, next) = ois::schedule::status(&db, img.id)?;
-    let schedule = ois::schedule::get(&db, img.id)?;
-    // The Servicing view: what the schedule will apply if it ran now.
-    let will_apply = match &schedule {
-        Some(s) => {
-            let library = ContentLibrary::new(site);
-            let files = library.all(&db)?;
-            let windows = library.windows_packages(&db)?;
-            let catalog = servicing::Catalog {
-                files: &files,
-                windows: &windows,
-            };
-            servicing::plan::plan(&indexes, catalog, &s.updates)
-                .and_then(|p| servicing::servicer::check(&p).map(|()| p.order.clone()))
-        }
-        None => Ok(Vec::new()),
-    };
-    let last = runs.first();
-    let distribution = ois::distribution::image_distributions(&db, img.id)?;
+    let view = ois::commands::image_view(site, key)?;
     if json {
-        render::json(&json!({
-            "image": img,
-            "scheduled_updates_date": next,
-            "scheduled_updates_status": status,
-            "update_status": last.map(|r| &r.updates),
-            "installed_updates": indexes.iter().map(|i| json!({"index": i.info.index, "updates": i.installed})).collect::<Vec<_>>(),
-            "servicing": {"schedule": schedule, "will_apply": will_apply.as_ref().ok(), "plan_error": will_apply.as_ref().err()},
-            "provisioning_mode": provisioning,
-            "log": last.and_then(|r| r.log_path.clone()),
-            "indexes": indexes,
-            "runs": runs,
-            "distribution": distribution,
-        }));
+        render::json(&view);
         return Ok(0);
     }
+    let ois::commands::ImageView {
+        image: img,
+        scheduled_updates_date: next,
+        scheduled_updates_status: status,
+        servicing:
+            ois::commands::ServicingView {
+                schedule,
+                will_apply,
+                plan_error,
+            },
+        provisioning_mode: provisioning,
+        indexes,
+        runs,
+        distribution,
+        ..
+    } = view;
+    let will_apply = match (will_apply, plan_error) {
+        (_, Some(reason)) => Err(reason),
+        (ids, None) => Ok(ids.unwrap_or_default()),
+    };
+    let last = runs.first();
     println!("Image             {} (id {})", img.name, img.id);
     println!("Kind              {}", img.kind.as_str());
     println!("Path              {}", img.path.display());
@@ -890,12 +884,15 @@ pub(super) fn progress_observer(
     (multi, bars)
 }
 
+/// Services `images` with progress bars on a terminal; with `update_dps`, each new version
+/// then goes to the DPs.
 pub(super) fn service_images(
     site: &Site,
     images: &[String],
     options: &ServiceOptions,
+    update_dps: bool,
     show_progress: bool,
-) -> Result<Vec<ImageOutcome>, CliError> {
+) -> Result<Vec<ois::commands::ServiceOutcome>, CliError> {
     let db = site.database()?;
     let names: Vec<String> = images
         .iter()
@@ -915,7 +912,9 @@ pub(super) fn service_images(
             RunEvent::Finished(status) => bar.finish_with_message(status.as_str()),
         }
     };
-    Ok(servicing::service(site, images, options, &observer)?)
+    Ok(ois::commands::service(
+        site, images, options, update_dps, &observer,
+    )?)
 }
 
 fn service(site: &Site, args: &ServiceArgs) -> Result<u8, CliError> {
@@ -929,20 +928,34 @@ fn service(site: &Site, args: &ServiceArgs) -> Result<u8, CliError> {
         // Ctrl-C or SIGTERM cancels cleanly: the runs roll back at their next safe point.
         cancel: super::schedule::stop_on_signals()?,
     };
-    let outcomes = service_images(site, &args.images, &options, !args.json)?;
+    let outcomes = service_images(site, &args.images, &options, args.update_dps, !args.json)?;
     let mut dp_code = 0;
-    for o in &outcomes {
+    for ois::commands::ServiceOutcome {
+        outcome: o,
+        distributed,
+    } in outcomes.iter()
+    {
         if args.json {
             render::json_line(o);
         } else {
             print_outcome(o);
         }
-        if args.update_dps && o.status == RunStatus::Successful {
-            dp_code = dp_code.max(super::dp::update_dps(site, &o.image, args.json)?);
+        if let Some(distributed) = distributed {
+            let distributed = distributed
+                .as_ref()
+                .map_err(|e| CliError::Other(e.to_string()))?;
+            dp_code = dp_code.max(super::dp::print_updated_dps(
+                &o.image,
+                distributed,
+                args.json,
+            ));
         }
     }
     Ok(
-        if outcomes.iter().all(|o| o.status == RunStatus::Successful) {
+        if outcomes
+            .iter()
+            .all(|o| o.outcome.status == RunStatus::Successful)
+        {
             dp_code
         } else {
             1

@@ -468,37 +468,27 @@ pub fn distribute(site: &Site, args: &DistributeArgs) -> Result<u8, CliError> {
     print_outcomes(&outcomes, args.json)
 }
 
-/// After a successful servicing run with --update-dps: send the new version out.
-pub fn update_dps(site: &Site, image_name: &str, json: bool) -> Result<u8, CliError> {
-    let img = image::find(&site.database()?, image_name)?;
-    let outcomes = distribution::distribute_image(site, img.id, None)?;
+/// After a successful servicing run with --update-dps: where the new version went. The exit
+/// code part: 1 when a DP failed.
+pub fn print_updated_dps(image_name: &str, outcomes: &[distribution::DpOutcome], json: bool) -> u8 {
     if outcomes.is_empty() {
         if !json {
-            println!(
-                "  {}: on no distribution point; nothing to update",
-                img.name
-            );
+            println!("  {image_name}: on no distribution point; nothing to update");
         }
-        return Ok(0);
+        return 0;
     }
-    if json {
-        for o in &outcomes {
+    for o in outcomes {
+        if json {
             render::json_line(&json!({"distribution": o}));
+        } else {
+            println!("  {}", outcome_line(o));
         }
-        return Ok(u8::from(
-            outcomes
-                .iter()
-                .any(|o| o.status == distribution::DistStatus::Failed),
-        ));
     }
-    for o in &outcomes {
-        println!("  {}", outcome_line(o));
-    }
-    Ok(u8::from(
+    u8::from(
         outcomes
             .iter()
             .any(|o| o.status == distribution::DistStatus::Failed),
-    ))
+    )
 }
 
 pub fn content(site: &Site, cmd: ContentCommand) -> Result<u8, CliError> {

@@ -79,11 +79,19 @@ pub fn run(site_dir: &Path) -> Result<u8, CliError> {
         jobs: 1,
         cancel: Arc::new(AtomicBool::new(false)),
     };
-    let outcomes = service_images(&site, std::slice::from_ref(&img.name), &options, true)?;
+    let outcomes = service_images(
+        &site,
+        std::slice::from_ref(&img.name),
+        &options,
+        false,
+        true,
+    )?;
     for o in &outcomes {
-        print_outcome(o);
+        print_outcome(&o.outcome);
     }
-    let ok = outcomes.iter().all(|o| o.status == RunStatus::Successful);
+    let ok = outcomes
+        .iter()
+        .all(|o| o.outcome.status == RunStatus::Successful);
     if !ok {
         return Ok(1);
     }

@@ -182,34 +182,37 @@ fn service_scheduled(
         jobs: 1,
         cancel: stop,
     };
-    let outcome =
-        match servicing::service(site, &[schedule.image_id.to_string()], &options, &|_, _| {}) {
-            Ok(mut outcomes) => outcomes.pop(),
-            Err(e) => {
-                tracing::error!("scheduled servicing of image {image} could not start: {e}");
-                let recorded = site.database().and_then(|db| {
-                    servicing::record_unstarted(
-                        &db,
-                        schedule.image_id,
-                        RunStatus::Failed,
-                        &e.to_string(),
-                    )
-                });
-                if let Err(r) = recorded {
-                    tracing::error!("cannot record the failed start of image {image}: {r}");
-                }
-                None
-            }
-        };
     // Only a successful run has a new version worth sending.
-    let distributed = match &outcome {
-        Some(o) if schedule.update_dps && o.status == RunStatus::Successful => Some(
-            distribution::distribute_image(site, schedule.image_id, None).map_err(|e| {
-                tracing::error!("image {image}: distribution after servicing failed: {e}");
-                e.to_string()
-            }),
-        ),
-        _ => None,
+    let served = crate::commands::service(
+        site,
+        &[schedule.image_id.to_string()],
+        &options,
+        schedule.update_dps,
+        &|_, _| {},
+    );
+    let (outcome, distributed) = match served {
+        Ok(mut outcomes) => match outcomes.pop() {
+            Some(done) => (
+                Some(done.outcome),
+                done.distributed.map(|d| d.map_err(|e| e.to_string())),
+            ),
+            None => (None, None),
+        },
+        Err(e) => {
+            tracing::error!("scheduled servicing of image {image} could not start: {e}");
+            let recorded = site.database().and_then(|db| {
+                servicing::record_unstarted(
+                    &db,
+                    schedule.image_id,
+                    RunStatus::Failed,
+                    &e.to_string(),
+                )
+            });
+            if let Err(r) = recorded {
+                tracing::error!("cannot record the failed start of image {image}: {r}");
+            }
+            (None, None)
+        }
     };
     Finished {
         schedule,

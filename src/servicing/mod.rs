@@ -128,6 +128,7 @@ pub struct FailedUpdate {
 #[derive(Debug, Clone, Serialize)]
 pub struct ImageOutcome {
     pub image: String,
+    pub image_id: i64,
     pub status: RunStatus,
     pub run_id: Option<i64>,
     /// Updates written into the image: only those of a run that replaced the original.

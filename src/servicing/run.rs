@@ -55,6 +55,7 @@ pub(super) fn run(
     let started = Instant::now();
     let mut outcome = ImageOutcome {
         image: img.name.clone(),
+        image_id: img.id,
         status: RunStatus::Failed,
         run_id: None,
         applied: Vec::new(),
