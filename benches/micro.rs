@@ -128,7 +128,8 @@ fn planning(c: &mut Criterion) {
 
 fn import(c: &mut Criterion) {
     let dir = tempfile::tempdir().expect("tempdir");
-    let site = Site::init(&dir.path().join("site"), ServicingDrive::Auto).expect("site");
+    let site =
+        Site::init(&dir.path().join("site"), ServicingDrive::Auto, ois::SCHEMA).expect("site");
     let pkg = dir.path().join("pkg");
     let mut manifest = String::from("id = \"KB1\"\ntitle = \"t\"\narchitecture = \"x64\"\n[[change]]\nadd = \"payload\"\nat = \"Windows/System32\"\n");
     manifest.push('\n');

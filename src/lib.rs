@@ -16,3 +16,13 @@ pub mod schedule;
 pub mod servicing;
 pub mod site;
 pub mod wim;
+
+/// Every engine module's tables, registered at the top: the site's storage layer knows no
+/// module above it, and a front end opens a site with this schema.
+pub static SCHEMA: site::Schema = &[
+    &library::MIGRATIONS,
+    &image::MIGRATIONS,
+    &servicing::MIGRATIONS,
+    &schedule::MIGRATIONS,
+    &distribution::MIGRATIONS,
+];

@@ -300,7 +300,7 @@ fn set_maintenance_mode_returns_an_hresult_for_each_failure() {
         assert_eq!(run.stdout.trim(), "0");
     }
     // The library call answers the same.
-    let lib_site = ois::site::Site::open(&site.root()).expect("site");
+    let lib_site = ois::site::Site::open(&site.root(), ois::SCHEMA).expect("site");
     assert_eq!(
         ois::distribution::set_maintenance_mode(&lib_site, &nal("DP01"), 1),
         0

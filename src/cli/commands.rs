@@ -55,10 +55,10 @@ impl From<ois::schedule::ScheduleError> for CliError {
 pub fn run(cli: Cli) -> Result<u8, CliError> {
     if matches!(cli.command, Command::Quickstart) && !cli.site.join(site::CONFIG_FILE).is_file() {
         println!("Creating site {}", cli.site.display());
-        Site::init(&cli.site, ServicingDrive::Auto)?;
+        Site::init(&cli.site, ServicingDrive::Auto, ois::SCHEMA)?;
     }
     // A site whose configuration does not load logs nowhere; its command reports the error.
-    let logs = Site::open(&cli.site)
+    let logs = Site::open(&cli.site, ois::SCHEMA)
         .ok()
         .map(|s| (s.logs_dir(), s.config().log_max_bytes()));
     ois::log::init(
@@ -73,31 +73,48 @@ pub fn run(cli: Cli) -> Result<u8, CliError> {
         Command::Site(SiteCommand::Init { servicing_drive }) => {
             site_init(&cli.site, &servicing_drive)
         }
-        Command::Site(SiteCommand::Show { json }) => site_show(&Site::open(&cli.site)?, json),
-        Command::Site(SiteCommand::Drives { json }) => site_drives(&Site::open(&cli.site)?, json),
+        Command::Site(SiteCommand::Show { json }) => {
+            site_show(&Site::open(&cli.site, ois::SCHEMA)?, json)
+        }
+        Command::Site(SiteCommand::Drives { json }) => {
+            site_drives(&Site::open(&cli.site, ois::SCHEMA)?, json)
+        }
         Command::Update(UpdateCommand::Import { paths, json }) => {
-            update_import(&Site::open(&cli.site)?, &paths, json)
+            update_import(&Site::open(&cli.site, ois::SCHEMA)?, &paths, json)
         }
         Command::Update(UpdateCommand::List(filter)) => {
-            update_list(&Site::open(&cli.site)?, &filter)
+            update_list(&Site::open(&cli.site, ois::SCHEMA)?, &filter)
         }
         Command::Update(UpdateCommand::Show { id, json }) => {
-            update_show(&Site::open(&cli.site)?, &id, json)
+            update_show(&Site::open(&cli.site, ois::SCHEMA)?, &id, json)
         }
         Command::Image(ImageCommand::Import {
             wim,
             kind,
             name,
             json,
-        }) => image_import(&Site::open(&cli.site)?, &wim, &kind, name.as_deref(), json),
-        Command::Image(ImageCommand::List { json }) => image_list(&Site::open(&cli.site)?, json),
+        }) => image_import(
+            &Site::open(&cli.site, ois::SCHEMA)?,
+            &wim,
+            &kind,
+            name.as_deref(),
+            json,
+        ),
+        Command::Image(ImageCommand::List { json }) => {
+            image_list(&Site::open(&cli.site, ois::SCHEMA)?, json)
+        }
         Command::Image(ImageCommand::Show {
             image,
             all_packages,
             json,
-        }) => image_show(&Site::open(&cli.site)?, &image, all_packages, json),
+        }) => image_show(
+            &Site::open(&cli.site, ois::SCHEMA)?,
+            &image,
+            all_packages,
+            json,
+        ),
         Command::Image(ImageCommand::Remove { image }) => {
-            let site = Site::open(&cli.site)?;
+            let site = Site::open(&cli.site, ois::SCHEMA)?;
             let db = site.database()?;
             let img = image::find(&db, &image)?;
             image::remove(&db, &img)?;
@@ -109,33 +126,36 @@ pub fn run(cli: Cli) -> Result<u8, CliError> {
             Ok(0)
         }
         Command::Image(ImageCommand::Applicable { image, filter }) => {
-            image_applicable(&Site::open(&cli.site)?, &image, &filter)
+            image_applicable(&Site::open(&cli.site, ois::SCHEMA)?, &image, &filter)
         }
         Command::Image(ImageCommand::Schedule(args)) => {
-            super::schedule::schedule(&Site::open(&cli.site)?, &args)
+            super::schedule::schedule(&Site::open(&cli.site, ois::SCHEMA)?, &args)
         }
         Command::Image(ImageCommand::Unschedule { image }) => {
-            super::schedule::unschedule(&Site::open(&cli.site)?, &image)
+            super::schedule::unschedule(&Site::open(&cli.site, ois::SCHEMA)?, &image)
         }
         Command::Image(ImageCommand::Cancel { image, wait, json }) => {
-            super::schedule::cancel(&Site::open(&cli.site)?, &image, wait, json)
+            super::schedule::cancel(&Site::open(&cli.site, ois::SCHEMA)?, &image, wait, json)
         }
         Command::Image(ImageCommand::SetProvisioningMode {
             image,
             enabled,
             json,
-        }) => {
-            super::schedule::set_provisioning_mode(&Site::open(&cli.site)?, &image, enabled, json)
-        }
+        }) => super::schedule::set_provisioning_mode(
+            &Site::open(&cli.site, ois::SCHEMA)?,
+            &image,
+            enabled,
+            json,
+        ),
         Command::Scheduler(SchedulerCommand::Run { once, jobs, json }) => {
-            super::schedule::scheduler_run(&Site::open(&cli.site)?, once, jobs, json)
+            super::schedule::scheduler_run(&Site::open(&cli.site, ois::SCHEMA)?, once, jobs, json)
         }
         Command::Image(ImageCommand::Distribute(args)) => {
-            super::dp::distribute(&Site::open(&cli.site)?, &args)
+            super::dp::distribute(&Site::open(&cli.site, ois::SCHEMA)?, &args)
         }
-        Command::Service(args) => service(&Site::open(&cli.site)?, &args),
-        Command::Dp(cmd) => super::dp::run(&Site::open(&cli.site)?, cmd),
-        Command::Content(cmd) => super::dp::content(&Site::open(&cli.site)?, cmd),
+        Command::Service(args) => service(&Site::open(&cli.site, ois::SCHEMA)?, &args),
+        Command::Dp(cmd) => super::dp::run(&Site::open(&cli.site, ois::SCHEMA)?, cmd),
+        Command::Content(cmd) => super::dp::content(&Site::open(&cli.site, ois::SCHEMA)?, cmd),
         Command::Bench(cmd) => super::bench::run(cmd),
         Command::Quickstart => super::quickstart::run(&cli.site),
     }
@@ -143,7 +163,7 @@ pub fn run(cli: Cli) -> Result<u8, CliError> {
 
 fn site_init(dir: &Path, drive: &str) -> Result<u8, CliError> {
     let drive: ServicingDrive = drive.parse().map_err(CliError::Usage)?;
-    let site = Site::init(dir, drive)?;
+    let site = Site::init(dir, drive, ois::SCHEMA)?;
     ois::log::init(
         Some(ois::log::LogFiles {
             dir: &site.logs_dir(),

@@ -31,7 +31,7 @@ fn listing(path: &Path) -> Result<Vec<BTreeMap<String, TreeEntry>>, CliError> {
 }
 
 pub fn run(site_dir: &Path) -> Result<u8, CliError> {
-    let site = Site::open(site_dir)?;
+    let site = Site::open(site_dir, ois::SCHEMA)?;
     let mut db = site.database()?;
     let n = image::list(&db)?.len() + 1;
     let work = site.root().join("samples").join(format!("quickstart-{n}"));

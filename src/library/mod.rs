@@ -1314,8 +1314,12 @@ mod tests {
     #[test]
     fn an_update_recorded_meanwhile_by_another_import_is_told_apart_by_content() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let site =
-            Site::init(&dir.path().join("site"), crate::site::ServicingDrive::Auto).expect("site");
+        let site = Site::init(
+            &dir.path().join("site"),
+            crate::site::ServicingDrive::Auto,
+            crate::SCHEMA,
+        )
+        .expect("site");
         let mut db = site.database().expect("db");
         let manifest = manifest::parse(
             "id = \"KB1\"\ntitle = \"t\"\narchitecture = \"x64\"\n[[change]]\ndelete = \"a\"\n",

@@ -821,7 +821,12 @@ mod tests {
     #[test]
     fn a_plan_made_before_another_run_serviced_the_image_is_made_again() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let site = Site::init(&dir.path().join("site"), ServicingDrive::Auto).expect("site");
+        let site = Site::init(
+            &dir.path().join("site"),
+            ServicingDrive::Auto,
+            crate::SCHEMA,
+        )
+        .expect("site");
         let packages = crate::sample::sample_packages(&dir.path().join("packages")).expect("pkgs");
         let library = ContentLibrary::new(&site);
         let mut db = site.database().expect("db");

@@ -11,20 +11,15 @@ use rusqlite::Connection;
 use super::SiteError;
 
 /// A module's schema history: the n-th entry upgrades its tables from version n to n+1.
+#[derive(Debug)]
 pub struct Migrations {
     pub module: &'static str,
     pub steps: &'static [&'static str],
 }
 
-fn all_migrations() -> [&'static Migrations; 5] {
-    [
-        &crate::library::MIGRATIONS,
-        &crate::image::MIGRATIONS,
-        &crate::servicing::MIGRATIONS,
-        &crate::schedule::MIGRATIONS,
-        &crate::distribution::MIGRATIONS,
-    ]
-}
+/// Every module's migrations, in the order their tables depend on each other. The engine
+/// registers them (`ois::SCHEMA`): storage knows no module above it.
+pub type Schema = &'static [&'static Migrations];
 
 pub struct Database {
     conn: Connection,
@@ -77,7 +72,7 @@ fn check_once(conn: &Connection, path: &Path) -> Result<(), SiteError> {
 }
 
 impl Database {
-    pub fn open(path: &Path) -> Result<Database, SiteError> {
+    pub fn open(path: &Path, schema: Schema) -> Result<Database, SiteError> {
         let err = |source: rusqlite::Error| match source.sqlite_error_code() {
             Some(rusqlite::ErrorCode::NotADatabase | rusqlite::ErrorCode::DatabaseCorrupt) => {
                 SiteError::DatabaseDamaged {
@@ -101,7 +96,7 @@ impl Database {
             conn,
             path: path.to_path_buf(),
         };
-        db.migrate().map_err(err)?;
+        db.migrate(schema).map_err(err)?;
         Ok(db)
     }
 
@@ -117,7 +112,7 @@ impl Database {
         }
     }
 
-    fn migrate(&mut self) -> rusqlite::Result<()> {
+    fn migrate(&mut self, schema: Schema) -> rusqlite::Result<()> {
         let tx = self
             .conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
@@ -125,7 +120,7 @@ impl Database {
             "CREATE TABLE IF NOT EXISTS schema_migrations (
                 module TEXT PRIMARY KEY, version INTEGER NOT NULL)",
         )?;
-        for m in all_migrations() {
+        for m in schema {
             let current: usize = tx
                 .query_row(
                     "SELECT version FROM schema_migrations WHERE module = ?1",

@@ -8,7 +8,7 @@ mod drives;
 use std::path::{Path, PathBuf};
 
 pub use config::{ServicingDrive, SiteConfig};
-pub use database::{Database, Migrations};
+pub use database::{Database, Migrations, Schema};
 pub use drives::{drive_holding, drive_of, list_drives, list_drives_with, Drive};
 
 pub const CONFIG_FILE: &str = "site.toml";
@@ -62,11 +62,16 @@ impl SiteError {
 pub struct Site {
     root: PathBuf,
     config: SiteConfig,
+    schema: Schema,
 }
 
 impl Site {
     /// Creates a new site: directories, configuration and an up-to-date database.
-    pub fn init(root: &Path, servicing_drive: ServicingDrive) -> Result<Site, SiteError> {
+    pub fn init(
+        root: &Path,
+        servicing_drive: ServicingDrive,
+        schema: Schema,
+    ) -> Result<Site, SiteError> {
         if root.join(CONFIG_FILE).exists() {
             return Err(SiteError::AlreadyExists(root.to_path_buf()));
         }
@@ -83,20 +88,28 @@ impl Site {
             ..SiteConfig::default()
         };
         config.save(&root.join(CONFIG_FILE))?;
-        let site = Site { root, config };
+        let site = Site {
+            root,
+            config,
+            schema,
+        };
         site.database()?;
         Ok(site)
     }
 
     /// Opens an existing site, migrating its database to this version of ois.
-    pub fn open(root: &Path) -> Result<Site, SiteError> {
+    pub fn open(root: &Path, schema: Schema) -> Result<Site, SiteError> {
         let config_path = root.join(CONFIG_FILE);
         if !config_path.is_file() {
             return Err(SiteError::Missing(root.to_path_buf()));
         }
         let root = std::fs::canonicalize(root).map_err(|e| SiteError::io(root, e))?;
         let config = SiteConfig::load(&config_path)?;
-        Ok(Site { root, config })
+        Ok(Site {
+            root,
+            config,
+            schema,
+        })
     }
 
     pub fn root(&self) -> &Path {
@@ -134,7 +147,7 @@ impl Site {
                 });
             }
         }
-        Database::open(&path)
+        Database::open(&path, self.schema)
     }
 
     /// What the site holds that only its database can account for: library files, run logs.
@@ -193,8 +206,8 @@ mod tests {
         let shared = tempfile::tempdir().expect("drive");
         let sites = tempfile::tempdir().expect("sites");
         let drive = ServicingDrive::Path(shared.path().to_path_buf());
-        let a = Site::init(&sites.path().join("a"), drive.clone()).expect("site a");
-        let b = Site::init(&sites.path().join("b"), drive).expect("site b");
+        let a = Site::init(&sites.path().join("a"), drive.clone(), crate::SCHEMA).expect("site a");
+        let b = Site::init(&sites.path().join("b"), drive, crate::SCHEMA).expect("site b");
         assert_eq!(a.staging_root(), b.staging_root());
         assert_ne!(a.stage_dir(1), b.stage_dir(1));
         assert_eq!(a.stage_dir(1), a.stage_dir(1));
