@@ -1,7 +1,9 @@
 //! ois: offline servicing of Windows images (WIM files).
 //!
-//! Data flows one way: the CLI (`cli`) asks the engine modules (`servicing`, `image`,
-//! `library`, `registry`) which keep their state through `site` and touch WIM files through `wim`.
+//! Data flows one way: the CLI (`cli`) asks the engine API (`commands`, where an operation
+//! needs several modules) and the engine modules (`servicing`, `image`, `library`, `registry`,
+//! `schedule`, `distribution`), which keep their state through `site` (given their tables as
+//! [`SCHEMA`]) and touch WIM files through `wim`.
 
 pub mod bench;
 pub mod commands;
