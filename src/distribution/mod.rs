@@ -483,7 +483,7 @@ pub fn distribute_image_with(
     jobs: usize,
 ) -> Result<Vec<DpOutcome>, DistributionError> {
     let db = site.database()?;
-    let img = image::find(&db, &image_id.to_string())?;
+    let img = image::get(&db, image_id)?;
     if crate::servicing::lease::current(&db, img.id)
         .map_err(|e| db.error(e))?
         .is_some()

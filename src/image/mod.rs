@@ -291,7 +291,7 @@ pub fn import(
         path.display(),
         contents.indexes.len()
     );
-    let image = find(db, &id.to_string())?;
+    let image = get(db, id)?;
     let indexes = indexes(db, &image)?;
     Ok((image, indexes))
 }
@@ -335,7 +335,19 @@ fn find_optional(db: &Database, key: &str) -> Result<Option<Image>, ImageError> 
     .map_err(|e| db.error(e).into())
 }
 
-/// An image by id or name.
+/// An image by its id, as the engine holds it (no round trip through a name or a string).
+pub fn get(db: &Database, id: i64) -> Result<Image, ImageError> {
+    db.query_row(
+        &format!("SELECT {IMAGE_COLUMNS} FROM images WHERE id = ?1"),
+        [id],
+        row_to_image,
+    )
+    .optional()
+    .map_err(|e| db.error(e))?
+    .ok_or_else(|| ImageError::NotFound(id.to_string()))
+}
+
+/// An image by id or name, as an admin gives it.
 pub fn find(db: &Database, key: &str) -> Result<Image, ImageError> {
     find_optional(db, key)?.ok_or_else(|| ImageError::NotFound(key.to_string()))
 }

@@ -140,7 +140,7 @@ pub fn run(
                     continue;
                 }
                 claimed_any = true;
-                let img = image::find(&db, &schedule.image_id.to_string())?;
+                let img = image::get(&db, schedule.image_id)?;
                 on_event(SchedulerEvent::RunStarted {
                     image: img.name.clone(),
                     schedule: schedule.clone(),
@@ -357,7 +357,7 @@ fn repair_stuck(
         {
             continue;
         }
-        let img = image::find(db, &image_id.to_string())?;
+        let img = image::get(db, image_id)?;
         match recovery::repair(site, &img, Trigger::OwnerGone) {
             Ok(Some(repair)) => on_event(SchedulerEvent::Repaired(repair)),
             Ok(None) => {}
@@ -382,7 +382,7 @@ fn repair_stuck(
         } else {
             continue;
         };
-        let img = image::find(db, &image_id.to_string())?;
+        let img = image::get(db, image_id)?;
         match recovery::repair(site, &img, trigger) {
             Ok(Some(repair)) => {
                 release_claim(db, image_id)?;

@@ -172,7 +172,7 @@ fn start(
                 ))
             }
             Claim::Stale => {
-                let fresh = image::find(&db, &img.id.to_string()).map_err(|e| e.to_string())?;
+                let fresh = image::get(&db, img.id).map_err(|e| e.to_string())?;
                 tracing::info!(
                     "image {} was serviced since this run was planned: planning again",
                     img.name
