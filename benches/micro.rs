@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 
 use ois::image::{IndexDetail, IndexInfo, InstalledPackage, InstalledUpdate};
-use ois::library::cbs::{CbsIdentity, CbsKind, CbsPackage, ContainerForm, ParentRequirement};
+use ois::library::cbs::{CbsIdentity, CbsPackage, ParentRequirement};
 use ois::library::{manifest, AppliesTo, Architecture, Change, ContentLibrary, Manifest, Update};
 use ois::servicing::plan::{plan, Catalog, KindFilter, Selection};
 use ois::site::{ServicingDrive, Site};
@@ -190,37 +190,17 @@ fn windows_package(k: usize) -> CbsPackage {
             "10.0.1.0".to_string(),
         ),
     };
-    let parts = cbs_identity(&name, &version);
-    CbsPackage {
-        kb: Some(format!("KB{}", 5_100_000 + k)),
-        identity: parts.to_string(),
-        kind: CbsKind::of(&name, false),
-        identity_parts: parts,
-        release_type: None,
-        classification: None,
-        architecture: "x64".into(),
-        restart: None,
-        parents: vec![ParentRequirement {
+    CbsPackage::planned(
+        Some(format!("KB{}", 5_100_000 + k)),
+        cbs_identity(&name, &version),
+        vec![ParentRequirement {
             identity: cbs_identity("Microsoft-Windows-Foundation-Package", "10.0.22631.1"),
             build_compare: Some("EQ".into()),
             revision_compare: Some("GE".into()),
             integrate: None,
             disposition: None,
         }],
-        editions: Vec::new(),
-        custom_information: Default::default(),
-        express: false,
-        psf: None,
-        container: ContainerForm::Msu,
-        source: String::new(),
-        source_sha256: String::new(),
-        member: None,
-        bundled_with: Vec::new(),
-        properties: Default::default(),
-        entries: 0,
-        files: Vec::new(),
-        imported_at: String::new(),
-    }
+    )
 }
 
 /// An index with 2,000 installed packages, as a real Windows 11 index has.

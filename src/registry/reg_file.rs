@@ -391,15 +391,10 @@ fn value_data(data: &str, version: Version) -> Result<ValueData, String> {
     }
     let lower = data.to_ascii_lowercase();
     if let Some(digits) = lower.strip_prefix("dword:") {
-        let digits = digits.trim();
-        if digits.is_empty() || digits.len() > 8 || !digits.chars().all(|c| c.is_ascii_hexdigit()) {
-            return Err(format!(
-                "dword: takes 1 to 8 hex digits, not {:?}",
-                shorten(digits)
-            ));
-        }
-        let n = u32::from_str_radix(digits, 16).map_err(|e| e.to_string())?;
-        return Ok(ValueData::Dword(n));
+        return Ok(ValueData::Dword(hex_u32(
+            digits,
+            "dword: takes 1 to 8 hex digits",
+        )?));
     }
     if let Some(hex) = lower.strip_prefix("hex:") {
         return Ok(ValueData::Binary(hex_bytes(hex)?));
@@ -411,14 +406,7 @@ fn value_data(data: &str, version: Version) -> Result<ValueData, String> {
                 shorten(data)
             ));
         };
-        let kind = kind.trim();
-        if kind.is_empty() || kind.len() > 8 || !kind.chars().all(|c| c.is_ascii_hexdigit()) {
-            return Err(format!(
-                "hex(…) takes a type number in hex, not {:?}",
-                shorten(kind)
-            ));
-        }
-        let kind = u32::from_str_radix(kind, 16).map_err(|e| e.to_string())?;
+        let kind = hex_u32(kind, "hex(…) takes a type number in hex")?;
         let bytes = hex_bytes(hex)?;
         if version == Version::Four && matches!(kind, REG_SZ | REG_EXPAND_SZ | REG_MULTI_SZ) {
             return ansi_strings(kind, &bytes);
@@ -429,6 +417,15 @@ fn value_data(data: &str, version: Version) -> Result<ValueData, String> {
         "{:?} is not a value form ois reads: \"text\", dword:, hex:, hex(n): or - (delete)",
         shorten(data)
     ))
+}
+
+/// 1 to 8 hex digits as a number; `what` says what was expected.
+fn hex_u32(digits: &str, what: &str) -> Result<u32, String> {
+    let digits = digits.trim();
+    if digits.is_empty() || digits.len() > 8 || !digits.chars().all(|c| c.is_ascii_hexdigit()) {
+        return Err(format!("{what}, not {:?}", shorten(digits)));
+    }
+    u32::from_str_radix(digits, 16).map_err(|e| e.to_string())
 }
 
 /// `01,ab,ff` (spaces allowed): the bytes of a hex data form.

@@ -220,6 +220,39 @@ pub struct CbsPackage {
 }
 
 impl CbsPackage {
+    /// A package known by its KB, identity and parents alone: what planning reads. Tests and
+    /// benchmarks build their libraries with it; an import records much more.
+    pub fn planned(
+        kb: Option<String>,
+        identity: CbsIdentity,
+        parents: Vec<ParentRequirement>,
+    ) -> CbsPackage {
+        CbsPackage {
+            kb,
+            identity: identity.to_string(),
+            kind: CbsKind::of(&identity.name, false),
+            architecture: architecture_of(&identity.processor_architecture),
+            identity_parts: identity,
+            release_type: None,
+            classification: None,
+            restart: None,
+            editions: editions_of(&parents),
+            parents,
+            custom_information: BTreeMap::new(),
+            express: false,
+            psf: None,
+            container: ContainerForm::Cab,
+            source: String::new(),
+            source_sha256: String::new(),
+            member: None,
+            bundled_with: Vec::new(),
+            properties: BTreeMap::new(),
+            entries: 0,
+            files: Vec::new(),
+            imported_at: String::new(),
+        }
+    }
+
     /// The id `update list` shows: the KB, else the identity.
     pub fn id(&self) -> &str {
         self.kb.as_deref().unwrap_or(&self.identity)

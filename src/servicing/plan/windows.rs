@@ -452,7 +452,7 @@ pub fn plan(
 mod tests {
     use super::*;
     use crate::image::{IndexInfo, InstalledPackage};
-    use crate::library::cbs::{ContainerForm, ParentRequirement};
+    use crate::library::cbs::ParentRequirement;
 
     const TOKEN: &str = "31bf3856ad364e35";
 
@@ -481,31 +481,7 @@ mod tests {
     }
 
     fn package(kb: &str, name: &str, version: &str, parents: Vec<ParentRequirement>) -> CbsPackage {
-        let parts = identity(name, version);
-        CbsPackage {
-            kb: Some(kb.into()),
-            identity: parts.to_string(),
-            kind: CbsKind::of(name, false),
-            identity_parts: parts,
-            release_type: None,
-            classification: None,
-            architecture: "x64".into(),
-            restart: None,
-            parents,
-            editions: Vec::new(),
-            custom_information: Default::default(),
-            express: false,
-            psf: None,
-            container: ContainerForm::Msu,
-            source: format!("{kb}.msu"),
-            source_sha256: String::new(),
-            member: None,
-            bundled_with: Vec::new(),
-            properties: Default::default(),
-            entries: 0,
-            files: Vec::new(),
-            imported_at: String::new(),
-        }
+        CbsPackage::planned(Some(kb.into()), identity(name, version), parents)
     }
 
     fn cu(kb: &str, build: u32, revision: u32) -> CbsPackage {
