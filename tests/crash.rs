@@ -1,4 +1,5 @@
-//! Crash tests: `ois service`, `ois update import` and `ois image import` are killed (SIGKILL,
+//! Crash tests: `ois service` (with file and with registry changes), `ois update import`, `ois
+//! image import` and `ois dp add` are killed (SIGKILL,
 //! through strace's fault injection) at every fsync, rename, unlink and write to the site
 //! database that one traced run of the same command makes, in turn. After each kill: the
 //! original WIM is byte-identical or a complete serviced WIM; the repair ends every run; no
@@ -654,4 +655,92 @@ fn dp_add_killed_at_every_write_adds_all_or_nothing() {
             "DP not added"
         }
     });
+}
+
+/// A one-index image whose SOFTWARE hive hivexregedit wrote, in place of the sample image.
+fn registry_image(bench: &Bench) {
+    let tree = bench.dir.path().join("registry-tree");
+    let config = tree.join("Windows/System32/config");
+    std::fs::create_dir_all(&config).expect("mkdir");
+    common::hive::software_hive(
+        &config.join("SOFTWARE"),
+        "22631",
+        4460,
+        "Professional",
+        "23H2",
+        &[],
+    );
+    std::fs::write(tree.join("Windows/System32/ntoskrnl.exe"), b"kernel").expect("kernel");
+    std::fs::remove_file(bench.wim()).expect("remove the sample image");
+    let wim = bench.wim();
+    for args in [
+        vec![
+            "capture",
+            tree.to_str().expect("utf8"),
+            wim.to_str().expect("utf8"),
+            "Windows 11 Pro",
+        ],
+        vec![
+            "info",
+            wim.to_str().expect("utf8"),
+            "1",
+            "--image-property",
+            "WINDOWS/ARCH=9",
+        ],
+    ] {
+        let status = Command::new("wimlib-imagex")
+            .args(&args)
+            .stdout(std::process::Stdio::null())
+            .status()
+            .expect("wimlib-imagex");
+        assert!(status.success(), "wimlib-imagex {args:?}");
+    }
+}
+
+/// A package setting a policy and adding a file (its id holds "KB", which the shared setup
+/// takes as "the packages are imported").
+fn import_registry_package(bench: &Bench) {
+    let dir = bench.packages().join("KB-REG-1");
+    std::fs::create_dir_all(dir.join("payload")).expect("mkdir");
+    std::fs::write(
+        dir.join("update.toml"),
+        "id = \"KB-REG-1\"\ntitle = \"policy\"\narchitecture = \"x64\"\n[[change]]\nadd = \"payload/readme.txt\"\nat = \"Windows/readme.txt\"\n[[registry]]\nhive = \"SOFTWARE\"\nkey = 'Policies\\Microsoft\\Windows\\WindowsUpdate\\AU'\nset = \"NoAutoUpdate\"\ntype = \"dword\"\ndata = 1\n",
+    )
+    .expect("manifest");
+    std::fs::write(dir.join("payload/readme.txt"), b"policy applied").expect("readme");
+    bench
+        .ois(&["update", "import", dir.to_str().expect("utf8")])
+        .ok();
+}
+
+/// A run that changes a hive (extracted into the stage, changed, added back) is killed at
+/// every write like any other: the original stays or the complete serviced image replaces it,
+/// and the next run gives the undisturbed run's bytes, hive included.
+#[test]
+fn service_with_registry_changes_killed_at_every_write_keeps_the_original_and_recovers() {
+    if !tools_present() || !common::have_or_skip("hivexregedit") {
+        return;
+    }
+    let (bench, original, expected) = prepared(|bench| {
+        registry_image(bench);
+        import_registry_package(bench);
+        import_golden(bench);
+    });
+    let hive = "Windows/System32/config/SOFTWARE";
+    assert_ne!(
+        expected[&1][hive],
+        all_indexes_of_bytes(&bench, &original)[&1][hive],
+        "the run changes the hive"
+    );
+    let points = kill_at_every_point(
+        &bench,
+        "ois service (registry)",
+        &["service", "golden", "--all-applicable"],
+        |point| {
+            let left = check_after_kill(&bench, point, &original, &expected);
+            finish_and_compare(&bench, point, &[], &expected);
+            left
+        },
+    );
+    assert!(points.iter().any(|p| p.syscall == "rename"), "{points:?}");
 }
