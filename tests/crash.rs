@@ -520,17 +520,28 @@ fn service_killed_at_every_write_keeps_the_original_and_recovers() {
         import_golden(bench);
     });
     assert_ne!(expected, all_indexes_of_bytes(&bench, &original));
-    let points = kill_at_every_point(
-        &bench,
-        "ois service",
+    let points = kill_service_at_every_point(&bench, "ois service", &original, &expected);
+    assert!(points.iter().any(|p| p.syscall == "rename"), "{points:?}");
+}
+
+/// `ois service golden --all-applicable` killed at each of its points: after each kill the
+/// original or the whole serviced image is in place, and finishing gives `expected`.
+fn kill_service_at_every_point(
+    bench: &Bench,
+    what: &str,
+    original: &[u8],
+    expected: &IndexBytes,
+) -> Vec<KillPoint> {
+    kill_at_every_point(
+        bench,
+        what,
         &["service", "golden", "--all-applicable"],
         |point| {
-            let left = check_after_kill(&bench, point, &original, &expected);
-            finish_and_compare(&bench, point, &[], &expected);
+            let left = check_after_kill(bench, point, original, expected);
+            finish_and_compare(bench, point, &[], expected);
             left
         },
-    );
-    assert!(points.iter().any(|p| p.syscall == "rename"), "{points:?}");
+    )
 }
 
 /// The serviced bytes of a WIM given as bytes (the original, to show the service changes it).
@@ -732,15 +743,7 @@ fn service_with_registry_changes_killed_at_every_write_keeps_the_original_and_re
         all_indexes_of_bytes(&bench, &original)[&1][hive],
         "the run changes the hive"
     );
-    let points = kill_at_every_point(
-        &bench,
-        "ois service (registry)",
-        &["service", "golden", "--all-applicable"],
-        |point| {
-            let left = check_after_kill(&bench, point, &original, &expected);
-            finish_and_compare(&bench, point, &[], &expected);
-            left
-        },
-    );
+    let points =
+        kill_service_at_every_point(&bench, "ois service (registry)", &original, &expected);
     assert!(points.iter().any(|p| p.syscall == "rename"), "{points:?}");
 }

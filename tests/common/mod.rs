@@ -113,8 +113,6 @@ impl TestSite {
         to_run(out)
     }
 
-    /// Starts ois in the background; its stdout and stderr go to `<name>.out` / `<name>.err`
-    /// in the test's directory.
     /// `ois image import WIM --name NAME`, which must succeed.
     pub fn import_image(&self, wim: &Path, name: &str) -> Run {
         self.ois(&[
@@ -133,6 +131,8 @@ impl TestSite {
             .ok()
     }
 
+    /// Starts ois in the background; its stdout and stderr go to `<name>.out` / `<name>.err`
+    /// in the test's directory.
     pub fn spawn(&self, name: &str, args: &[&str]) -> std::process::Child {
         let out = std::fs::File::create(self.path(&format!("{name}.out"))).expect("out");
         let err = std::fs::File::create(self.path(&format!("{name}.err"))).expect("err");
@@ -181,14 +181,7 @@ impl TestSite {
         let wim = self.path(&format!("images/{name}.wim"));
         let scratch = tempfile::tempdir().expect("tempdir");
         ois::sample::golden_image(scratch.path(), &wim).expect("golden image");
-        self.ois(&[
-            "image",
-            "import",
-            wim.to_str().expect("utf8"),
-            "--name",
-            name,
-        ])
-        .ok();
+        self.import_image(&wim, name);
         wim
     }
 
