@@ -6,7 +6,6 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use sha1::{Digest, Sha1};
 
 use crate::library::Update;
 use crate::registry::{self, Applied, Hive, RegistryOp};
@@ -21,8 +20,9 @@ pub struct HiveEdits {
     /// (index, lower-case image path) → the file holding that path's content in this run,
     /// for paths this run's own file or registry changes set.
     current: HashMap<(u32, String), PathBuf>,
-    /// SHA-1s of the hives written: data the run adds that is not from the library.
-    written: HashSet<[u8; 20]>,
+    /// Where hives were written (index, image path): data the run adds that is not from the
+    /// library.
+    written: HashSet<(u32, String)>,
     count: usize,
 }
 
@@ -31,7 +31,7 @@ pub struct Edit {
     pub commands: Vec<UpdateCommand>,
     pub applied: Vec<Applied>,
     current: Vec<((u32, String), PathBuf)>,
-    written: Vec<[u8; 20]>,
+    written: Vec<(u32, String)>,
 }
 
 impl HiveEdits {
@@ -44,9 +44,25 @@ impl HiveEdits {
         }
     }
 
-    /// Hive data this run wrote, which the in-place check accepts as the run's own.
-    pub fn written(&self) -> &HashSet<[u8; 20]> {
-        &self.written
+    /// Did this run write any hive?
+    pub fn wrote_any(&self) -> bool {
+        !self.written.is_empty()
+    }
+
+    /// The SHA-1s of the hives this run wrote, which the in-place check accepts as the run's
+    /// own data: read from the image once wimlib hashed the added data (hashing the files here
+    /// too would read every hive twice).
+    pub fn written_sha1s(&self, wim: &Wim) -> Result<HashSet<[u8; 20]>, String> {
+        let mut out = HashSet::new();
+        for (index, path) in &self.written {
+            if let Some(entry) = wim
+                .entry(*index, &format!("/{path}"))
+                .map_err(|e| e.to_string())?
+            {
+                out.insert(entry.sha1);
+            }
+        }
+        Ok(out)
     }
 
     /// The registry changes of `update` on `index`, after its `file_commands`.
@@ -97,7 +113,7 @@ impl HiveEdits {
                 let _ = std::fs::remove_file(&output);
                 e.to_string()
             })?;
-            edit.written.push(sha1_of(&output)?);
+            edit.written.push((index, target.to_string()));
             edit.commands.push(UpdateCommand::Add {
                 source: output.clone(),
                 target: format!("/{target}"),
@@ -190,13 +206,4 @@ fn follow(current: &mut HashMap<(u32, String), PathBuf>, index: u32, commands: &
             }
         }
     }
-}
-
-fn sha1_of(path: &Path) -> Result<[u8; 20], String> {
-    let mut file =
-        std::fs::File::open(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    let mut hasher = Sha1::new();
-    std::io::copy(&mut file, &mut hasher)
-        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    Ok(hasher.finalize().into())
 }

@@ -415,12 +415,13 @@ fn service(
         let changed = pass.indexes.iter().find(|i| !i.updates.is_empty());
         // Hashed now, so that data found in the references resolves to them, and so that the
         // check below knows the hives the run wrote by their SHA-1.
-        let added_data = !references.is_empty() || !hives.written().is_empty();
+        let added_data = !references.is_empty() || hives.wrote_any();
         if let (true, Some(first)) = (added_data, changed) {
             wim.hash_added_data(first.index)
                 .map_err(|e| wim_message(name, &e))?;
         }
-        check_added_data(&wim, &staged, hives.written(), &results[before..])?;
+        let hive_data = hives.written_sha1s(&wim)?;
+        check_added_data(&wim, &staged, &hive_data, &results[before..])?;
 
         step("writing the serviced image");
         let target = if last {
