@@ -6,7 +6,6 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-
 use crate::library::Update;
 use crate::registry::{self, Applied, Hive, RegistryOp};
 use crate::wim::{UpdateCommand, Wim};
