@@ -9,6 +9,8 @@ pub mod bench;
 pub mod commands;
 pub mod distribution;
 pub mod fsutil;
+pub mod hint;
+pub mod id;
 pub mod image;
 pub mod library;
 pub mod log;

@@ -914,11 +914,13 @@ pub(super) fn service_images(
     show_progress: bool,
 ) -> Result<Vec<ois::commands::ServiceOutcome>, CliError> {
     let db = site.database()?;
-    let names: Vec<String> = images
+    let found: Vec<image::Image> = images
         .iter()
-        .map(|k| image::find(&db, k).map(|i| i.name))
+        .map(|k| image::find(&db, k))
         .collect::<Result<_, _>>()?;
     drop(db);
+    let names: Vec<String> = found.iter().map(|i| i.name.clone()).collect();
+    let ids: Vec<image::ImageId> = found.iter().map(|i| i.id).collect();
     let (_multi, bars) = progress_observer(
         &names,
         show_progress && std::io::IsTerminal::is_terminal(&std::io::stderr()),
@@ -933,7 +935,7 @@ pub(super) fn service_images(
         }
     };
     Ok(ois::commands::service(
-        site, images, options, update_dps, &observer,
+        site, &ids, options, update_dps, &observer,
     )?)
 }
 

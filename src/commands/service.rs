@@ -3,6 +3,7 @@
 
 use super::CommandError;
 use crate::distribution::{self, DistributionError, DpOutcome};
+use crate::image::ImageId;
 use crate::servicing::{self, ImageOutcome, RunEvent, RunStatus, ServiceOptions};
 use crate::site::Site;
 
@@ -18,7 +19,7 @@ pub struct ServiceOutcome {
 /// succeeded then goes to the distribution points that hold it or are assigned it.
 pub fn service(
     site: &Site,
-    images: &[String],
+    images: &[ImageId],
     options: &ServiceOptions,
     update_dps: bool,
     observer: &(dyn Fn(&str, RunEvent) + Sync),

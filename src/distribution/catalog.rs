@@ -5,6 +5,7 @@ use serde::Serialize;
 
 use super::{layout, DistStatus, DistributionError, Nal};
 use crate::fsutil::now_rfc3339;
+use crate::image::ImageId;
 use crate::site::{Database, Migrations};
 
 pub static MIGRATIONS: Migrations = Migrations {
@@ -49,11 +50,17 @@ pub static MIGRATIONS: Migrations = Migrations {
             PRIMARY KEY (dp_id, image_id, sha256));"],
 };
 
+crate::id::integer_id!(
+    /// A distribution point (`distribution_points.id`); admins name a DP by its NAL path.
+    DpId,
+    "a distribution point id"
+);
+
 /// A distribution point. Secret values are never part of it: only their names.
 #[derive(Debug, Clone, Serialize)]
 pub struct DistributionPoint {
     #[serde(skip)]
-    pub id: i64,
+    pub id: DpId,
     pub nal_path: String,
     pub server: String,
     pub nal_type: String,
@@ -84,7 +91,7 @@ impl DistributionPoint {
 pub struct Distribution {
     pub dp: String,
     pub server: String,
-    pub image_id: i64,
+    pub image_id: ImageId,
     pub image: String,
     pub sha256: String,
     pub size_bytes: u64,
@@ -207,7 +214,7 @@ pub fn list(db: &Database) -> Result<Vec<DistributionPoint>, DistributionError> 
 }
 
 /// Secret values of a DP, for building its storage operator only.
-pub fn secrets(db: &Database, dp_id: i64) -> Result<Vec<(String, String)>, DistributionError> {
+pub fn secrets(db: &Database, dp_id: DpId) -> Result<Vec<(String, String)>, DistributionError> {
     let mut stmt = db
         .prepare("SELECT key, value FROM dp_settings WHERE dp_id = ?1 AND secret = 1")
         .map_err(db_err(db))?;
@@ -218,17 +225,17 @@ pub fn secrets(db: &Database, dp_id: i64) -> Result<Vec<(String, String)>, Distr
     Ok(rows)
 }
 
-pub fn insert(db: &Database, nal: &Nal, target: &str) -> Result<i64, DistributionError> {
+pub fn insert(db: &Database, nal: &Nal, target: &str) -> Result<DpId, DistributionError> {
     execute(
         db,
         "INSERT INTO distribution_points (server, nal_type, site_code, target, layout_version, added_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         params![nal.server, nal.nal_type, nal.site_code, target, layout::LAYOUT_VERSION, now_rfc3339()],
     )?;
-    Ok(db.last_insert_rowid())
+    Ok(DpId::new(db.last_insert_rowid()))
 }
 
-pub fn set_target(db: &Database, dp_id: i64, target: &str) -> Result<(), DistributionError> {
+pub fn set_target(db: &Database, dp_id: DpId, target: &str) -> Result<(), DistributionError> {
     run(
         db,
         "UPDATE distribution_points SET target = ?2 WHERE id = ?1",
@@ -238,7 +245,7 @@ pub fn set_target(db: &Database, dp_id: i64, target: &str) -> Result<(), Distrib
 
 pub fn set_description(
     db: &Database,
-    dp_id: i64,
+    dp_id: DpId,
     description: Option<&str>,
 ) -> Result<(), DistributionError> {
     run(
@@ -248,7 +255,7 @@ pub fn set_description(
     )
 }
 
-pub fn add_boundary_group(db: &Database, dp_id: i64, name: &str) -> Result<(), DistributionError> {
+pub fn add_boundary_group(db: &Database, dp_id: DpId, name: &str) -> Result<(), DistributionError> {
     run(
         db,
         "INSERT OR IGNORE INTO dp_boundary_groups (dp_id, name) VALUES (?1, ?2)",
@@ -258,7 +265,7 @@ pub fn add_boundary_group(db: &Database, dp_id: i64, name: &str) -> Result<(), D
 
 pub fn remove_boundary_group(
     db: &Database,
-    dp_id: i64,
+    dp_id: DpId,
     name: &str,
 ) -> Result<(), DistributionError> {
     run(
@@ -270,7 +277,7 @@ pub fn remove_boundary_group(
 
 pub fn set_setting(
     db: &Database,
-    dp_id: i64,
+    dp_id: DpId,
     key: &str,
     value: &str,
     secret: bool,
@@ -283,11 +290,11 @@ pub fn set_setting(
     )
 }
 
-pub fn remove(db: &Database, dp_id: i64) -> Result<(), DistributionError> {
+pub fn remove(db: &Database, dp_id: DpId) -> Result<(), DistributionError> {
     run(db, "DELETE FROM distribution_points WHERE id = ?1", [dp_id])
 }
 
-pub fn set_maintenance(db: &Database, dp_id: i64, on: bool) -> Result<bool, DistributionError> {
+pub fn set_maintenance(db: &Database, dp_id: DpId, on: bool) -> Result<bool, DistributionError> {
     let changed = execute(
         db,
         "UPDATE distribution_points SET maintenance_mode = ?2,
@@ -298,7 +305,7 @@ pub fn set_maintenance(db: &Database, dp_id: i64, on: bool) -> Result<bool, Dist
     Ok(changed == 1)
 }
 
-pub fn set_layout_version(db: &Database, dp_id: i64, v: u32) -> Result<(), DistributionError> {
+pub fn set_layout_version(db: &Database, dp_id: DpId, v: u32) -> Result<(), DistributionError> {
     run(
         db,
         "UPDATE distribution_points SET layout_version = ?2 WHERE id = ?1",
@@ -306,7 +313,7 @@ pub fn set_layout_version(db: &Database, dp_id: i64, v: u32) -> Result<(), Distr
     )
 }
 
-pub fn assign(db: &Database, dp_id: i64, image_id: i64) -> Result<(), DistributionError> {
+pub fn assign(db: &Database, dp_id: DpId, image_id: ImageId) -> Result<(), DistributionError> {
     run(
         db,
         "INSERT OR IGNORE INTO dp_assignments (dp_id, image_id) VALUES (?1, ?2)",
@@ -317,7 +324,7 @@ pub fn assign(db: &Database, dp_id: i64, image_id: i64) -> Result<(), Distributi
 /// DPs that hold the image (any version) or are assigned to it.
 pub fn dps_for_image(
     db: &Database,
-    image_id: i64,
+    image_id: ImageId,
 ) -> Result<Vec<DistributionPoint>, DistributionError> {
     let mut stmt = db
         .prepare(&format!(
@@ -369,7 +376,7 @@ fn row_to_dist(r: &rusqlite::Row) -> rusqlite::Result<Distribution> {
 fn query_dists(
     db: &Database,
     filter: &str,
-    arg: i64,
+    arg: impl rusqlite::ToSql,
 ) -> Result<Vec<Distribution>, DistributionError> {
     let mut stmt = db
         .prepare(&format!(
@@ -383,16 +390,16 @@ fn query_dists(
     Ok(rows)
 }
 
-pub fn for_image(db: &Database, image_id: i64) -> Result<Vec<Distribution>, DistributionError> {
+pub fn for_image(db: &Database, image_id: ImageId) -> Result<Vec<Distribution>, DistributionError> {
     query_dists(db, "x.image_id = ?1", image_id)
 }
 
-pub fn for_dp(db: &Database, dp_id: i64) -> Result<Vec<Distribution>, DistributionError> {
+pub fn for_dp(db: &Database, dp_id: DpId) -> Result<Vec<Distribution>, DistributionError> {
     query_dists(db, "x.dp_id = ?1", dp_id)
 }
 
 /// Every row still to send: Pending or Failed, of an image's current version.
-pub fn outstanding(db: &Database) -> Result<Vec<(Distribution, i64)>, DistributionError> {
+pub fn outstanding(db: &Database) -> Result<Vec<(Distribution, ImageId)>, DistributionError> {
     let mut stmt = db
         .prepare(&format!(
             "{DIST_SELECT} WHERE x.status IN ('Pending', 'Failed', 'In progress')
@@ -409,8 +416,8 @@ pub fn outstanding(db: &Database) -> Result<Vec<(Distribution, i64)>, Distributi
 /// The status of one version on one DP, if it has a row.
 pub fn status(
     db: &Database,
-    dp_id: i64,
-    image_id: i64,
+    dp_id: DpId,
+    image_id: ImageId,
     sha256: &str,
 ) -> Result<Option<DistStatus>, DistributionError> {
     let s: Option<String> = db
@@ -427,8 +434,8 @@ pub fn status(
 /// Records a version's status; `Pending` rows are created when missing.
 pub fn set_status(
     db: &Database,
-    dp_id: i64,
-    image_id: i64,
+    dp_id: DpId,
+    image_id: ImageId,
     sha256: &str,
     size: u64,
     status: DistStatus,
@@ -489,8 +496,8 @@ pub fn set_status(
 
 pub fn mark_validated(
     db: &Database,
-    dp_id: i64,
-    image_id: i64,
+    dp_id: DpId,
+    image_id: ImageId,
     sha256: &str,
 ) -> Result<(), DistributionError> {
     run(
@@ -503,8 +510,8 @@ pub fn mark_validated(
 /// Versions of an image on a DP other than `keep`: `(sha256, status)`.
 pub fn other_versions(
     db: &Database,
-    dp_id: i64,
-    image_id: i64,
+    dp_id: DpId,
+    image_id: ImageId,
     keep: &str,
 ) -> Result<Vec<(String, DistStatus)>, DistributionError> {
     let mut stmt = db
@@ -526,8 +533,8 @@ pub fn other_versions(
 
 pub fn delete_version(
     db: &Database,
-    dp_id: i64,
-    image_id: i64,
+    dp_id: DpId,
+    image_id: ImageId,
     sha256: &str,
 ) -> Result<(), DistributionError> {
     run(

@@ -6,30 +6,31 @@
 //! line, so a client or an admin can check a download without the site database) and the
 //! marker `ois/layout` holding the layout number.
 
+use crate::image::ImageId;
 use opendal::blocking::Operator;
 
 pub const LAYOUT_VERSION: u32 = 2;
 pub const MARKER: &str = "ois/layout";
 
-pub fn image_dir(image_id: i64) -> String {
+pub fn image_dir(image_id: ImageId) -> String {
     format!("ois/images/{image_id}/")
 }
 
-pub fn content_path(image_id: i64, sha256: &str) -> String {
+pub fn content_path(image_id: ImageId, sha256: &str) -> String {
     format!("ois/images/{image_id}/{sha256}.wim")
 }
 
 /// A name clients never ask for: the dot hides it from listings of most servers, and the
 /// suffix is never `.wim`. One per version, so a retry overwrites what a failed try left.
-pub fn partial_path(image_id: i64, sha256: &str) -> String {
+pub fn partial_path(image_id: ImageId, sha256: &str) -> String {
     format!("ois/images/{image_id}/.{sha256}.wim.partial")
 }
 
-pub fn sidecar_path(image_id: i64, sha256: &str) -> String {
+pub fn sidecar_path(image_id: ImageId, sha256: &str) -> String {
     format!("{}.sha256", content_path(image_id, sha256))
 }
 
-pub fn write_sidecar(op: &Operator, image_id: i64, sha256: &str) -> opendal::Result<()> {
+pub fn write_sidecar(op: &Operator, image_id: ImageId, sha256: &str) -> opendal::Result<()> {
     op.write(
         &sidecar_path(image_id, sha256),
         format!("{sha256}  {sha256}.wim\n").into_bytes(),
@@ -44,7 +45,7 @@ pub fn write_marker(op: &Operator) -> opendal::Result<()> {
 
 /// Brings a DP from layout `from` to the current one. `installed` lists the versions the site
 /// database says the DP holds: `(image id, sha256)`.
-pub fn migrate(op: &Operator, from: u32, installed: &[(i64, String)]) -> opendal::Result<()> {
+pub fn migrate(op: &Operator, from: u32, installed: &[(ImageId, String)]) -> opendal::Result<()> {
     if from < 2 {
         for (image_id, sha256) in installed {
             write_sidecar(op, *image_id, sha256)?;

@@ -19,11 +19,11 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-pub use catalog::{Distribution, DistributionPoint, MIGRATIONS};
+pub use catalog::{Distribution, DistributionPoint, DpId, MIGRATIONS};
 pub use nal::Nal;
 pub use validate::{validate, Validation};
 
-use crate::image::{self, Image, ImageError};
+use crate::image::{self, Image, ImageError, ImageId};
 use crate::site::{Database, Site, SiteError};
 
 /// `SetDPMaintenanceMode` results, as a Windows admin knows them.
@@ -187,7 +187,7 @@ fn immediate(db: &Database) -> Result<rusqlite::Transaction<'_>, DistributionErr
         .map_err(|e| DistributionError::Site(db.error(e)))
 }
 
-fn apply_properties(db: &Database, dp_id: i64, p: &DpProperties) -> Result<(), DistributionError> {
+fn apply_properties(db: &Database, dp_id: DpId, p: &DpProperties) -> Result<(), DistributionError> {
     if let Some(t) = &p.target {
         catalog::set_target(db, dp_id, t.trim())?;
     }
@@ -297,7 +297,7 @@ pub fn show(
 /// Every DP's record of an image, for `image show`.
 pub fn image_distributions(
     db: &Database,
-    image_id: i64,
+    image_id: ImageId,
 ) -> Result<Vec<Distribution>, DistributionError> {
     catalog::for_image(db, image_id)
 }
@@ -365,7 +365,7 @@ pub fn change_maintenance_mode(
 }
 
 /// Images whose current version only this DP serves (among DPs outside maintenance mode).
-fn unserved_without(db: &Database, dp_id: i64) -> Result<Vec<String>, DistributionError> {
+fn unserved_without(db: &Database, dp_id: DpId) -> Result<Vec<String>, DistributionError> {
     let mut stmt = db
         .prepare(
             "SELECT i.name FROM distributions x JOIN images i ON i.id = x.image_id
@@ -469,7 +469,7 @@ fn open_operator(
 /// maintenance mode get a `Pending` record and nothing else.
 pub fn distribute_image(
     site: &Site,
-    image_id: i64,
+    image_id: ImageId,
     dps: Option<&[Nal]>,
 ) -> Result<Vec<DpOutcome>, DistributionError> {
     distribute_image_with(site, image_id, dps, DEFAULT_JOBS)
@@ -478,7 +478,7 @@ pub fn distribute_image(
 /// [`distribute_image`] with a bound on parallel transfers.
 pub fn distribute_image_with(
     site: &Site,
-    image_id: i64,
+    image_id: ImageId,
     dps: Option<&[Nal]>,
     jobs: usize,
 ) -> Result<Vec<DpOutcome>, DistributionError> {
@@ -674,7 +674,7 @@ fn upgrade_layout(
     if dp.layout_version >= layout::LAYOUT_VERSION {
         return Ok(false);
     }
-    let installed: Vec<(i64, String)> = catalog::for_dp(db, dp.id)?
+    let installed: Vec<(ImageId, String)> = catalog::for_dp(db, dp.id)?
         .into_iter()
         .filter(|d| d.status == DistStatus::Installed)
         .map(|d| (d.image_id, d.sha256))
@@ -758,7 +758,7 @@ fn send_outstanding(
     let dps = catalog::list(&db)?;
     let stale = (chrono::Utc::now() - chrono::TimeDelta::hours(1))
         .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-    let mut by_image: Vec<(i64, Vec<Nal>)> = Vec::new();
+    let mut by_image: Vec<(ImageId, Vec<Nal>)> = Vec::new();
     for (d, image_id) in catalog::outstanding(&db)? {
         let Some(dp) = dps
             .iter()

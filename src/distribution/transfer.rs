@@ -11,6 +11,7 @@ use sha2::{Digest, Sha256};
 
 use super::layout;
 use crate::fsutil::hex;
+use crate::image::ImageId;
 
 /// Chunk size for uploads and hashing: large enough for throughput, small enough that a
 /// streaming service does not hold much in memory.
@@ -99,7 +100,7 @@ fn hash_reader(mut reader: impl Read) -> std::io::Result<(String, u64)> {
 pub fn send(
     op: &Operator,
     local: &Path,
-    image_id: i64,
+    image_id: ImageId,
     sha256: &str,
     size: u64,
 ) -> Result<Sent, Failure> {
@@ -191,7 +192,7 @@ fn read_full(file: &mut File, buf: &mut [u8]) -> std::io::Result<usize> {
 }
 
 /// Removes a version's files from the DP; files already gone are fine.
-pub fn remove_version(op: &Operator, image_id: i64, sha256: &str) -> Result<(), String> {
+pub fn remove_version(op: &Operator, image_id: ImageId, sha256: &str) -> Result<(), String> {
     for path in [
         layout::content_path(image_id, sha256),
         layout::sidecar_path(image_id, sha256),

@@ -17,6 +17,7 @@ pub use packages::InstalledPackage;
 
 use crate::fsutil::{hash_file, now_rfc3339};
 use crate::library::Architecture;
+use crate::servicing::RunId;
 use crate::site::{Database, Migrations, Site, SiteError};
 use crate::wim::{Progress, Wim};
 
@@ -72,6 +73,12 @@ pub static MIGRATIONS: Migrations = Migrations {
             PRIMARY KEY (image_id, idx, identity));",
     ],
 };
+
+crate::id::integer_id!(
+    /// An image of the catalog (`images.id`).
+    ImageId,
+    "an image id"
+);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -130,7 +137,7 @@ pub enum ImageError {
 /// A registered image.
 #[derive(Debug, Clone, Serialize)]
 pub struct Image {
-    pub id: i64,
+    pub id: ImageId,
     pub name: String,
     pub kind: ImageKind,
     pub path: PathBuf,
@@ -147,7 +154,7 @@ pub struct InstalledUpdate {
     /// `windows-package` (found in the image), `ois-record` (carried in the WIM XML) or
     /// `servicing` (applied by a run of this site).
     pub source: String,
-    pub run_id: Option<i64>,
+    pub run_id: Option<RunId>,
     pub installed_at: String,
 }
 
@@ -239,7 +246,7 @@ pub fn import(
         },
         _ => db_error(e).into(),
     })?;
-    let id = tx.last_insert_rowid();
+    let id = ImageId::new(tx.last_insert_rowid());
     if verified {
         mark_verified(&tx, id, &sha256).map_err(db_error)?;
     }
@@ -325,7 +332,7 @@ fn find_by_path(db: &Database, path: &Path) -> Result<Option<Image>, ImageError>
 }
 
 fn find_optional(db: &Database, key: &str) -> Result<Option<Image>, ImageError> {
-    let by_id = key.parse::<i64>().ok();
+    let by_id = key.parse::<ImageId>().ok();
     db.query_row(
         &format!("SELECT {IMAGE_COLUMNS} FROM images WHERE id = ?1 OR name = ?2 ORDER BY id = ?1 DESC LIMIT 1"),
         params![by_id, key],
@@ -336,7 +343,7 @@ fn find_optional(db: &Database, key: &str) -> Result<Option<Image>, ImageError> 
 }
 
 /// An image by its id, as the engine holds it (no round trip through a name or a string).
-pub fn get(db: &Database, id: i64) -> Result<Image, ImageError> {
+pub fn get(db: &Database, id: ImageId) -> Result<Image, ImageError> {
     db.query_row(
         &format!("SELECT {IMAGE_COLUMNS} FROM images WHERE id = ?1"),
         [id],
@@ -485,7 +492,11 @@ pub fn compressions(db: &Database) -> Result<Vec<crate::wim::Compression>, Image
         .collect())
 }
 
-fn mark_verified(conn: &rusqlite::Connection, image_id: i64, sha256: &str) -> rusqlite::Result<()> {
+fn mark_verified(
+    conn: &rusqlite::Connection,
+    image_id: ImageId,
+    sha256: &str,
+) -> rusqlite::Result<()> {
     conn.execute(
         "INSERT OR REPLACE INTO verified_files (image_id, sha256, verified_at) VALUES (?1, ?2, ?3)",
         params![image_id, sha256, now_rfc3339()],
@@ -494,7 +505,7 @@ fn mark_verified(conn: &rusqlite::Connection, image_id: i64, sha256: &str) -> ru
 }
 
 /// The SHA-256 of the image's file content that ois verified in full, if any.
-pub fn verified_sha256(db: &Database, image_id: i64) -> Option<String> {
+pub fn verified_sha256(db: &Database, image_id: ImageId) -> Option<String> {
     db.query_row(
         "SELECT sha256 FROM verified_files WHERE image_id = ?1",
         [image_id],
@@ -508,10 +519,10 @@ pub fn verified_sha256(db: &Database, image_id: i64) -> Option<String> {
 /// Records a serviced image: its new file hash and size, and what each index gained.
 pub fn record_servicing(
     tx: &Transaction,
-    image_id: i64,
+    image_id: ImageId,
     sha256: &str,
     size: u64,
-    run_id: i64,
+    run_id: RunId,
     installed: &[(u32, BTreeSet<String>)],
 ) -> rusqlite::Result<()> {
     let now = now_rfc3339();

@@ -8,6 +8,7 @@ mod leftovers;
 pub mod manifest;
 mod package;
 mod store;
+mod update_id;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -20,6 +21,7 @@ pub use compressed::CompressedPayload;
 pub use manifest::AppliesTo;
 pub use manifest::{Architecture, Change, Manifest};
 pub use package::MANIFEST_NAME;
+pub use update_id::UpdateId;
 
 use crate::fsutil::{hex, now_rfc3339};
 use crate::site::{Database, Migrations, Site, SiteError};

@@ -26,7 +26,7 @@ pub const RUN_LOGS_DIR: &str = "runs";
 /// The span a servicing run logs under; its `log` field names the run's own log file.
 pub const RUN_SPAN: &str = "servicing_run";
 
-pub fn run_log_path(logs_dir: &Path, run_id: i64) -> PathBuf {
+pub fn run_log_path(logs_dir: &Path, run_id: impl std::fmt::Display) -> PathBuf {
     logs_dir
         .join(RUN_LOGS_DIR)
         .join(format!("run-{run_id}.log"))

@@ -10,7 +10,7 @@ use super::{scheduler, timing, ScheduleError, Timing};
 use crate::image::Image;
 use crate::servicing::lease::{self, Owner};
 use crate::servicing::recovery::{self, Repair, Trigger};
-use crate::servicing::{self, cancel as run_cancel, RunStatus};
+use crate::servicing::{self, cancel as run_cancel, RunId, RunStatus};
 use crate::site::Site;
 
 #[derive(Debug, Clone, Serialize)]
@@ -18,15 +18,15 @@ use crate::site::Site;
 pub enum CancelOutcome {
     /// The run stopped; `status` is how it ended (a run past its last safe point finishes).
     Run {
-        run_id: i64,
+        run_id: RunId,
         status: String,
         message: Option<String>,
     },
     /// The run was asked to stop and had not yet when the wait ended.
-    Requested { run_id: i64 },
+    Requested { run_id: RunId },
     /// Only scheduled: the pending run was dropped; a recurring schedule moves to its next time.
     Scheduled {
-        run_id: i64,
+        run_id: RunId,
         next_run_at: Option<String>,
     },
 }

@@ -13,8 +13,8 @@ pub use control::{cancel, leave_provisioning_mode, CancelOutcome};
 pub use scheduler::{SchedulerEvent, SchedulerOptions};
 pub use timing::Timing;
 
-use crate::image::{Image, ImageError};
-use crate::servicing::{self, lease, KindFilter, Selection, ServicingError};
+use crate::image::{Image, ImageError, ImageId};
+use crate::servicing::{self, lease, KindFilter, RunId, Selection, ServicingError};
 use crate::site::{Database, Migrations, SiteError};
 
 pub static MIGRATIONS: Migrations = Migrations {
@@ -53,7 +53,7 @@ pub enum ScheduleError {
     #[error("run {run_id} of image {image} cannot be canceled: its process {pid} on this host no longer exists; repair the image with `ois image set-provisioning-mode {image} false`")]
     OwnerGone {
         image: String,
-        run_id: i64,
+        run_id: RunId,
         pid: u32,
     },
     #[error(transparent)]
@@ -66,7 +66,7 @@ pub enum ScheduleError {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Schedule {
-    pub image_id: i64,
+    pub image_id: ImageId,
     /// `AllApplicable` plans when the run starts: the monthly patch run.
     pub updates: Selection,
     pub timing: Timing,
@@ -77,10 +77,10 @@ pub struct Schedule {
     pub created_at: String,
     /// Runs with a larger id happened after this schedule was set.
     #[serde(skip)]
-    pub after_run_id: i64,
+    pub after_run_id: RunId,
     /// The scheduler process that is running it now.
     pub claimed_by: Option<String>,
-    pub last_run_id: Option<i64>,
+    pub last_run_id: Option<RunId>,
 }
 
 /// What the admin asks for with `ois image schedule`.
@@ -127,7 +127,7 @@ fn refuse_in_provisioning_mode(db: &Database, img: &Image) -> Result<(), Schedul
     Ok(())
 }
 
-fn last_run_id(db: &Database, image_id: i64) -> Result<i64, SiteError> {
+fn last_run_id(db: &Database, image_id: ImageId) -> Result<RunId, SiteError> {
     db.query_row(
         "SELECT COALESCE(MAX(id), 0) FROM servicing_runs WHERE image_id = ?1",
         [image_id],
@@ -245,7 +245,7 @@ fn from_row(r: &rusqlite::Row) -> rusqlite::Result<Schedule> {
     })
 }
 
-pub fn get(db: &Database, image_id: i64) -> Result<Option<Schedule>, SiteError> {
+pub fn get(db: &Database, image_id: ImageId) -> Result<Option<Schedule>, SiteError> {
     db.query_row(
         &format!("SELECT {COLUMNS} FROM schedules WHERE image_id = ?1"),
         [image_id],
@@ -258,14 +258,14 @@ pub fn get(db: &Database, image_id: i64) -> Result<Option<Schedule>, SiteError> 
 /// **Scheduled Updates Status** and **Scheduled Updates Date** of an image.
 pub fn status(
     db: &Database,
-    image_id: i64,
+    image_id: ImageId,
 ) -> Result<(ScheduledStatus, Option<String>), SiteError> {
     let schedule = get(db, image_id)?;
     let next = schedule.as_ref().and_then(|s| s.next_run_at.clone());
     if servicing::active_run(db, image_id)?.is_some() {
         return Ok((ScheduledStatus::InProgress, next));
     }
-    let last: Option<(i64, String)> = db
+    let last: Option<(RunId, String)> = db
         .query_row(
             "SELECT id, status FROM servicing_runs WHERE image_id = ?1 ORDER BY id DESC LIMIT 1",
             [image_id],

@@ -11,7 +11,7 @@ use rusqlite::params;
 
 use super::{timing, Schedule, ScheduleError, Timing};
 use crate::distribution::{self, DpOutcome, Validation};
-use crate::image;
+use crate::image::{self, ImageId};
 use crate::servicing::lease::{self, Owner};
 use crate::servicing::recovery::{self, Repair, Trigger};
 use crate::servicing::{self, ImageOutcome, RunStatus, ServiceOptions};
@@ -185,7 +185,7 @@ fn service_scheduled(
     // Only a successful run has a new version worth sending.
     let served = crate::commands::service(
         site,
-        &[schedule.image_id.to_string()],
+        &[schedule.image_id],
         &options,
         schedule.update_dps,
         &|_, _| {},
@@ -398,7 +398,7 @@ fn repair_stuck(
     Ok(())
 }
 
-pub(super) fn release_claim(db: &Database, image_id: i64) -> Result<(), SiteError> {
+pub(super) fn release_claim(db: &Database, image_id: ImageId) -> Result<(), SiteError> {
     db.execute(
         "UPDATE schedules SET claimed_pid = NULL, claimed_host = NULL, claimed_at = NULL WHERE image_id = ?1",
         [image_id],
@@ -421,7 +421,7 @@ fn release_stale_claims(db: &Database, max_age: Duration) -> Result<(), SiteErro
     let claims = stmt
         .query_map([], |r| {
             Ok((
-                r.get::<_, i64>(0)?,
+                r.get::<_, ImageId>(0)?,
                 r.get::<_, u32>(1)?,
                 r.get::<_, String>(2)?,
                 r.get::<_, String>(3)?,

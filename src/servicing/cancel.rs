@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use rusqlite::params;
 
+use super::RunId;
 use crate::site::{Database, Site};
 
 /// How often a servicing process looks for cancel requests on its runs.
@@ -16,11 +17,11 @@ const POLL: Duration = Duration::from_millis(200);
 
 #[derive(Default)]
 pub struct CancelWatch {
-    runs: Mutex<HashMap<i64, Arc<AtomicBool>>>,
+    runs: Mutex<HashMap<RunId, Arc<AtomicBool>>>,
 }
 
 impl CancelWatch {
-    pub fn register(&self, run_id: i64) -> Arc<AtomicBool> {
+    pub fn register(&self, run_id: RunId) -> Arc<AtomicBool> {
         let flag = Arc::new(AtomicBool::new(false));
         if let Ok(mut runs) = self.runs.lock() {
             runs.insert(run_id, flag.clone());
@@ -28,13 +29,13 @@ impl CancelWatch {
         flag
     }
 
-    pub fn unregister(&self, run_id: i64) {
+    pub fn unregister(&self, run_id: RunId) {
         if let Ok(mut runs) = self.runs.lock() {
             runs.remove(&run_id);
         }
     }
 
-    fn watched(&self) -> Vec<i64> {
+    fn watched(&self) -> Vec<RunId> {
         self.runs
             .lock()
             .map(|r| r.keys().copied().collect())
@@ -50,8 +51,8 @@ impl CancelWatch {
             "SELECT id FROM servicing_runs WHERE cancel_requested = 1 AND status = 'In progress'",
         )?;
         let requested = stmt
-            .query_map([], |r| r.get::<_, i64>(0))?
-            .collect::<rusqlite::Result<Vec<i64>>>()?;
+            .query_map([], |r| r.get::<_, RunId>(0))?
+            .collect::<rusqlite::Result<Vec<RunId>>>()?;
         let runs = self.runs.lock().map_err(|_| {
             rusqlite::Error::InvalidParameterName("cancel registry poisoned".into())
         })?;
@@ -94,7 +95,7 @@ pub fn watching<R>(site: &Site, work: impl FnOnce(&CancelWatch) -> R) -> R {
 }
 
 /// Asks the run to stop at its next safe point; false when it is no longer In progress.
-pub fn request(db: &Database, run_id: i64) -> rusqlite::Result<bool> {
+pub fn request(db: &Database, run_id: RunId) -> rusqlite::Result<bool> {
     db.execute(
         "UPDATE servicing_runs SET cancel_requested = 1 WHERE id = ?1 AND status = 'In progress'",
         params![run_id],

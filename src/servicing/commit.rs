@@ -7,6 +7,7 @@ use std::path::PathBuf;
 
 use std::collections::HashMap;
 
+use super::RunId;
 use crate::fsutil::{copy_hashing, hash_file, sync_dir};
 use crate::library::CompressedPayload;
 use crate::wim::{same_bytes, verify_blobs, Blob, Progress, ProgressEvent, Wim, WimError};
@@ -197,7 +198,7 @@ fn verify_changes(
 pub fn replace(
     new: &Path,
     original: &Path,
-    run_id: i64,
+    run_id: RunId,
     verified: &(String, u64),
 ) -> std::io::Result<(String, u64)> {
     let parent = original.parent().unwrap_or(Path::new("."));

@@ -4,13 +4,15 @@
 use rusqlite::{params, OptionalExtension};
 use serde::Serialize;
 
+use super::RunId;
 use crate::fsutil::now_rfc3339;
+use crate::image::ImageId;
 use crate::site::Database;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct ProvisioningMode {
     pub since: String,
-    pub run_id: Option<i64>,
+    pub run_id: Option<RunId>,
     pub owner_pid: u32,
     pub owner_host: String,
 }
@@ -23,7 +25,7 @@ pub fn host_name() -> String {
 /// another run already has it.
 pub fn enter(
     db: &rusqlite::Connection,
-    image_id: i64,
+    image_id: ImageId,
 ) -> rusqlite::Result<Result<(), ProvisioningMode>> {
     let inserted = db.execute(
         "INSERT OR IGNORE INTO provisioning (image_id, since, owner_pid, owner_host) VALUES (?1, ?2, ?3, ?4)",
@@ -40,7 +42,11 @@ pub fn enter(
     })))
 }
 
-pub fn attach_run(db: &rusqlite::Connection, image_id: i64, run_id: i64) -> rusqlite::Result<()> {
+pub fn attach_run(
+    db: &rusqlite::Connection,
+    image_id: ImageId,
+    run_id: RunId,
+) -> rusqlite::Result<()> {
     db.execute(
         "UPDATE provisioning SET run_id = ?2 WHERE image_id = ?1",
         params![image_id, run_id],
@@ -50,7 +56,7 @@ pub fn attach_run(db: &rusqlite::Connection, image_id: i64, run_id: i64) -> rusq
 
 pub fn current(
     db: &rusqlite::Connection,
-    image_id: i64,
+    image_id: ImageId,
 ) -> rusqlite::Result<Option<ProvisioningMode>> {
     db.query_row(
         "SELECT since, run_id, owner_pid, owner_host FROM provisioning WHERE image_id = ?1",
@@ -71,8 +77,8 @@ pub fn current(
 /// timeout) may have taken it away while the run worked.
 pub fn held_by(
     conn: &rusqlite::Connection,
-    image_id: i64,
-    run_id: Option<i64>,
+    image_id: ImageId,
+    run_id: Option<RunId>,
 ) -> rusqlite::Result<bool> {
     conn.query_row(
         "SELECT COUNT(*) FROM provisioning WHERE image_id = ?1 AND run_id IS ?2",
@@ -85,8 +91,8 @@ pub fn held_by(
 /// Leaves provisioning mode, only if this run still holds it.
 pub fn leave(
     conn: &rusqlite::Connection,
-    image_id: i64,
-    run_id: Option<i64>,
+    image_id: ImageId,
+    run_id: Option<RunId>,
 ) -> rusqlite::Result<()> {
     conn.execute(
         "DELETE FROM provisioning WHERE image_id = ?1 AND run_id IS ?2",
@@ -96,7 +102,7 @@ pub fn leave(
 }
 
 /// Every image in provisioning mode.
-pub fn all(db: &Database) -> rusqlite::Result<Vec<(i64, ProvisioningMode)>> {
+pub fn all(db: &Database) -> rusqlite::Result<Vec<(ImageId, ProvisioningMode)>> {
     let mut stmt = db.prepare(
         "SELECT image_id, since, run_id, owner_pid, owner_host FROM provisioning ORDER BY image_id",
     )?;

@@ -26,7 +26,7 @@ pub use apply::UpdateResult;
 pub use plan::{applicable, Catalog, IndexPlan, KindFilter, Plan, Selection};
 pub use run::RunEvent;
 
-use crate::image::{self, Image, ImageError};
+use crate::image::{self, Image, ImageError, ImageId};
 use crate::library::{ContentLibrary, LibraryError};
 use crate::site::{Database, Migrations, Site, SiteError};
 
@@ -78,6 +78,12 @@ pub static MIGRATIONS: Migrations = Migrations {
     ],
 };
 
+crate::id::integer_id!(
+    /// A servicing run (`servicing_runs.id`).
+    RunId,
+    "a run id"
+);
+
 #[derive(Debug, thiserror::Error)]
 pub enum ServicingError {
     #[error("cannot service image {image}: {reason}")]
@@ -85,7 +91,7 @@ pub enum ServicingError {
     #[error("image {image} is being serviced by run {run_id} in process {pid} on {host}, which is still running: cancel it with `ois image cancel {image}`, or wait for it to end")]
     RunAlive {
         image: String,
-        run_id: i64,
+        run_id: RunId,
         pid: u32,
         host: String,
     },
@@ -128,9 +134,9 @@ pub struct FailedUpdate {
 #[derive(Debug, Clone, Serialize)]
 pub struct ImageOutcome {
     pub image: String,
-    pub image_id: i64,
+    pub image_id: ImageId,
     pub status: RunStatus,
-    pub run_id: Option<i64>,
+    pub run_id: Option<RunId>,
     /// Updates written into the image: only those of a run that replaced the original.
     pub applied: Vec<String>,
     /// Updates applied in memory by a run that ended before its image replaced the original.
@@ -167,7 +173,7 @@ pub fn default_jobs(images: usize) -> usize {
 /// the images run in parallel, each on one thread of a pool of `jobs`.
 pub fn service(
     site: &Site,
-    image_keys: &[String],
+    images: &[ImageId],
     options: &ServiceOptions,
     observer: &(dyn Fn(&str, RunEvent) + Sync),
 ) -> Result<Vec<ImageOutcome>, ServicingError> {
@@ -183,8 +189,8 @@ pub fn service(
     // Every plan is made and checked against this host's servicers before any image is
     // touched: a Windows package here refuses the whole request.
     let mut jobs: Vec<(Image, Plan)> = Vec::new();
-    for key in image_keys {
-        let img = image::find(&db, key)?;
+    for &id in images {
+        let img = image::get(&db, id)?;
         if jobs.iter().any(|(i, _)| i.id == img.id) {
             continue;
         }
@@ -232,7 +238,7 @@ pub const NOT_WRITTEN: &str = "applied in memory, not written";
 /// A past run of an image, for `image show`.
 #[derive(Debug, Clone, Serialize)]
 pub struct RunRecord {
-    pub id: i64,
+    pub id: RunId,
     pub status: String,
     pub started_at: String,
     pub finished_at: Option<String>,
@@ -244,7 +250,7 @@ pub struct RunRecord {
     pub updates: Vec<UpdateResult>,
 }
 
-pub fn history(db: &Database, image_id: i64) -> Result<Vec<RunRecord>, SiteError> {
+pub fn history(db: &Database, image_id: ImageId) -> Result<Vec<RunRecord>, SiteError> {
     let mut stmt = db
         .prepare(
             "SELECT id, status, started_at, finished_at, size_before, size_after, error, log_path
@@ -343,10 +349,10 @@ pub fn is_canceled(flag: &AtomicBool) -> bool {
 /// only scheduled), so the image's status tells what happened.
 pub fn record_unstarted(
     db: &Database,
-    image_id: i64,
+    image_id: ImageId,
     status: RunStatus,
     message: &str,
-) -> Result<i64, SiteError> {
+) -> Result<RunId, SiteError> {
     let now = crate::fsutil::now_rfc3339();
     db.execute(
         "INSERT INTO servicing_runs (image_id, status, started_at, finished_at, continue_on_error, error)
@@ -354,11 +360,11 @@ pub fn record_unstarted(
         params![image_id, status.as_str(), now, message],
     )
     .map_err(|e| db.error(e))?;
-    Ok(db.last_insert_rowid())
+    Ok(RunId::new(db.last_insert_rowid()))
 }
 
 /// The run of the image that is In progress, if any.
-pub fn active_run(db: &Database, image_id: i64) -> Result<Option<i64>, SiteError> {
+pub fn active_run(db: &Database, image_id: ImageId) -> Result<Option<RunId>, SiteError> {
     use rusqlite::OptionalExtension;
     db.query_row(
         "SELECT id FROM servicing_runs WHERE image_id = ?1 AND status = 'In progress' ORDER BY id DESC LIMIT 1",
@@ -372,7 +378,7 @@ pub fn active_run(db: &Database, image_id: i64) -> Result<Option<i64>, SiteError
 /// The status of a run by id.
 pub fn run_status(
     db: &Database,
-    run_id: i64,
+    run_id: RunId,
 ) -> Result<Option<(String, Option<String>)>, SiteError> {
     use rusqlite::OptionalExtension;
     db.query_row(

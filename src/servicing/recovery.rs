@@ -10,9 +10,10 @@ use rusqlite::{params, OptionalExtension};
 use serde::Serialize;
 
 use super::lease::{self, Owner, ProvisioningMode};
+use super::RunId;
 use super::{cancel, RunStatus, ServicingError};
 use crate::fsutil::{hash_file, now_rfc3339};
-use crate::image::{self, detect, Image};
+use crate::image::{self, detect, Image, ImageId};
 use crate::site::{Database, Site};
 use crate::wim::Wim;
 
@@ -44,10 +45,10 @@ pub enum Original {
 pub struct Repair {
     pub image: String,
     /// The run that held provisioning mode, if one did.
-    pub run_id: Option<i64>,
+    pub run_id: Option<RunId>,
     /// Runs left In progress without provisioning mode (their process died before or while
     /// it was taken), ended by this repair too.
-    pub orphaned_runs: Vec<i64>,
+    pub orphaned_runs: Vec<RunId>,
     pub since: String,
     pub owner: String,
     pub removed: Vec<PathBuf>,
@@ -59,7 +60,7 @@ pub struct Repair {
 /// A run recorded In progress that no provisioning mode points at.
 #[derive(Debug, Clone)]
 struct OrphanedRun {
-    id: i64,
+    id: RunId,
     started_at: String,
     owner_pid: u32,
     owner_host: String,
@@ -81,8 +82,8 @@ impl OrphanedRun {
 /// them: gone, or (when `include_unknown`) on another host.
 fn orphaned_runs(
     db: &Database,
-    image_id: i64,
-    held: Option<i64>,
+    image_id: ImageId,
+    held: Option<RunId>,
     include_unknown: bool,
 ) -> rusqlite::Result<Vec<OrphanedRun>> {
     let mut stmt = db.prepare(
@@ -111,7 +112,7 @@ fn orphaned_runs(
 
 /// Images with a run In progress that no provisioning mode holds and whose process on this
 /// host is gone: the scheduler repairs them as it does stuck provisioning modes.
-pub fn images_with_orphaned_runs(db: &Database) -> rusqlite::Result<Vec<i64>> {
+pub fn images_with_orphaned_runs(db: &Database) -> rusqlite::Result<Vec<ImageId>> {
     let mut stmt = db.prepare(
         "SELECT DISTINCT r.image_id FROM servicing_runs r
          WHERE r.status = 'In progress'
@@ -119,7 +120,7 @@ pub fn images_with_orphaned_runs(db: &Database) -> rusqlite::Result<Vec<i64>> {
          ORDER BY r.image_id",
     )?;
     let ids = stmt
-        .query_map([], |r| r.get::<_, i64>(0))?
+        .query_map([], |r| r.get::<_, ImageId>(0))?
         .collect::<rusqlite::Result<Vec<_>>>()?;
     let mut out = Vec::new();
     for id in ids {
@@ -183,15 +184,15 @@ pub fn repair(
         mode.owner_pid,
         mode.owner_host
     );
-    let orphan_ids: Vec<i64> = orphans.iter().map(|r| r.id).collect();
+    let orphan_ids: Vec<RunId> = orphans.iter().map(|r| r.id).collect();
     if !orphan_ids.is_empty() {
         tracing::warn!(
             "image {}: run(s) {} were left In progress without provisioning mode by a process that is gone; ending them",
             img.name,
-            orphan_ids.iter().map(i64::to_string).collect::<Vec<_>>().join(", ")
+            orphan_ids.iter().map(RunId::to_string).collect::<Vec<_>>().join(", ")
         );
     }
-    let runs: Vec<i64> = mode
+    let runs: Vec<RunId> = mode
         .run_id
         .into_iter()
         .chain(orphan_ids.iter().copied())
@@ -286,7 +287,7 @@ pub fn repair(
 }
 
 /// The run's stage folder and the copy it may have been writing beside the original.
-fn remove_leftovers(site: &Site, db: &Database, img: &Image, run_id: i64) -> Vec<PathBuf> {
+fn remove_leftovers(site: &Site, db: &Database, img: &Image, run_id: RunId) -> Vec<PathBuf> {
     let recorded: Option<String> = db
         .query_row(
             "SELECT stage_dir FROM servicing_runs WHERE id = ?1",
@@ -333,7 +334,7 @@ struct Adoption {
 fn check_original(
     img: &Image,
     db: &Database,
-    run_id: Option<i64>,
+    run_id: Option<RunId>,
 ) -> Result<(Original, Option<Adoption>), ServicingError> {
     if !img.path.exists() {
         return Ok((Original::Missing, None));

@@ -13,7 +13,8 @@ use super::cancel::CancelWatch;
 use super::plan::{Catalog, KindFilter, Plan};
 use super::stage::{free_space, same_filesystem, stage_updates, Stage};
 use super::{
-    commit, is_canceled, lease, passes, FailedUpdate, ImageOutcome, RunStatus, ServiceOptions,
+    commit, is_canceled, lease, passes, FailedUpdate, ImageOutcome, RunId, RunStatus,
+    ServiceOptions,
 };
 use crate::fsutil::{hash_file, now_rfc3339};
 use crate::image::{self, detect, Image};
@@ -73,7 +74,8 @@ pub(super) fn run(
         let Claimed { db, img, plan } = claimed;
         let run_id = outcome.run_id.unwrap_or_default();
         let log = crate::log::run_log_path(&site.logs_dir(), run_id);
-        let span = tracing::info_span!("servicing_run", run_id, log = %log.display());
+        let span =
+            tracing::info_span!("servicing_run", run_id = run_id.get(), log = %log.display());
         let _entered = span.enter();
         log_plan(&img, &plan, options);
         if options.selection == super::Selection::AllApplicable(KindFilter::File) {
@@ -119,7 +121,7 @@ struct Claimed {
 
 /// What one attempt to claim the image gave.
 enum Claim {
-    Run(i64),
+    Run(RunId),
     Held(lease::ProvisioningMode),
     /// The image record changed since it was planned (another run of ois serviced it).
     Stale,
@@ -220,7 +222,7 @@ fn claim(
          VALUES (?1, 'In progress', ?2, ?3, ?4, ?5, ?6)",
         params![img.id, now_rfc3339(), continue_on_error, img.size_bytes as i64, std::process::id(), lease::host_name()],
     )?;
-    let run_id = tx.last_insert_rowid();
+    let run_id = RunId::new(tx.last_insert_rowid());
     lease::attach_run(&tx, img.id, run_id)?;
     tx.execute(
         "UPDATE servicing_runs SET stage_dir = ?2, log_path = ?3 WHERE id = ?1",
@@ -853,8 +855,8 @@ mod tests {
 
         // Another run services the stack update in between.
         let first = options(Selection::Updates(vec!["KB5040000".into()]));
-        let done = crate::servicing::service(&site, &["golden".into()], &first, &|_, _| {})
-            .expect("first run");
+        let done =
+            crate::servicing::service(&site, &[stale.id], &first, &|_, _| {}).expect("first run");
         assert_eq!(done[0].status, RunStatus::Successful, "{:?}", done[0].error);
 
         let watch = CancelWatch::default();

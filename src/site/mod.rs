@@ -171,7 +171,7 @@ impl Site {
 
     /// The stage of one run: `<staging root>/<site tag>-run-N`. The tag (from the site's path)
     /// keeps two sites that share a servicing drive out of each other's stages.
-    pub fn stage_dir(&self, run_id: i64) -> PathBuf {
+    pub fn stage_dir(&self, run_id: impl std::fmt::Display) -> PathBuf {
         use sha2::Digest;
         let root = std::fs::canonicalize(&self.root).unwrap_or_else(|_| self.root.clone());
         let digest = sha2::Sha256::digest(root.to_string_lossy().as_bytes());
