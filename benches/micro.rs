@@ -8,7 +8,7 @@ use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughpu
 use ois::image::{IndexDetail, IndexInfo, InstalledPackage, InstalledUpdate};
 use ois::library::cbs::{CbsIdentity, CbsPackage, ParentRequirement};
 use ois::library::{manifest, AppliesTo, Architecture, Change, ContentLibrary, Manifest, Update};
-use ois::servicing::plan::{plan, Catalog, KindFilter, Selection};
+use ois::servicing::plan::{plan, Catalog, KindFilter, PlanError, Selection};
 use ois::site::{ServicingDrive, Site};
 
 /// A cumulative-update-like manifest with `n` changes.
@@ -108,7 +108,7 @@ fn index(i: u32) -> IndexDetail {
 }
 
 /// `--all-applicable` over every kind: the plan the monthly run makes.
-fn plan_all(indexes: &[IndexDetail], catalog: Catalog) -> Result<usize, String> {
+fn plan_all(indexes: &[IndexDetail], catalog: Catalog) -> Result<usize, PlanError> {
     plan(indexes, catalog, &Selection::AllApplicable(KindFilter::All)).map(|p| p.order.len())
 }
 

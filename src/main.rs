@@ -6,10 +6,10 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
-    match cli::run(cli).map_err(anyhow::Error::from) {
+    match cli::run(cli) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
-            eprintln!("error: {e}");
+            eprintln!("error: {}", cli::error_message(&e));
             ExitCode::from(1)
         }
     }

@@ -51,6 +51,27 @@ impl From<ois::schedule::ScheduleError> for CliError {
     }
 }
 
+impl CliError {
+    /// What to do about it, from the engine module that failed.
+    pub fn hint(&self) -> Option<ois::hint::Hint> {
+        match self {
+            CliError::Site(e) => e.hint(),
+            CliError::Library(e) => e.hint(),
+            CliError::Image(e) => e.hint(),
+            CliError::Servicing(e) => e.hint(),
+            CliError::Schedule(e) => e.hint(),
+            CliError::Distribution(e) => e.hint(),
+            CliError::Command(e) => e.hint(),
+            CliError::Usage(_) | CliError::Other(_) => None,
+        }
+    }
+}
+
+/// The error as the CLI reports it: the message, then the command that is the next step.
+pub fn error_message(e: &CliError) -> String {
+    super::hint::with_hint(&e.to_string(), e.hint().as_ref())
+}
+
 /// Runs a command; the returned code is the process exit code.
 pub fn run(cli: Cli) -> Result<u8, CliError> {
     if matches!(cli.command, Command::Quickstart) && !cli.site.join(site::CONFIG_FILE).is_file() {
@@ -727,6 +748,7 @@ fn image_show(site: &Site, key: &str, all_packages: bool, json: bool) -> Result<
                 schedule,
                 will_apply,
                 plan_error,
+                plan_hint,
             },
         provisioning_mode: provisioning,
         indexes,
@@ -735,7 +757,7 @@ fn image_show(site: &Site, key: &str, all_packages: bool, json: bool) -> Result<
         ..
     } = view;
     let will_apply = match (will_apply, plan_error) {
-        (_, Some(reason)) => Err(reason),
+        (_, Some(reason)) => Err(super::hint::with_hint(&reason, plan_hint.as_ref())),
         (ids, None) => Ok(ids.unwrap_or_default()),
     };
     let last = runs.first();
@@ -963,9 +985,9 @@ fn service(site: &Site, args: &ServiceArgs) -> Result<u8, CliError> {
             print_outcome(o);
         }
         if let Some(distributed) = distributed {
-            let distributed = distributed
-                .as_ref()
-                .map_err(|e| CliError::Other(e.to_string()))?;
+            let distributed = distributed.as_ref().map_err(|e| {
+                CliError::Other(super::hint::with_hint(&e.to_string(), e.hint().as_ref()))
+            })?;
             dp_code = dp_code.max(super::dp::print_updated_dps(
                 &o.image,
                 distributed,

@@ -332,7 +332,11 @@ fn set_maintenance_mode(site: &Site, nal_path: &str, mode: &str) -> Result<u8, C
                 _ => e.hresult(),
             };
             println!("{code}");
-            eprintln!("error: 0x{code:08X} {}: {e}", hresult::name(code));
+            eprintln!(
+                "error: 0x{code:08X} {}: {}",
+                hresult::name(code),
+                super::hint::with_hint(&e.to_string(), e.hint().as_ref())
+            );
             Ok(1)
         }
     }

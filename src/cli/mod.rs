@@ -3,6 +3,7 @@
 mod bench;
 mod commands;
 mod dp;
+mod hint;
 mod quickstart;
 mod render;
 mod schedule;
@@ -11,7 +12,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
-pub use commands::run;
+pub use commands::{error_message, run};
 
 #[derive(Parser, Debug)]
 #[command(

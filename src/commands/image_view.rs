@@ -6,11 +6,12 @@ use serde::Serialize;
 
 use super::CommandError;
 use crate::distribution::{self, Distribution};
+use crate::hint::Hint;
 use crate::image::{self, Image, IndexDetail};
 use crate::library::ContentLibrary;
 use crate::schedule::{self, Schedule, ScheduledStatus};
 use crate::servicing::lease::ProvisioningMode;
-use crate::servicing::{self, Catalog, RunRecord, UpdateResult};
+use crate::servicing::{self, Catalog, PlanError, RunRecord, UpdateResult};
 use crate::site::Site;
 
 /// One image, as `ois image show` and the console show it.
@@ -45,6 +46,9 @@ pub struct ServicingView {
     pub will_apply: Option<Vec<String>>,
     /// Why the schedule could not run now (its plan fails, or this host cannot carry it out).
     pub plan_error: Option<String>,
+    /// What to do about `plan_error`, when there is more to do than change the schedule.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub plan_hint: Option<Hint>,
 }
 
 /// The view of the image `key` (id or name).
@@ -65,11 +69,13 @@ pub fn image_view(site: &Site, key: &str) -> Result<ImageView, CommandError> {
                 files: &files,
                 windows: &windows,
             };
-            match servicing::plan::plan(&indexes, catalog, &s.updates)
-                .and_then(|p| servicing::servicer::check(&p).map(|()| p.order))
-            {
+            match servicing::plan::plan(&indexes, catalog, &s.updates).and_then(|p| {
+                servicing::servicer::check(&p)
+                    .map(|()| p.order)
+                    .map_err(PlanError::from)
+            }) {
                 Ok(order) => (Some(order), None),
-                Err(reason) => (None, Some(reason)),
+                Err(e) => (None, Some(e)),
             }
         }
         None => (Some(Vec::new()), None),
@@ -89,7 +95,8 @@ pub fn image_view(site: &Site, key: &str) -> Result<ImageView, CommandError> {
         servicing: ServicingView {
             schedule,
             will_apply,
-            plan_error,
+            plan_hint: plan_error.as_ref().and_then(|e| e.hint.clone()),
+            plan_error: plan_error.map(|e| e.reason),
         },
         image,
         scheduled_updates_date,

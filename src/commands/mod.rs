@@ -9,6 +9,7 @@ pub use image_view::{image_view, ImageView, ServicingView};
 pub use service::{service, ServiceOutcome};
 
 use crate::distribution::DistributionError;
+use crate::hint::Hint;
 use crate::image::ImageError;
 use crate::library::LibraryError;
 use crate::schedule::ScheduleError;
@@ -31,6 +32,20 @@ pub enum CommandError {
     Distribution(#[from] DistributionError),
     #[error(transparent)]
     Site(#[from] SiteError),
+}
+
+impl CommandError {
+    /// What to do about it: the failing module's hint.
+    pub fn hint(&self) -> Option<Hint> {
+        match self {
+            CommandError::Image(e) => e.hint(),
+            CommandError::Library(e) => e.hint(),
+            CommandError::Servicing(e) => e.hint(),
+            CommandError::Schedule(e) => e.hint(),
+            CommandError::Distribution(e) => e.hint(),
+            CommandError::Site(e) => e.hint(),
+        }
+    }
 }
 
 impl From<ScheduleError> for CommandError {

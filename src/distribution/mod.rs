@@ -23,6 +23,7 @@ pub use catalog::{Distribution, DistributionPoint, DpId, MIGRATIONS};
 pub use nal::Nal;
 pub use validate::{validate, Validation};
 
+use crate::hint::Hint;
 use crate::image::{self, Image, ImageError, ImageId};
 use crate::site::{Database, Site, SiteError};
 
@@ -58,16 +59,13 @@ const TRANSFER_ATTEMPTS: u32 = 3;
 pub enum DistributionError {
     #[error("{0}")]
     MalformedNal(String),
-    #[error("no distribution point {0}: see `ois dp list`")]
+    #[error("no distribution point {0}")]
     NotFound(String),
-    #[error("distribution point {0} already exists: change it with `ois dp set`")]
+    #[error("distribution point {0} already exists")]
     AlreadyExists(String),
     #[error("invalid MODE {0:?}: use 1 to enable maintenance mode, 0 to disable it")]
     InvalidMode(String),
-    #[error(
-        "distribution point {0} is in maintenance mode: its properties are read-only; \
-         disable maintenance mode first (`ois dp set-maintenance-mode NALPATH 0`)"
-    )]
+    #[error("distribution point {0} is in maintenance mode: its properties are read-only")]
     ReadOnly(String),
     #[error("distribution point {dp}: target {target:?}: {reason}")]
     Target {
@@ -91,6 +89,20 @@ pub enum DistributionError {
 }
 
 impl DistributionError {
+    /// What to do about it.
+    pub fn hint(&self) -> Option<Hint> {
+        match self {
+            DistributionError::NotFound(_) => Some(Hint::ListDps),
+            DistributionError::AlreadyExists(dp) => Some(Hint::ChangeDp { dp: dp.clone() }),
+            DistributionError::ReadOnly(dp) => {
+                Some(Hint::DisableMaintenanceMode { dp: dp.clone() })
+            }
+            DistributionError::Image(e) => e.hint(),
+            DistributionError::Site(e) => e.hint(),
+            _ => None,
+        }
+    }
+
     /// The HRESULT `SetDPMaintenanceMode` returns for this error.
     pub fn hresult(&self) -> u32 {
         match self {

@@ -16,6 +16,7 @@ pub use inspect::{IndexInfo, InspectError, WimContents};
 pub use packages::InstalledPackage;
 
 use crate::fsutil::{hash_file, now_rfc3339};
+use crate::hint::Hint;
 use crate::library::Architecture;
 use crate::servicing::RunId;
 use crate::site::{Database, Migrations, Site, SiteError};
@@ -109,15 +110,15 @@ impl std::str::FromStr for ImageKind {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ImageError {
-    #[error("no image {0:?} in the catalog: see `ois image list`")]
+    #[error("no image {0:?} in the catalog")]
     NotFound(String),
     #[error("WIM file {} does not exist: check the path", .0.display())]
     MissingFile(PathBuf),
     #[error("{} is already registered as image {name:?}", path.display())]
     AlreadyRegistered { path: PathBuf, name: String },
-    #[error("{} (image {name:?}) was registered by another process while this import ran: see `ois image list`, or choose another --name", path.display())]
+    #[error("{} (image {name:?}) was registered by another process while this import ran", path.display())]
     RegisteredMeanwhile { path: PathBuf, name: String },
-    #[error("an image named {0:?} is already registered: choose another with --name")]
+    #[error("an image named {0:?} is already registered")]
     NameTaken(String),
     #[error("cannot use WIM {}: {source}", path.display())]
     Unreadable { path: PathBuf, source: InspectError },
@@ -132,6 +133,19 @@ pub enum ImageError {
     InProvisioningMode(String),
     #[error(transparent)]
     Site(#[from] SiteError),
+}
+
+impl ImageError {
+    /// What to do about it.
+    pub fn hint(&self) -> Option<Hint> {
+        match self {
+            ImageError::NotFound(_) => Some(Hint::ListImages),
+            ImageError::RegisteredMeanwhile { .. } => Some(Hint::ListImagesOrRename),
+            ImageError::NameTaken(_) => Some(Hint::RenameImage),
+            ImageError::Site(e) => e.hint(),
+            _ => None,
+        }
+    }
 }
 
 /// A registered image.

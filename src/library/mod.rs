@@ -24,6 +24,7 @@ pub use package::MANIFEST_NAME;
 pub use update_id::UpdateId;
 
 use crate::fsutil::{hex, now_rfc3339};
+use crate::hint::Hint;
 use crate::site::{Database, Migrations, Site, SiteError};
 use package::Package;
 use store::FileStore;
@@ -126,7 +127,7 @@ pub enum LibraryError {
         stored: String,
         new: PathBuf,
     },
-    #[error("update {0} is not in the content library: see `ois update list`, or import it with `ois update import`")]
+    #[error("update {0} is not in the content library")]
     UnknownUpdate(String),
     #[error("content library file {} ({path} of update {id}) is damaged (SHA-256 {hashes}): import the package again to repair it", file.display())]
     Damaged {
@@ -160,6 +161,19 @@ pub enum LibraryError {
     },
     #[error(transparent)]
     Site(#[from] SiteError),
+}
+
+impl LibraryError {
+    /// What to do about it.
+    pub fn hint(&self) -> Option<Hint> {
+        match self {
+            LibraryError::UnknownUpdate(id) => {
+                Some(Hint::FindOrImportUpdate { update: id.clone() })
+            }
+            LibraryError::Site(e) => e.hint(),
+            _ => None,
+        }
+    }
 }
 
 /// A payload file of an update, as stored.

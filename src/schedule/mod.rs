@@ -13,6 +13,7 @@ pub use control::{cancel, leave_provisioning_mode, CancelOutcome};
 pub use scheduler::{SchedulerEvent, SchedulerOptions};
 pub use timing::Timing;
 
+use crate::hint::Hint;
 use crate::image::{Image, ImageError, ImageId};
 use crate::servicing::{self, lease, KindFilter, RunId, Selection, ServicingError};
 use crate::site::{Database, Migrations, SiteError};
@@ -44,13 +45,13 @@ pub static MIGRATIONS: Migrations = Migrations {
 pub enum ScheduleError {
     #[error("image {image}: {message}")]
     Invalid { image: String, message: String },
-    #[error("image {0} is in provisioning mode: its schedule cannot change until the run ends (see `ois image show {0}`)")]
+    #[error("image {0} is in provisioning mode: its schedule cannot change until the run ends")]
     InProvisioningMode(String),
     #[error("image {0} has no schedule")]
     NoSchedule(String),
     #[error("nothing to cancel: image {0} has no run in progress and no schedule")]
     NothingToCancel(String),
-    #[error("run {run_id} of image {image} cannot be canceled: its process {pid} on this host no longer exists; repair the image with `ois image set-provisioning-mode {image} false`")]
+    #[error("run {run_id} of image {image} cannot be canceled: its process {pid} on this host no longer exists")]
     OwnerGone {
         image: String,
         run_id: RunId,
@@ -62,6 +63,24 @@ pub enum ScheduleError {
     Image(#[from] ImageError),
     #[error(transparent)]
     Site(#[from] SiteError),
+}
+
+impl ScheduleError {
+    /// What to do about it.
+    pub fn hint(&self) -> Option<Hint> {
+        match self {
+            ScheduleError::InProvisioningMode(image) => Some(Hint::ShowImage {
+                image: image.clone(),
+            }),
+            ScheduleError::OwnerGone { image, .. } => Some(Hint::LeaveProvisioningMode {
+                image: image.clone(),
+            }),
+            ScheduleError::Servicing(e) => e.hint(),
+            ScheduleError::Image(e) => e.hint(),
+            ScheduleError::Site(e) => e.hint(),
+            _ => None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -23,9 +23,10 @@ use rusqlite::params;
 use serde::Serialize;
 
 pub use apply::UpdateResult;
-pub use plan::{applicable, Catalog, IndexPlan, KindFilter, Plan, Selection};
+pub use plan::{applicable, Catalog, IndexPlan, KindFilter, Plan, PlanError, Selection};
 pub use run::RunEvent;
 
+use crate::hint::Hint;
 use crate::image::{self, Image, ImageError, ImageId};
 use crate::library::{ContentLibrary, LibraryError};
 use crate::site::{Database, Migrations, Site, SiteError};
@@ -87,8 +88,8 @@ crate::id::integer_id!(
 #[derive(Debug, thiserror::Error)]
 pub enum ServicingError {
     #[error("cannot service image {image}: {reason}")]
-    Plan { image: String, reason: String },
-    #[error("image {image} is being serviced by run {run_id} in process {pid} on {host}, which is still running: cancel it with `ois image cancel {image}`, or wait for it to end")]
+    Plan { image: String, reason: PlanError },
+    #[error("image {image} is being serviced by run {run_id} in process {pid} on {host}, which is still running")]
     RunAlive {
         image: String,
         run_id: RunId,
@@ -101,6 +102,21 @@ pub enum ServicingError {
     Image(#[from] ImageError),
     #[error(transparent)]
     Site(#[from] SiteError),
+}
+
+impl ServicingError {
+    /// What to do about it.
+    pub fn hint(&self) -> Option<Hint> {
+        match self {
+            ServicingError::Plan { reason, .. } => reason.hint.clone(),
+            ServicingError::RunAlive { image, .. } => Some(Hint::CancelRun {
+                image: image.clone(),
+            }),
+            ServicingError::Library(e) => e.hint(),
+            ServicingError::Image(e) => e.hint(),
+            ServicingError::Site(e) => e.hint(),
+        }
+    }
 }
 
 /// How a run ended.
@@ -196,7 +212,7 @@ pub fn service(
         }
         let indexes = image::indexes(&db, &img)?;
         let p = plan::plan(&indexes, catalog, &options.selection)
-            .and_then(|p| servicer::check(&p).map(|()| p))
+            .and_then(|p| servicer::check(&p).map(|()| p).map_err(PlanError::from))
             .map_err(|reason| ServicingError::Plan {
                 image: img.name.clone(),
                 reason,

@@ -341,7 +341,7 @@ fn check_original(
     }
     let (sha256, size) = hash_file(&img.path).map_err(|e| ServicingError::Plan {
         image: img.name.clone(),
-        reason: format!("cannot read {}: {e}", img.path.display()),
+        reason: format!("cannot read {}: {e}", img.path.display()).into(),
     })?;
     if sha256 == img.sha256 {
         return Ok((Original::Intact, None));

@@ -181,7 +181,7 @@ fn start(
                 );
                 let indexes = image::indexes(&db, &fresh).map_err(|e| e.to_string())?;
                 plan = super::plan::plan(&indexes, catalog, &options.selection)
-                    .and_then(|p| super::servicer::check(&p).map(|()| p))
+                    .and_then(|p| super::servicer::check(&p).map(|()| p).map_err(Into::into))
                     .map_err(|reason| format!("cannot service image {}: {reason}", fresh.name))?;
                 outcome.superseded = plan.superseded.iter().map(|(d, _)| d.clone()).collect();
                 outcome.size_before = fresh.size_bytes;

@@ -7,6 +7,8 @@ mod drives;
 
 use std::path::{Path, PathBuf};
 
+use crate::hint::Hint;
+
 pub use config::{ServicingDrive, SiteConfig};
 pub use database::{Database, Migrations, Schema};
 pub use drives::{drive_holding, drive_of, list_drives, list_drives_with, Drive};
@@ -19,7 +21,7 @@ pub const STAGING_FOLDER: &str = "ConfigMgr_OfflineImageServicing";
 
 #[derive(Debug, thiserror::Error)]
 pub enum SiteError {
-    #[error("no site at {}: create one with `ois --site {} site init`", .0.display(), .0.display())]
+    #[error("no site at {}", .0.display())]
     Missing(PathBuf),
     #[error("a site already exists at {}: use it, or choose another directory with --site", .0.display())]
     AlreadyExists(PathBuf),
@@ -31,7 +33,7 @@ pub enum SiteError {
     },
     #[error("{}: invalid site configuration: {message}", path.display())]
     Config { path: PathBuf, message: String },
-    #[error("the site database {} is {state}, but the site holds {evidence}: ois will not start a new, empty database over them. Restore site.db (with its site.db-wal) from a backup, or start a new site in another directory (`ois --site DIR site init`)", path.display())]
+    #[error("the site database {} is {state}, but the site holds {evidence}: ois will not start a new, empty database over them. Restore site.db (with its site.db-wal) from a backup, or start a new site in another directory", path.display())]
     DatabaseLost {
         path: PathBuf,
         state: &'static str,
@@ -48,6 +50,15 @@ pub enum SiteError {
 }
 
 impl SiteError {
+    /// What to do about it, when the site can help.
+    pub fn hint(&self) -> Option<Hint> {
+        match self {
+            SiteError::Missing(root) => Some(Hint::InitSite { root: root.clone() }),
+            SiteError::DatabaseLost { .. } => Some(Hint::NewSite),
+            _ => None,
+        }
+    }
+
     pub(crate) fn io(path: &Path, source: std::io::Error) -> Self {
         SiteError::Io {
             path: path.to_path_buf(),

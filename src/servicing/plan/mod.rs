@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use serde::Serialize;
 
+use crate::hint::Hint;
 use crate::image::IndexDetail;
 use crate::library::cbs::CbsPackage;
 use crate::library::{Manifest, Update};
@@ -195,12 +196,27 @@ pub fn applicable<'a>(indexes: &[IndexDetail], library: &'a [Update]) -> Vec<&'a
         .collect()
 }
 
+/// Why a selection cannot be applied to an image, and what to do about it when that is more
+/// than changing the selection.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{reason}")]
+pub struct PlanError {
+    pub reason: String,
+    pub hint: Option<Hint>,
+}
+
+impl From<String> for PlanError {
+    fn from(reason: String) -> Self {
+        PlanError { reason, hint: None }
+    }
+}
+
 /// Builds the plan, or explains why the selection cannot be applied.
 pub fn plan(
     indexes: &[IndexDetail],
     catalog: Catalog,
     selection: &Selection,
-) -> Result<Plan, String> {
+) -> Result<Plan, PlanError> {
     let library = catalog.files;
     let targets = windows::Target::all(indexes);
     let sup = Supersedence::new(library);
@@ -232,7 +248,12 @@ pub fn plan(
                 let named: Vec<&CbsPackage> =
                     catalog.windows.iter().filter(|p| p.is_named(id)).collect();
                 if named.is_empty() {
-                    return Err(format!("update {id} is not in the content library: see `ois update list`, or import it with `ois update import`"));
+                    return Err(PlanError {
+                        reason: format!("update {id} is not in the content library"),
+                        hint: Some(Hint::FindOrImportUpdate {
+                            update: id.trim().to_string(),
+                        }),
+                    });
                 }
                 for p in named {
                     if !packages.iter().any(|q| q.identity == p.identity) {
@@ -250,7 +271,8 @@ pub fn plan(
                         "update {} applies to no index of this image: it {}",
                         u.id(),
                         reasons.join("; ")
-                    ));
+                    )
+                    .into());
                 }
             }
             for p in &packages {
@@ -264,7 +286,8 @@ pub fn plan(
                         p.id(),
                         p.identity,
                         reasons.join("; ")
-                    ));
+                    )
+                    .into());
                 }
             }
             (out, packages)
@@ -310,7 +333,8 @@ pub fn plan(
                         "update {} requires {r}, which is neither installed on index {} nor applied earlier in this run: add {r} to the selected updates",
                         u.id(),
                         index.info.index
-                    ));
+                    )
+                    .into());
                 }
             }
             updates.push(u.id().to_string());
@@ -461,11 +485,18 @@ mod tests {
         let lib = vec![update("KB9", X86, &[], &[]), update("KB1", X64, &[], &[])];
         let idx = vec![index(1, X64, "Professional", &["KB1"])];
         let err = plan(&idx, files(&lib), &Selection::Updates(vec!["KB9".into()])).unwrap_err();
-        assert!(err.contains("applies to no index"), "{err}");
+        assert!(err.reason.contains("applies to no index"), "{err}");
         let err = plan(&idx, files(&lib), &Selection::Updates(vec!["KB1".into()])).unwrap_err();
-        assert!(err.contains("already installed"), "{err}");
+        assert!(err.reason.contains("already installed"), "{err}");
         let err = plan(&idx, files(&lib), &Selection::Updates(vec!["KB404".into()])).unwrap_err();
-        assert!(err.contains("not in the content library"), "{err}");
+        assert!(err.reason.contains("not in the content library"), "{err}");
+        assert_eq!(
+            err.hint,
+            Some(Hint::FindOrImportUpdate {
+                update: "KB404".into()
+            })
+        );
+        assert!(!err.reason.contains("ois "), "{err}");
     }
 
     #[test]
@@ -489,7 +520,7 @@ mod tests {
         ];
         let idx = vec![index(1, X64, "Professional", &[])];
         let err = plan(&idx, files(&lib), &Selection::Updates(vec!["KB2".into()])).unwrap_err();
-        assert!(err.contains("requires KB1"), "{err}");
+        assert!(err.reason.contains("requires KB1"), "{err}");
         let ok = plan(
             &idx,
             files(&lib),

@@ -8,6 +8,8 @@ use std::collections::{BTreeSet, HashMap};
 
 use serde::Serialize;
 
+use super::PlanError;
+use crate::hint::Hint;
 use crate::image::IndexDetail;
 use crate::library::cbs::{compare, CbsIdentity, CbsKind, CbsPackage, CbsVersion};
 use crate::library::Architecture;
@@ -353,7 +355,7 @@ pub fn plan(
     targets: &[Target],
     library: &[CbsPackage],
     mut selected: Vec<&CbsPackage>,
-) -> Result<WindowsPlan, String> {
+) -> Result<WindowsPlan, PlanError> {
     let mut out = WindowsPlan::default();
     // A checkpoint base selected with the update built on it stays: it is not superseded.
     let bases: Vec<(u32, u32)> = selected.iter().filter_map(|p| checkpoint_base(p)).collect();
@@ -408,13 +410,16 @@ pub fn plan(
                     queue.push(base);
                 }
                 None => {
-                    return Err(format!(
-                        "{} ({}) is a checkpoint-based cumulative update: it needs the checkpoint cumulative update for {build}.{revision} first, and index {} is at {}, no selected update brings it there and the content library has no cumulative update {build}.{revision}: download that checkpoint update (the Microsoft Update Catalog lists it as this update's prerequisite) and import it with `ois update import`",
-                        cu.id(),
-                        cu.identity,
-                        index.info.index,
-                        at.map_or("an unknown revision".into(), |(b, r)| format!("{b}.{r}"))
-                    ));
+                    return Err(PlanError {
+                        reason: format!(
+                            "{} ({}) is a checkpoint-based cumulative update: it needs the checkpoint cumulative update for {build}.{revision} first, and index {} is at {}, no selected update brings it there and the content library has no cumulative update {build}.{revision}: download that checkpoint update (the Microsoft Update Catalog lists it as this update's prerequisite)",
+                            cu.id(),
+                            cu.identity,
+                            index.info.index,
+                            at.map_or("an unknown revision".into(), |(b, r)| format!("{b}.{r}"))
+                        ),
+                        hint: Some(Hint::ImportUpdate),
+                    });
                 }
             }
         }
@@ -711,9 +716,11 @@ mod tests {
         let alone = vec![later.clone()];
         let err = plan(&Target::all(&rtm), &alone, vec![&alone[0]]).unwrap_err();
         assert!(
-            err.contains("checkpoint cumulative update for 26100.1742"),
+            err.reason
+                .contains("checkpoint cumulative update for 26100.1742"),
             "{err}"
         );
-        assert!(err.contains("KB5044284"), "{err}");
+        assert!(err.reason.contains("KB5044284"), "{err}");
+        assert_eq!(err.hint, Some(Hint::ImportUpdate));
     }
 }
