@@ -11,26 +11,17 @@ use super::{
     Cli, Command, ImageCommand, SchedulerCommand, ServiceArgs, SiteCommand, UpdateCommand,
     UpdateFilter,
 };
-use ois::image::{self, ImageError, ImageKind};
+use ois::commands::{UpdateQuery, UpdateSummary};
+use ois::image::{self, ImageKind};
 use ois::library::cbs::CbsPackage;
-use ois::library::{self, ArchFilter, ContentLibrary, ImportStatus, LibraryError, PackageKind};
-use ois::servicing::{self, ImageOutcome, RunEvent, RunStatus, ServiceOptions, ServicingError};
+use ois::library::{self, ImportStatus};
+use ois::servicing::{self, ImageOutcome, RunEvent, RunStatus, ServiceOptions};
 use ois::site::{self, ServicingDrive, Site, SiteError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum CliError {
     #[error(transparent)]
     Site(#[from] SiteError),
-    #[error(transparent)]
-    Library(#[from] LibraryError),
-    #[error(transparent)]
-    Image(#[from] ImageError),
-    #[error(transparent)]
-    Servicing(#[from] ServicingError),
-    #[error(transparent)]
-    Schedule(Box<ois::schedule::ScheduleError>),
-    #[error(transparent)]
-    Distribution(#[from] ois::distribution::DistributionError),
     #[error(transparent)]
     Command(Box<ois::commands::CommandError>),
     #[error("{0}")]
@@ -45,22 +36,11 @@ impl From<ois::commands::CommandError> for CliError {
     }
 }
 
-impl From<ois::schedule::ScheduleError> for CliError {
-    fn from(e: ois::schedule::ScheduleError) -> Self {
-        CliError::Schedule(Box::new(e))
-    }
-}
-
 impl CliError {
     /// What to do about it, from the engine module that failed.
     pub fn hint(&self) -> Option<ois::hint::Hint> {
         match self {
             CliError::Site(e) => e.hint(),
-            CliError::Library(e) => e.hint(),
-            CliError::Image(e) => e.hint(),
-            CliError::Servicing(e) => e.hint(),
-            CliError::Schedule(e) => e.hint(),
-            CliError::Distribution(e) => e.hint(),
             CliError::Command(e) => e.hint(),
             CliError::Usage(_) | CliError::Other(_) => None,
         }
@@ -135,10 +115,7 @@ pub fn run(cli: Cli) -> Result<u8, CliError> {
             json,
         ),
         Command::Image(ImageCommand::Remove { image }) => {
-            let site = Site::open(&cli.site, ois::SCHEMA)?;
-            let db = site.database()?;
-            let img = image::find(&db, &image)?;
-            image::remove(&db, &img)?;
+            let img = ois::commands::remove_image(&Site::open(&cli.site, ois::SCHEMA)?, &image)?;
             println!(
                 "Removed image {} from the catalog; {} is kept",
                 img.name,
@@ -274,23 +251,7 @@ fn site_drives(site: &Site, json: bool) -> Result<u8, CliError> {
 }
 
 fn update_import(site: &Site, paths: &[std::path::PathBuf], json: bool) -> Result<u8, CliError> {
-    let mut db = site.database()?;
-    let library = ContentLibrary::new(site);
-    let outcomes = library.import(&mut db, paths)?;
-    // Payloads are compressed once here for the images that will take them, not per image.
-    let compressions = image::compressions(&db)?;
-    if !compressions.is_empty() {
-        for u in library.all(&db)? {
-            if outcomes.iter().any(|o| o.id.eq_ignore_ascii_case(u.id())) {
-                if let Err(e) = library.prepare_compressed(&db, &u, &compressions) {
-                    tracing::warn!(
-                        "update {}: payload not compressed ahead ({e}); servicing will",
-                        u.id()
-                    );
-                }
-            }
-        }
-    }
+    let outcomes = ois::commands::import_updates(site, paths)?;
     if json {
         render::json(&outcomes);
     } else {
@@ -312,136 +273,58 @@ fn update_import(site: &Site, paths: &[std::path::PathBuf], json: bool) -> Resul
     Ok(0)
 }
 
-fn arch_filter(f: &UpdateFilter) -> Result<ArchFilter, CliError> {
-    f.arch
-        .parse()
-        .map_err(|e| CliError::Usage(format!("--arch {e}")))
-}
-
-/// An update as `update list` and `update show --json` give it, with its kind.
-fn update_json(u: &library::Update) -> serde_json::Value {
-    let mut v = serde_json::to_value(u).unwrap_or_default();
-    v["kind"] = json!(PackageKind::File.as_str());
-    v
-}
-
-fn windows_json(p: &CbsPackage) -> serde_json::Value {
-    let mut v = serde_json::to_value(p).unwrap_or_default();
-    v["id"] = json!(p.id());
-    v["kind"] = json!(PackageKind::Cbs.as_str());
-    v["title"] = json!(windows_title(p));
-    v
-}
-
-fn windows_title(p: &CbsPackage) -> String {
-    format!("{} {}", p.kind.label(), p.identity)
+fn update_query(f: &UpdateFilter) -> Result<UpdateQuery, CliError> {
+    Ok(UpdateQuery {
+        filter: f.filter.clone(),
+        architecture: f
+            .arch
+            .parse()
+            .map_err(|e| CliError::Usage(format!("--arch {e}")))?,
+    })
 }
 
 /// File-level updates and Windows packages side by side.
-fn print_updates(updates: &[&library::Update], windows: &[&CbsPackage], json: bool) {
+fn print_updates(updates: &[UpdateSummary], json: bool) {
     if json {
-        let rows: Vec<serde_json::Value> = updates
-            .iter()
-            .map(|u| update_json(u))
-            .chain(windows.iter().map(|p| windows_json(p)))
-            .collect();
-        render::json(&rows);
+        render::json_value(&updates);
         return;
     }
-    let mut rows: Vec<Vec<String>> = updates
+    let rows: Vec<Vec<String>> = updates
         .iter()
         .map(|u| {
-            let m = &u.manifest;
             vec![
-                m.id.clone(),
-                PackageKind::File.as_str().into(),
-                m.architecture.to_string(),
-                opt(&m.classification),
-                m.title.clone(),
+                u.id().to_string(),
+                u.kind().as_str().into(),
+                u.architecture(),
+                opt(&u.classification()),
+                u.title().to_string(),
             ]
         })
         .collect();
-    rows.extend(windows.iter().map(|p| {
-        vec![
-            p.id().to_string(),
-            PackageKind::Cbs.as_str().into(),
-            p.architecture.clone(),
-            opt(&p.classification),
-            windows_title(p),
-        ]
-    }));
     render::table(&["Id", "Kind", "Arch", "Classification", "Title"], &rows);
 }
 
 fn update_list(site: &Site, f: &UpdateFilter) -> Result<u8, CliError> {
-    let db = site.database()?;
-    let library = ContentLibrary::new(site);
-    let arch = arch_filter(f)?;
-    let updates = library.list(&db, f.filter.as_deref(), arch)?;
-    let windows: Vec<CbsPackage> = library
-        .windows_packages(&db)?
-        .into_iter()
-        .filter(|p| windows_package_listed(p, f, arch))
-        .collect();
-    print_updates(
-        &updates.iter().collect::<Vec<_>>(),
-        &windows.iter().collect::<Vec<_>>(),
-        f.json,
-    );
+    let updates = ois::commands::list_updates(site, &update_query(f)?)?;
+    print_updates(&updates, f.json);
     Ok(0)
-}
-
-/// Does a Windows package pass `--filter` and `--arch`? One whose architecture is none of
-/// the filter's (wow64 aside) is listed only for `--arch all`.
-fn windows_package_listed(p: &CbsPackage, f: &UpdateFilter, arch: ArchFilter) -> bool {
-    p.matches_text(f.filter.as_deref())
-        && match p.arch_filter_value() {
-            Some(a) => arch.matches(a),
-            None => arch == ArchFilter::All,
-        }
 }
 
 /// `update show`: every update the key names (an update id, a KB, an identity).
 fn update_show(site: &Site, key: &str, json: bool) -> Result<u8, CliError> {
-    let db = site.database()?;
-    let library = ContentLibrary::new(site);
-    let updates: Vec<library::Update> = library
-        .all(&db)?
-        .into_iter()
-        .filter(|u| u.id().eq_ignore_ascii_case(key.trim()))
-        .collect();
-    let windows: Vec<CbsPackage> = library
-        .windows_packages(&db)?
-        .into_iter()
-        .filter(|p| p.is_named(key))
-        .collect();
-    if updates.is_empty() && windows.is_empty() {
-        return Err(LibraryError::UnknownUpdate(key.to_string()).into());
-    }
+    let updates = ois::commands::show_update(site, key)?;
     if json {
-        let mut rows: Vec<serde_json::Value> = Vec::new();
-        for u in &updates {
-            let mut v = update_json(u);
-            v["files"] = json!(u.files);
-            rows.push(v);
-        }
-        rows.extend(windows.iter().map(windows_json));
-        render::json(&rows);
+        render::json_value(&updates);
         return Ok(0);
     }
-    let mut first = true;
-    let mut gap = || {
-        if !std::mem::take(&mut first) {
+    for (i, u) in updates.iter().enumerate() {
+        if i > 0 {
             println!();
         }
-    };
-    for u in &updates {
-        gap();
-        print_file_update(u);
-    }
-    for p in &windows {
-        gap();
-        print_windows_package(p);
+        match u {
+            UpdateSummary::File { update, .. } => print_file_update(update),
+            UpdateSummary::Windows { package, .. } => print_windows_package(package),
+        }
     }
     Ok(0)
 }
@@ -595,18 +478,18 @@ fn image_import(
     let kind: ImageKind = kind
         .parse()
         .map_err(|e| CliError::Usage(format!("--kind {e}")))?;
-    let mut db = site.database()?;
-    let (img, indexes) = image::import(site, &mut db, wim, kind, name)?;
+    let imported = ois::commands::import_image(site, wim, kind, name)?;
     if json {
-        render::json(&json!({"image": img, "indexes": indexes}));
+        render::json_value(&imported);
     } else {
+        let img = &imported.image;
         println!(
             "Registered image {} (id {}) from {}",
             img.name,
             img.id,
             img.path.display()
         );
-        print_indexes(&indexes);
+        print_indexes(&imported.indexes);
     }
     Ok(0)
 }
@@ -682,41 +565,43 @@ fn print_windows_packages(indexes: &[image::IndexDetail], all: bool) {
 }
 
 fn image_list(site: &Site, json: bool) -> Result<u8, CliError> {
-    let db = site.database()?;
-    let images = image::list(&db)?;
-    let mut rows = Vec::new();
-    let mut listed = Vec::new();
-    for img in &images {
-        let (status, next) = ois::schedule::status(&db, img.id)?;
-        let provisioning = servicing::lease::current(&db, img.id).map_err(|e| db.error(e))?;
-        if json {
-            let mut entry = serde_json::to_value(img).unwrap_or_default();
-            entry["scheduled_updates_date"] = json!(next);
-            entry["scheduled_updates_status"] = json!(status);
-            entry["provisioning_mode"] = json!(provisioning);
-            listed.push(entry);
-            continue;
-        }
-        rows.push(vec![
-            img.id.to_string(),
-            img.name.clone(),
-            img.kind.as_str().to_string(),
-            bytes(img.size_bytes),
-            next.as_deref()
-                .map_or("-".into(), super::schedule::local_time),
-            status.as_str().to_string(),
-            if provisioning.is_some() {
-                "yes".into()
-            } else {
-                "no".into()
-            },
-            img.path.display().to_string(),
-        ]);
-    }
+    let images = ois::commands::list_images(site)?;
     if json {
+        let listed: Vec<serde_json::Value> = images
+            .iter()
+            .map(|s| {
+                let mut entry = serde_json::to_value(&s.image).unwrap_or_default();
+                entry["scheduled_updates_date"] = json!(s.scheduled_updates_date);
+                entry["scheduled_updates_status"] = json!(s.scheduled_updates_status);
+                entry["provisioning_mode"] = json!(s.provisioning_mode);
+                entry
+            })
+            .collect();
         render::json(&listed);
         return Ok(0);
     }
+    let rows: Vec<Vec<String>> = images
+        .iter()
+        .map(|s| {
+            let img = &s.image;
+            vec![
+                img.id.to_string(),
+                img.name.clone(),
+                img.kind.as_str().to_string(),
+                bytes(img.size_bytes),
+                s.scheduled_updates_date
+                    .as_deref()
+                    .map_or("-".into(), super::schedule::local_time),
+                s.scheduled_updates_status.as_str().to_string(),
+                if s.provisioning_mode.is_some() {
+                    "yes".into()
+                } else {
+                    "no".into()
+                },
+                img.path.display().to_string(),
+            ]
+        })
+        .collect();
     render::table(
         &[
             "Id",
@@ -878,26 +763,8 @@ fn print_registry_changes(changes: &[ois::registry::Applied], indent: &str) {
 }
 
 fn image_applicable(site: &Site, key: &str, f: &UpdateFilter) -> Result<u8, CliError> {
-    let db = site.database()?;
-    let img = image::find(&db, key)?;
-    let indexes = image::indexes(&db, &img)?;
-    let library = ContentLibrary::new(site);
-    let all = library.all(&db)?;
-    let windows_library = library.windows_packages(&db)?;
-    let arch = arch_filter(f)?;
-    let updates: Vec<&library::Update> = servicing::applicable(&indexes, &all)
-        .into_iter()
-        .filter(|u| {
-            arch.matches(u.manifest.architecture)
-                && library::matches_text(&u.manifest, f.filter.as_deref())
-        })
-        .collect();
-    let windows: Vec<&CbsPackage> =
-        servicing::plan::windows::applicable(&indexes, &windows_library)
-            .into_iter()
-            .filter(|p| windows_package_listed(p, f, arch))
-            .collect();
-    print_updates(&updates, &windows, f.json);
+    let updates = ois::commands::applicable_updates(site, key, &update_query(f)?)?;
+    print_updates(&updates, f.json);
     Ok(0)
 }
 
@@ -935,12 +802,7 @@ pub(super) fn service_images(
     update_dps: bool,
     show_progress: bool,
 ) -> Result<Vec<ois::commands::ServiceOutcome>, CliError> {
-    let db = site.database()?;
-    let found: Vec<image::Image> = images
-        .iter()
-        .map(|k| image::find(&db, k))
-        .collect::<Result<_, _>>()?;
-    drop(db);
+    let found = ois::commands::find_images(site, images)?;
     let names: Vec<String> = found.iter().map(|i| i.name.clone()).collect();
     let ids: Vec<image::ImageId> = found.iter().map(|i| i.id).collect();
     let (_multi, bars) = progress_observer(
@@ -977,6 +839,7 @@ fn service(site: &Site, args: &ServiceArgs) -> Result<u8, CliError> {
     for ois::commands::ServiceOutcome {
         outcome: o,
         distributed,
+        distribution_error,
     } in outcomes.iter()
     {
         if args.json {
@@ -984,10 +847,10 @@ fn service(site: &Site, args: &ServiceArgs) -> Result<u8, CliError> {
         } else {
             print_outcome(o);
         }
+        if let Some(e) = distribution_error {
+            return Err(CliError::Other(e.clone()));
+        }
         if let Some(distributed) = distributed {
-            let distributed = distributed.as_ref().map_err(|e| {
-                CliError::Other(super::hint::with_hint(&e.to_string(), e.hint().as_ref()))
-            })?;
             dp_code = dp_code.max(super::dp::print_updated_dps(
                 &o.image,
                 distributed,

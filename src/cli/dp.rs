@@ -5,10 +5,10 @@ use serde_json::json;
 
 use super::commands::CliError;
 use super::render::{self, bytes, opt};
+use ois::commands::{self, Distributed};
 use ois::distribution::{
-    self, hresult, Distribution, DistributionError, DistributionPoint, DpOutcome, DpProperties, Nal,
+    self, hresult, Distribution, DistributionPoint, DpOutcome, DpProperties, Nal,
 };
-use ois::image;
 use ois::site::Site;
 
 #[derive(Subcommand, Debug)]
@@ -163,7 +163,7 @@ pub fn run(site: &Site, cmd: DpCommand) -> Result<u8, CliError> {
             props,
             json,
         } => {
-            let dp = distribution::add(site, &nal_path, &properties(Some(target), &props, &[])?)?;
+            let dp = commands::add_dp(site, &nal_path, &properties(Some(target), &props, &[])?)?;
             if json {
                 render::json(&dp);
             } else {
@@ -172,7 +172,7 @@ pub fn run(site: &Site, cmd: DpCommand) -> Result<u8, CliError> {
             Ok(0)
         }
         DpCommand::List { json } => {
-            let dps = distribution::list(site)?;
+            let dps = commands::list_dps(site)?;
             if json {
                 render::json(&dps);
                 return Ok(0);
@@ -206,13 +206,13 @@ pub fn run(site: &Site, cmd: DpCommand) -> Result<u8, CliError> {
             Ok(0)
         }
         DpCommand::Show { nal_path, json } => {
-            let (dp, dists) = distribution::show(site, &nal_path)?;
+            let view = commands::show_dp(site, &nal_path)?;
             if json {
-                render::json(&json!({"dp": dp, "distributions": dists}));
+                render::json_value(&view);
             } else {
-                print_dp(&dp);
+                print_dp(&view.dp);
                 println!("\nContent");
-                print_distributions(&dists, false);
+                print_distributions(&view.distributions, false);
             }
             Ok(0)
         }
@@ -224,7 +224,7 @@ pub fn run(site: &Site, cmd: DpCommand) -> Result<u8, CliError> {
             json,
         } => {
             let p = properties(target, &props, &remove_boundary_groups)?;
-            let dp = distribution::set(site, &nal_path, &p)?;
+            let dp = commands::set_dp(site, &nal_path, &p)?;
             if json {
                 render::json(&dp);
             } else {
@@ -233,7 +233,7 @@ pub fn run(site: &Site, cmd: DpCommand) -> Result<u8, CliError> {
             Ok(0)
         }
         DpCommand::Remove { nal_path } => {
-            let dp = distribution::remove(site, &nal_path)?;
+            let dp = commands::remove_dp(site, &nal_path)?;
             println!(
                 "Removed distribution point {}; its content on {} is kept",
                 dp.nal_path, dp.target
@@ -244,12 +244,7 @@ pub fn run(site: &Site, cmd: DpCommand) -> Result<u8, CliError> {
             set_maintenance_mode(site, &nal_path, &mode)
         }
         DpCommand::Validate { nal_path, json } => {
-            let nal = nal_path
-                .as_deref()
-                .map(Nal::parse)
-                .transpose()
-                .map_err(DistributionError::MalformedNal)?;
-            let results = distribution::validate(site, nal.as_ref())?;
+            let results = commands::validate_dps(site, nal_path.as_deref())?;
             let bad = results.iter().filter(|r| !r.ok).count();
             if json {
                 render::json(&results);
@@ -265,11 +260,11 @@ pub fn run(site: &Site, cmd: DpCommand) -> Result<u8, CliError> {
             Ok(u8::from(bad > 0))
         }
         DpCommand::Retry { json } => {
-            let outcomes = distribution::retry_due(site)?;
+            let outcomes = commands::retry_distributions(site)?;
             print_outcomes(&outcomes, json)
         }
         DpCommand::Upgrade { json } => {
-            let ups = distribution::upgrade_layouts(site)?;
+            let ups = commands::upgrade_dp_layouts(site)?;
             if json {
                 render::json(&ups);
             } else if ups.is_empty() {
@@ -293,49 +288,37 @@ fn server(nal_path: &str) -> String {
 
 /// Prints the uint32 result on stdout, as the WMI method returns it; the reason on stderr.
 fn set_maintenance_mode(site: &Site, nal_path: &str, mode: &str) -> Result<u8, CliError> {
-    let result = mode
-        .trim()
-        .parse::<u32>()
-        .map_err(|_| DistributionError::InvalidMode(mode.to_string()))
-        .and_then(|m| {
-            // A malformed NAL path is reported before a bad MODE, as the method checks its
-            // first argument first.
-            Nal::parse(nal_path).map_err(DistributionError::MalformedNal)?;
-            distribution::change_maintenance_mode(site, nal_path, m)
-        });
-    match result {
-        Ok(change) => {
-            for image in &change.unserved_images {
+    match commands::set_maintenance_mode(site, nal_path, mode) {
+        Ok(set) => {
+            for image in &set.change.unserved_images {
                 eprintln!(
                     "warning: image {image} has no other distribution point outside maintenance \
                      mode: clients cannot download it until maintenance mode is disabled"
                 );
             }
-            println!("{}", hresult::S_OK);
-            if change.mode == 0 {
-                let outcomes = distribution::send_pending(site, nal_path)?;
-                for o in &outcomes {
-                    eprintln!("{}", outcome_line(o));
-                }
-                if outcomes
-                    .iter()
-                    .any(|o| o.status != distribution::DistStatus::Installed)
-                {
-                    eprintln!("warning: some pending distributions failed; see `ois dp show`");
-                }
+            println!("{}", set.return_value);
+            if let Some(e) = set.send_error {
+                return Err(CliError::Other(e));
+            }
+            for o in &set.sent {
+                eprintln!("{}", outcome_line(o));
+            }
+            if set
+                .sent
+                .iter()
+                .any(|o| o.status != distribution::DistStatus::Installed)
+            {
+                eprintln!("warning: some pending distributions failed; see `ois dp show`");
             }
             Ok(0)
         }
-        Err(e) => {
-            let code = match (&e, Nal::parse(nal_path)) {
-                (_, Err(_)) => hresult::E_INVALIDARG,
-                _ => e.hresult(),
-            };
+        Err(failed) => {
+            let code = failed.return_value;
             println!("{code}");
             eprintln!(
                 "error: 0x{code:08X} {}: {}",
                 hresult::name(code),
-                super::hint::with_hint(&e.to_string(), e.hint().as_ref())
+                super::hint::with_hint(&failed.error.to_string(), failed.error.hint().as_ref())
             );
             Ok(1)
         }
@@ -451,22 +434,12 @@ pub(super) fn print_outcomes(outcomes: &[DpOutcome], json: bool) -> Result<u8, C
 }
 
 pub fn distribute(site: &Site, args: &DistributeArgs) -> Result<u8, CliError> {
-    let nals: Vec<Nal> = args
-        .dps
-        .iter()
-        .map(|s| Nal::parse(s).map_err(DistributionError::MalformedNal))
-        .collect::<Result<_, _>>()?;
-    let img = image::find(&site.database()?, &args.image)?;
-    let outcomes = distribution::distribute_image_with(
-        site,
-        img.id,
-        (!nals.is_empty()).then_some(nals.as_slice()),
-        args.jobs,
-    )?;
+    let Distributed { image, outcomes } =
+        commands::distribute_image(site, &args.image, &args.dps, args.jobs)?;
     if outcomes.is_empty() {
         return Err(CliError::Usage(format!(
             "image {} is on no distribution point and assigned to none: name one with --dp NALPATH",
-            img.name
+            image.name
         )));
     }
     print_outcomes(&outcomes, args.json)
@@ -502,7 +475,7 @@ pub fn content(site: &Site, cmd: ContentCommand) -> Result<u8, CliError> {
             boundary_group,
             json,
         } => {
-            let locations = distribution::locate(site, &image, boundary_group.as_deref())?;
+            let locations = commands::locate_content(site, &image, boundary_group.as_deref())?;
             if json {
                 render::json(&locations);
             } else {

@@ -6,8 +6,9 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use super::commands::{print_outcome, service_images, CliError};
-use ois::image::{self, ImageKind};
-use ois::library::ContentLibrary;
+use ois::commands::{self, ImportedImage, UpdateQuery};
+use ois::image::ImageKind;
+use ois::library::PackageKind;
 use ois::servicing::{self, RunStatus, Selection, ServiceOptions};
 use ois::site::Site;
 use ois::wim::{TreeEntry, Wim};
@@ -32,8 +33,7 @@ fn listing(path: &Path) -> Result<Vec<BTreeMap<String, TreeEntry>>, CliError> {
 
 pub fn run(site_dir: &Path) -> Result<u8, CliError> {
     let site = Site::open(site_dir, ois::SCHEMA)?;
-    let mut db = site.database()?;
-    let n = image::list(&db)?.len() + 1;
+    let n = commands::list_images(&site)?.len() + 1;
     let work = site.root().join("samples").join(format!("quickstart-{n}"));
     std::fs::create_dir_all(&work).map_err(other)?;
     let wim_path = work.join("install.wim");
@@ -45,7 +45,10 @@ pub fn run(site_dir: &Path) -> Result<u8, CliError> {
     );
     ois::sample::golden_image(scratch.path(), &wim_path).map_err(other)?;
     let name = format!("Windows 11 sample {n}");
-    let (img, indexes) = image::import(&site, &mut db, &wim_path, ImageKind::OsImage, Some(&name))?;
+    let ImportedImage {
+        image: img,
+        indexes,
+    } = commands::import_image(&site, &wim_path, ImageKind::OsImage, Some(&name))?;
     for i in &indexes {
         let installed: Vec<&str> = i.installed.iter().map(|u| u.id.as_str()).collect();
         println!(
@@ -59,17 +62,15 @@ pub fn run(site_dir: &Path) -> Result<u8, CliError> {
 
     println!("2. Importing sample update packages into the content library");
     let packages = ois::sample::sample_packages(&work.join("packages")).map_err(other)?;
-    let library = ContentLibrary::new(&site);
-    for o in library.import(&mut db, &packages)? {
+    for o in commands::import_updates(&site, &packages)? {
         println!("   {:<10} {}", o.id, o.title);
     }
 
     println!("3. Applicable updates for {}", img.name);
-    let all = library.all(&db)?;
-    for u in servicing::applicable(&indexes, &all) {
-        println!("   {:<10} {}", u.id(), u.manifest.title);
+    let applicable = commands::applicable_updates(&site, &img.name, &UpdateQuery::default())?;
+    for u in applicable.iter().filter(|u| u.kind() == PackageKind::File) {
+        println!("   {:<10} {}", u.id(), u.title());
     }
-    drop(db);
 
     println!("4. Servicing every index with all applicable updates");
     let before = listing(&wim_path)?;

@@ -36,6 +36,15 @@ pub fn json<T: Serialize + ?Sized>(value: &T) {
     }
 }
 
+/// JSON with every object's keys in order, as `serde_json::Value` holds them: for views
+/// whose output was built as values.
+pub fn json_value<T: Serialize + ?Sized>(value: &T) {
+    match serde_json::to_value(value) {
+        Ok(v) => json(&v),
+        Err(e) => eprintln!("error: cannot render JSON: {e}"),
+    }
+}
+
 /// One JSON object per line.
 pub fn json_line<T: Serialize + ?Sized>(value: &T) {
     match serde_json::to_string(value) {

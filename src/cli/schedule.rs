@@ -9,11 +9,8 @@ use serde_json::json;
 use super::commands::{print_outcome, CliError};
 use super::render;
 use super::ScheduleArgs;
-use ois::image;
-use ois::schedule::{
-    self, scheduler, timing, CancelOutcome, ScheduleRequest, SchedulerEvent, SchedulerOptions,
-    Timing,
-};
+use ois::commands::{Canceled, Repaired, Scheduled, When};
+use ois::schedule::{timing, CancelOutcome, ScheduleRequest, SchedulerEvent, SchedulerOptions};
 use ois::servicing;
 use ois::site::Site;
 
@@ -28,29 +25,21 @@ pub(super) fn stop_on_signals() -> Result<Arc<AtomicBool>, CliError> {
 }
 
 pub(super) fn schedule(site: &Site, args: &ScheduleArgs) -> Result<u8, CliError> {
-    let timing = if let Some(expression) = &args.cron {
-        timing::parse_cron(expression).map_err(CliError::Usage)?;
-        Timing::Cron {
-            expression: expression.trim().to_string(),
-        }
-    } else {
-        let at = match &args.at {
-            Some(text) => timing::parse_at(text).map_err(CliError::Usage)?,
-            None => chrono::Utc::now(),
-        };
-        Timing::Once {
-            at: timing::stamp(at),
-        }
+    let when = match (&args.cron, &args.at) {
+        (Some(expression), _) => When::Cron(expression.clone()),
+        (None, Some(text)) => When::At(text.clone()),
+        (None, None) => When::Now,
     };
     let request = ScheduleRequest {
         updates: args.selection.selection(),
-        timing,
+        timing: when.timing().map_err(CliError::Usage)?,
         continue_on_error: args.continue_on_error,
         update_dps: args.update_dps,
     };
-    let db = site.database()?;
-    let img = image::find(&db, &args.image)?;
-    let saved = schedule::set(&db, &img, &request)?;
+    let Scheduled {
+        image: img,
+        schedule: saved,
+    } = ois::commands::schedule_updates(site, &args.image, &request)?;
     if args.json {
         render::json(&saved);
     } else {
@@ -66,16 +55,16 @@ pub(super) fn schedule(site: &Site, args: &ScheduleArgs) -> Result<u8, CliError>
 }
 
 pub(super) fn unschedule(site: &Site, key: &str) -> Result<u8, CliError> {
-    let db = site.database()?;
-    let img = image::find(&db, key)?;
-    schedule::remove(&db, &img)?;
+    let img = ois::commands::unschedule(site, key)?;
     println!("Removed the schedule of image {}", img.name);
     Ok(0)
 }
 
 pub(super) fn cancel(site: &Site, key: &str, wait: u64, json: bool) -> Result<u8, CliError> {
-    let img = image::find(&site.database()?, key)?;
-    let outcome = schedule::cancel(site, &img, Duration::from_secs(wait))?;
+    let Canceled {
+        image: img,
+        outcome,
+    } = ois::commands::cancel(site, key, Duration::from_secs(wait))?;
     if json {
         render::json(&outcome);
     } else {
@@ -123,8 +112,7 @@ pub(super) fn set_provisioning_mode(
             "an image enters provisioning mode only when a servicing run starts; use `false` to take it out".into(),
         ));
     }
-    let img = image::find(&site.database()?, key)?;
-    let repair = schedule::leave_provisioning_mode(site, &img)?;
+    let Repaired { image: img, repair } = ois::commands::leave_provisioning_mode(site, key)?;
     if json {
         render::json(&json!({"image": img.name, "repair": repair}));
         return Ok(0);
@@ -239,7 +227,7 @@ pub(super) fn scheduler_run(
             SchedulerEvent::Error(e) => println!("error: {e}"),
         }
     };
-    scheduler::run(site, &options, &on_event)?;
+    ois::commands::run_scheduler(site, &options, &on_event)?;
     Ok(if once && failures.into_inner() > 0 {
         1
     } else {

@@ -2,11 +2,30 @@
 //! once and returns a `Serialize` view, so the CLI (and the site server to come) only parse
 //! arguments and render. Modelled on rustic_core's `commands/` layer.
 
+mod distribution;
 mod image_view;
+mod images;
+mod schedule;
 mod service;
+mod updates;
 
-pub use image_view::{image_view, ImageView, ServicingView};
-pub use service::{service, ServiceOutcome};
+pub use distribution::{
+    add_dp, distribute_image, list_dps, locate_content, remove_dp, retry_distributions, set_dp,
+    set_maintenance_mode, show_dp, upgrade_dp_layouts, validate_dps, Distributed, DpView,
+    MaintenanceModeFailed, MaintenanceModeSet,
+};
+pub use image_view::{image_view, ImageView, InstalledUpdates, ServicingView};
+pub use images::{
+    find_images, import_image, list_images, remove_image, ImageSummary, ImportedImage,
+};
+pub use schedule::{
+    cancel, leave_provisioning_mode, schedule_updates, unschedule, Canceled, Repaired, Scheduled,
+    When,
+};
+pub use service::{run_scheduler, service, ServiceOutcome};
+pub use updates::{
+    applicable_updates, import_updates, list_updates, show_update, UpdateQuery, UpdateSummary,
+};
 
 use crate::distribution::DistributionError;
 use crate::hint::Hint;

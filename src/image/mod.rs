@@ -384,6 +384,17 @@ pub fn list(db: &Database) -> Result<Vec<Image>, ImageError> {
     Ok(rows)
 }
 
+/// How many indexes an image holds.
+pub fn index_count(db: &Database, id: ImageId) -> Result<usize, ImageError> {
+    db.query_row(
+        "SELECT COUNT(*) FROM image_indexes WHERE image_id = ?1",
+        [id],
+        |r| r.get::<_, i64>(0),
+    )
+    .map(|n| n as usize)
+    .map_err(|e| db.error(e).into())
+}
+
 /// The indexes of an image with their installed updates.
 pub fn indexes(db: &Database, image: &Image) -> Result<Vec<IndexDetail>, ImageError> {
     let mut stmt = db

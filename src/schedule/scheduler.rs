@@ -192,10 +192,13 @@ fn service_scheduled(
     );
     let (outcome, distributed) = match served {
         Ok(mut outcomes) => match outcomes.pop() {
-            Some(done) => (
-                Some(done.outcome),
-                done.distributed.map(|d| d.map_err(|e| e.to_string())),
-            ),
+            Some(done) => {
+                let distributed = match (done.distributed, done.distribution_error) {
+                    (_, Some(e)) => Some(Err(e)),
+                    (sent, None) => sent.map(Ok),
+                };
+                (Some(done.outcome), distributed)
+            }
             None => (None, None),
         },
         Err(e) => {

@@ -391,6 +391,18 @@ pub fn active_run(db: &Database, image_id: ImageId) -> Result<Option<RunId>, Sit
     .map_err(|e| db.error(e))
 }
 
+/// How the image's last run ended, or `In progress`.
+pub fn last_run_status(db: &Database, image_id: ImageId) -> Result<Option<String>, SiteError> {
+    use rusqlite::OptionalExtension;
+    db.query_row(
+        "SELECT status FROM servicing_runs WHERE image_id = ?1 ORDER BY id DESC LIMIT 1",
+        [image_id],
+        |r| r.get(0),
+    )
+    .optional()
+    .map_err(|e| db.error(e))
+}
+
 /// The status of a run by id.
 pub fn run_status(
     db: &Database,
