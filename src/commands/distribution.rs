@@ -74,7 +74,8 @@ pub struct MaintenanceModeSet {
 pub struct MaintenanceModeFailed {
     /// The uint32 the WMI method returns (see [`hresult`]).
     pub return_value: u32,
-    pub error: DistributionError,
+    // Boxed: errors travel in every Result.
+    pub error: Box<DistributionError>,
 }
 
 /// `SetDPMaintenanceMode(NALPath, Mode)`, MODE as given (text, so that anything but 0 or 1
@@ -99,7 +100,7 @@ pub fn set_maintenance_mode(
             Err(_) => hresult::E_INVALIDARG,
             Ok(_) => error.hresult(),
         },
-        error,
+        error: Box::new(error),
     })?;
     let (sent, send_error) = if change.mode == 0 {
         match distribution::send_pending(site, nal_path) {

@@ -55,9 +55,10 @@ impl UpdateQuery {
 #[derive(Debug, Clone, Serialize)]
 #[serde(untagged)]
 pub enum UpdateSummary {
+    // Boxed, both: the two records differ in size several times over.
     File {
         #[serde(flatten)]
-        update: Update,
+        update: Box<Update>,
         kind: PackageKind,
         /// The payload files: given by [`show_update`] only.
         #[serde(skip_serializing_if = "Option::is_none")]
@@ -65,7 +66,7 @@ pub enum UpdateSummary {
     },
     Windows {
         #[serde(flatten)]
-        package: CbsPackage,
+        package: Box<CbsPackage>,
         id: String,
         kind: PackageKind,
         title: String,
@@ -75,7 +76,7 @@ pub enum UpdateSummary {
 impl UpdateSummary {
     fn file(update: Update) -> Self {
         UpdateSummary::File {
-            update,
+            update: Box::new(update),
             kind: PackageKind::File,
             files: None,
         }
@@ -86,7 +87,7 @@ impl UpdateSummary {
             id: package.id().to_string(),
             title: format!("{} {}", package.kind.label(), package.identity),
             kind: PackageKind::Cbs,
-            package,
+            package: Box::new(package),
         }
     }
 
@@ -182,7 +183,7 @@ pub fn show_update(site: &Site, key: &str) -> Result<Vec<UpdateSummary>, Command
         .filter(|u| u.id().eq_ignore_ascii_case(key.trim()))
         .map(|u| UpdateSummary::File {
             files: Some(u.files.clone()),
-            update: u,
+            update: Box::new(u),
             kind: PackageKind::File,
         })
         .collect();
