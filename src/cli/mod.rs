@@ -252,7 +252,9 @@ impl UpdateSelection {
         if self.all_applicable {
             ois::servicing::Selection::AllApplicable(self.kind.unwrap_or_default())
         } else {
-            ois::servicing::Selection::Updates(self.updates.clone())
+            ois::servicing::Selection::Updates(
+                self.updates.iter().map(|u| u.as_str().into()).collect(),
+            )
         }
     }
 }

@@ -15,6 +15,7 @@ pub use timing::Timing;
 
 use crate::hint::Hint;
 use crate::image::{Image, ImageError, ImageId};
+use crate::library::UpdateId;
 use crate::servicing::{self, lease, KindFilter, RunId, Selection, ServicingError};
 use crate::site::{Database, Migrations, SiteError};
 
@@ -187,7 +188,15 @@ pub fn set(
     };
     let (updates, update_kind) = match &request.updates {
         Selection::AllApplicable(kind) => (None, *kind),
-        Selection::Updates(ids) => (Some(ids.join(",")), KindFilter::All),
+        Selection::Updates(ids) => (
+            Some(
+                ids.iter()
+                    .map(UpdateId::as_str)
+                    .collect::<Vec<_>>()
+                    .join(","),
+            ),
+            KindFilter::All,
+        ),
     };
     let after = last_run_id(db, img.id)?;
     db.execute(
@@ -247,7 +256,7 @@ fn from_row(r: &rusqlite::Row) -> rusqlite::Result<Schedule> {
             None => Selection::AllApplicable(
                 r.get::<_, String>(12)?.parse().unwrap_or(KindFilter::File),
             ),
-            Some(ids) => Selection::Updates(ids.split(',').map(str::to_string).collect()),
+            Some(ids) => Selection::Updates(ids.split(',').map(UpdateId::from).collect()),
         },
         timing: if kind == "cron" {
             Timing::Cron { expression: value }

@@ -4,7 +4,7 @@
 use rusqlite::params;
 
 use super::CbsPackage;
-use crate::library::LibraryError;
+use crate::library::{LibraryError, UpdateId};
 use crate::site::Database;
 
 /// What recording a package found (imports in several processes race between looking an
@@ -136,14 +136,14 @@ pub fn all(db: &Database) -> Result<Vec<CbsPackage>, LibraryError> {
 
 /// The Windows packages that `ids` name (an id that names a file-level update is that update),
 /// so a request can be checked against the host's servicers before it is planned.
-pub fn named(db: &Database, ids: &[String]) -> Result<Vec<CbsPackage>, LibraryError> {
+pub fn named(db: &Database, ids: &[UpdateId]) -> Result<Vec<CbsPackage>, LibraryError> {
     let mut windows: Option<Vec<CbsPackage>> = None;
     let mut out: Vec<CbsPackage> = Vec::new();
     for id in ids {
         let file_level: i64 = db
             .query_row(
                 "SELECT count(*) FROM updates WHERE id = ?1",
-                [id.trim()],
+                [id.as_str().trim()],
                 |r| r.get(0),
             )
             .map_err(|e| db.error(e))?;
@@ -154,7 +154,7 @@ pub fn named(db: &Database, ids: &[String]) -> Result<Vec<CbsPackage>, LibraryEr
             Some(p) => p,
             None => windows.insert(all(db)?),
         };
-        for p in packages.iter().filter(|p| p.is_named(id)) {
+        for p in packages.iter().filter(|p| p.is_named(id.as_str())) {
             if !out.iter().any(|o| o.identity == p.identity) {
                 out.push(p.clone());
             }

@@ -10,7 +10,7 @@ use serde::Serialize;
 use crate::hint::Hint;
 use crate::image::IndexDetail;
 use crate::library::cbs::CbsPackage;
-use crate::library::{Manifest, Update};
+use crate::library::{Manifest, Update, UpdateId};
 
 pub use windows::PlannedPackage;
 
@@ -60,7 +60,8 @@ impl std::str::FromStr for KindFilter {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Selection {
-    Updates(Vec<String>),
+    /// The updates by id (an update id, a KB or a Windows package identity).
+    Updates(Vec<UpdateId>),
     AllApplicable(KindFilter),
 }
 
@@ -239,19 +240,22 @@ pub fn plan(
             let mut out: Vec<&Update> = Vec::new();
             let mut packages: Vec<&CbsPackage> = Vec::new();
             for id in ids {
-                if let Some(u) = by_id.get(&id.trim().to_lowercase()) {
+                if let Some(u) = by_id.get(&id.as_str().trim().to_lowercase()) {
                     if !out.iter().any(|o| o.id().eq_ignore_ascii_case(u.id())) {
                         out.push(u);
                     }
                     continue;
                 }
-                let named: Vec<&CbsPackage> =
-                    catalog.windows.iter().filter(|p| p.is_named(id)).collect();
+                let named: Vec<&CbsPackage> = catalog
+                    .windows
+                    .iter()
+                    .filter(|p| p.is_named(id.as_str()))
+                    .collect();
                 if named.is_empty() {
                     return Err(PlanError {
                         reason: format!("update {id} is not in the content library"),
                         hint: Some(Hint::FindOrImportUpdate {
-                            update: id.trim().to_string(),
+                            update: id.as_str().trim().to_string(),
                         }),
                     });
                 }
