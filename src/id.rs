@@ -63,3 +63,29 @@ macro_rules! integer_id {
 }
 
 pub(crate) use integer_id;
+
+#[cfg(test)]
+mod tests {
+    integer_id!(
+        /// An id for the test.
+        TestId,
+        "a test id"
+    );
+
+    #[test]
+    fn an_integer_id_is_its_number_in_json_sql_and_text() {
+        let id: TestId = "42".parse().expect("id");
+        assert_eq!(id, TestId::new(42));
+        assert_eq!(id.get(), 42);
+        assert_eq!(id.to_string(), "42");
+        assert_eq!(serde_json::to_string(&id).expect("json"), "42");
+        assert_eq!(serde_json::from_str::<TestId>("42").expect("json"), id);
+        let err = "golden".parse::<TestId>().expect_err("not a number");
+        assert_eq!(err.to_string(), "\"golden\" is not a test id");
+        let db = rusqlite::Connection::open_in_memory().expect("db");
+        let back: TestId = db
+            .query_row("SELECT ?1", [id], |r| r.get(0))
+            .expect("round trip");
+        assert_eq!(back, id);
+    }
+}
