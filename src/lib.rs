@@ -17,6 +17,7 @@ pub mod log;
 pub mod registry;
 pub mod sample;
 pub mod schedule;
+pub mod server;
 pub mod servicing;
 pub mod site;
 pub mod wim;
@@ -29,4 +30,5 @@ pub static SCHEMA: site::Schema = &[
     &servicing::MIGRATIONS,
     &schedule::MIGRATIONS,
     &distribution::MIGRATIONS,
+    &server::MIGRATIONS,
 ];

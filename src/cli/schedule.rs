@@ -171,6 +171,10 @@ pub(super) fn scheduler_run(
     let failures = std::sync::atomic::AtomicUsize::new(0);
     let on_event = |event: SchedulerEvent| {
         use std::sync::atomic::Ordering::Relaxed;
+        // Progress is for live front ends (the site server); this output lists outcomes.
+        if matches!(event, SchedulerEvent::Progress { .. }) {
+            return;
+        }
         match &event {
             SchedulerEvent::RunFinished(o) if o.status != servicing::RunStatus::Successful => {
                 failures.fetch_add(1, Relaxed);
@@ -225,6 +229,7 @@ pub(super) fn scheduler_run(
                 }
             }
             SchedulerEvent::Error(e) => println!("error: {e}"),
+            SchedulerEvent::Progress { .. } => {}
         }
     };
     ois::commands::run_scheduler(site, &options, &on_event)?;
@@ -250,6 +255,7 @@ fn event_json(event: &SchedulerEvent) -> serde_json::Value {
         }
         SchedulerEvent::Validated(results) => json!({"event": "validated", "results": results}),
         SchedulerEvent::Error(e) => json!({"event": "error", "error": e}),
+        SchedulerEvent::Progress { image, .. } => json!({"event": "progress", "image": image}),
     }
 }
 
