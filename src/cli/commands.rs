@@ -113,6 +113,9 @@ pub fn run(cli: Cli) -> Result<u8, CliError> {
             all_packages,
             json,
         ),
+        Command::Image(ImageCommand::Changes(args)) => {
+            super::changes::show(&Site::open(&cli.site, ois::SCHEMA)?, &args)
+        }
         Command::Image(ImageCommand::Remove { image }) => {
             let site = Site::open(&cli.site, ois::SCHEMA)?;
             let db = site.database()?;

@@ -2,9 +2,11 @@
 //! once and returns a `Serialize` view, so the CLI (and the site server to come) only parse
 //! arguments and render. Modelled on rustic_core's `commands/` layer.
 
+mod image_changes;
 mod image_view;
 mod service;
 
+pub use image_changes::{image_changes, Change, IndexChanges, KindTotal, RunChanges, Totals};
 pub use image_view::{image_view, ImageView, ServicingView};
 pub use service::{service, ServiceOutcome};
 
