@@ -165,6 +165,8 @@ pub fn apply(
     for index_plan in &plan.indexes {
         check_index(index_plan.index).map_err(Stop::Refused)?;
         let mut failed_here: Vec<String> = Vec::new();
+        // What reading the tree before and after each call costs, for the run log.
+        let mut reading = std::time::Duration::ZERO;
         for id in &index_plan.updates {
             if canceled() {
                 return Err(Stop::Canceled);
@@ -189,8 +191,10 @@ pub fn apply(
                         let edit = hives.edit(wim, index_plan.index, update, &files)?;
                         let mut all = files.clone();
                         all.extend(edit.iter().flat_map(|e| e.commands.iter().cloned()));
+                        let timer = std::time::Instant::now();
                         let before = changes::Before::read(wim, index_plan.index, &all)
                             .map_err(|e| e.to_string())?;
+                        reading += timer.elapsed();
                         wim.update(index_plan.index, &all).map_err(|e| {
                             let detail = if e.details.is_empty() {
                                 String::new()
@@ -207,6 +211,7 @@ pub fn apply(
                         hives.commit(index_plan.index, &files, edit);
                         // The update is in the index now: a failure to read back what it did
                         // leaves its changes unrecorded, not the update failed.
+                        let timer = std::time::Instant::now();
                         let changed = before
                             .changes(wim, index_plan.index, &all, &hive_targets)
                             .unwrap_or_else(|e| {
@@ -216,6 +221,7 @@ pub fn apply(
                                 );
                                 Vec::new()
                             });
+                        reading += timer.elapsed();
                         Ok((applied, changed))
                     }),
             };
@@ -270,6 +276,13 @@ pub fn apply(
                     }
                 }
             }
+        }
+        if !index_plan.updates.is_empty() {
+            tracing::info!(
+                "index {}: the changed paths were read from the tree in {} ms",
+                index_plan.index,
+                reading.as_millis()
+            );
         }
     }
     Ok(())
