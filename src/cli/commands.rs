@@ -114,6 +114,9 @@ pub fn run(cli: Cli) -> Result<u8, CliError> {
             all_packages,
             json,
         ),
+        Command::Image(ImageCommand::Changes(args)) => {
+            super::changes::show(&Site::open(&cli.site, ois::SCHEMA)?, &args)
+        }
         Command::Image(ImageCommand::Remove { image }) => {
             let img = ois::commands::remove_image(&Site::open(&cli.site, ois::SCHEMA)?, &image)?;
             println!(

@@ -1,6 +1,7 @@
 //! Command-line interface: argument definitions, and rendering of what the engine returns.
 
 mod bench;
+mod changes;
 mod commands;
 mod dp;
 mod hint;
@@ -153,6 +154,9 @@ pub enum ImageCommand {
         #[arg(long)]
         json: bool,
     },
+    /// What a servicing run changed in each index: files added, replaced, deleted, renamed,
+    /// and registry hives edited, with their sizes
+    Changes(changes::ChangesArgs),
     /// Remove an image from the catalog, with its history (the WIM file is kept)
     Remove { image: String },
     /// Send the image's current version to distribution points

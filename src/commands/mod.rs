@@ -3,6 +3,7 @@
 //! arguments and render. Modelled on rustic_core's `commands/` layer.
 
 mod distribution;
+mod image_changes;
 mod image_view;
 mod images;
 mod schedule;
@@ -14,6 +15,7 @@ pub use distribution::{
     set_maintenance_mode, show_dp, upgrade_dp_layouts, validate_dps, Distributed, DpView,
     MaintenanceModeFailed, MaintenanceModeSet,
 };
+pub use image_changes::{image_changes, Change, IndexChanges, KindTotal, RunChanges, Totals};
 pub use image_view::{image_view, ImageView, InstalledUpdates, ServicingView};
 pub use images::{
     find_images, import_image, list_images, remove_image, ImageSummary, ImportedImage,

@@ -84,6 +84,14 @@ pub fn image_view(site: &Site, key: &str) -> Result<commands::ImageView, ApiErro
     Ok(commands::image_view(site, key)?)
 }
 
+pub fn image_changes(
+    site: &Site,
+    key: &str,
+    run: Option<RunId>,
+) -> Result<commands::RunChanges, ApiError> {
+    Ok(commands::image_changes(site, key, run)?)
+}
+
 pub fn remove_image(site: &Site, key: &str) -> Result<Image, ApiError> {
     Ok(commands::remove_image(site, key)?)
 }

@@ -172,6 +172,9 @@ impl From<ServicingError> for ApiError {
             ServicingError::Plan { .. } => {
                 ApiError::engine(StatusCode::BAD_REQUEST, "cannot-plan", &e, e.hint())
             }
+            ServicingError::UnknownRun { .. } => {
+                ApiError::engine(StatusCode::NOT_FOUND, "not-found", &e, e.hint())
+            }
             ServicingError::RunAlive { .. } => {
                 ApiError::engine(StatusCode::CONFLICT, "provisioning-mode", &e, e.hint())
             }

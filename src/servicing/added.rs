@@ -188,6 +188,7 @@ mod tests {
             applied: true,
             error: None,
             registry: Vec::new(),
+            files: Vec::new(),
         }
     }
 

@@ -4,6 +4,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde::Serialize;
 
+use super::changes;
 use super::hives::HiveEdits;
 use super::plan::Plan;
 use crate::library::{Change, InPlace, Update};
@@ -19,6 +20,11 @@ pub struct UpdateResult {
     /// The registry changes it made on that index.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub registry: Vec<crate::registry::Applied>,
+    /// What it changed in the index's tree, as read back from wimlib. Kept out of the
+    /// run's JSON (a cumulative update changes thousands of files): `ois image changes`
+    /// shows it.
+    #[serde(skip)]
+    pub files: Vec<super::changes::FileChange>,
 }
 
 /// Where the files an update adds are read from: each payload file (in place in the library,
@@ -159,6 +165,8 @@ pub fn apply(
     for index_plan in &plan.indexes {
         check_index(index_plan.index).map_err(Stop::Refused)?;
         let mut failed_here: Vec<String> = Vec::new();
+        // What reading the tree before and after each call costs, for the run log.
+        let mut reading = std::time::Duration::ZERO;
         for id in &index_plan.updates {
             if canceled() {
                 return Err(Stop::Canceled);
@@ -183,6 +191,10 @@ pub fn apply(
                         let edit = hives.edit(wim, index_plan.index, update, &files)?;
                         let mut all = files.clone();
                         all.extend(edit.iter().flat_map(|e| e.commands.iter().cloned()));
+                        let timer = std::time::Instant::now();
+                        let before = changes::Before::read(wim, index_plan.index, &all)
+                            .map_err(|e| e.to_string())?;
+                        reading += timer.elapsed();
                         wim.update(index_plan.index, &all).map_err(|e| {
                             let detail = if e.details.is_empty() {
                                 String::new()
@@ -192,13 +204,34 @@ pub fn apply(
                             format!("{}{detail}", e.message)
                         })?;
                         let applied = edit.as_ref().map(|e| e.applied.clone()).unwrap_or_default();
+                        let hive_targets = edit
+                            .as_ref()
+                            .map(|e| changes::hive_targets(&e.commands))
+                            .unwrap_or_default();
                         hives.commit(index_plan.index, &files, edit);
-                        Ok(applied)
+                        // The update is in the index now: a failure to read back what it did
+                        // leaves its changes unrecorded, not the update failed.
+                        let timer = std::time::Instant::now();
+                        let changed = before
+                            .changes(wim, index_plan.index, &all, &hive_targets)
+                            .unwrap_or_else(|e| {
+                                tracing::warn!(
+                                    "the file changes of {id} on index {} could not be read back, so they are not recorded: {e}",
+                                    index_plan.index
+                                );
+                                Vec::new()
+                            });
+                        reading += timer.elapsed();
+                        Ok((applied, changed))
                     }),
             };
             match outcome {
-                Ok(registry) => {
-                    tracing::info!("applied {id} to index {}", index_plan.index);
+                Ok((registry, files)) => {
+                    tracing::info!(
+                        "applied {id} to index {}: {} path(s) changed",
+                        index_plan.index,
+                        files.len()
+                    );
                     for change in &registry {
                         tracing::info!(
                             "{id} on index {}: {} {}\\{}{}{}",
@@ -224,6 +257,7 @@ pub fn apply(
                         applied: true,
                         error: None,
                         registry,
+                        files,
                     });
                 }
                 Err(error) => {
@@ -234,6 +268,7 @@ pub fn apply(
                         applied: false,
                         error: Some(error),
                         registry: Vec::new(),
+                        files: Vec::new(),
                     });
                     failed_here.push(id.clone());
                     if !continue_on_error {
@@ -241,6 +276,13 @@ pub fn apply(
                     }
                 }
             }
+        }
+        if !index_plan.updates.is_empty() {
+            tracing::info!(
+                "index {}: the changed paths were read from the tree in {} ms",
+                index_plan.index,
+                reading.as_millis()
+            );
         }
     }
     Ok(())

@@ -5,6 +5,7 @@
 mod added;
 mod apply;
 pub mod cancel;
+pub mod changes;
 mod commit;
 mod hives;
 pub mod lease;
@@ -76,6 +77,21 @@ pub static MIGRATIONS: Migrations = Migrations {
             before TEXT,
             after TEXT,
             PRIMARY KEY (run_id, update_id, idx, position));",
+        // What each update changed in each index's tree (see changes.rs); a `registry` row's
+        // values are the run_registry_changes of the same run, update, index and hive.
+        "CREATE TABLE run_file_changes (
+            run_id INTEGER NOT NULL REFERENCES servicing_runs(id) ON DELETE CASCADE,
+            update_id TEXT NOT NULL,
+            idx INTEGER NOT NULL,
+            position INTEGER NOT NULL,
+            kind TEXT NOT NULL,
+            path TEXT NOT NULL,
+            old_path TEXT,
+            is_dir INTEGER NOT NULL,
+            size_before INTEGER,
+            size_after INTEGER,
+            hive TEXT,
+            PRIMARY KEY (run_id, update_id, idx, position));",
     ],
 };
 
@@ -96,6 +112,8 @@ pub enum ServicingError {
         pid: u32,
         host: String,
     },
+    #[error("image {image} has no servicing run {run_id}")]
+    UnknownRun { image: String, run_id: RunId },
     #[error(transparent)]
     Library(#[from] LibraryError),
     #[error(transparent)]
@@ -110,6 +128,9 @@ impl ServicingError {
         match self {
             ServicingError::Plan { reason, .. } => reason.hint.clone(),
             ServicingError::RunAlive { image, .. } => Some(Hint::CancelRun {
+                image: image.clone(),
+            }),
+            ServicingError::UnknownRun { image, .. } => Some(Hint::ShowImage {
                 image: image.clone(),
             }),
             ServicingError::Library(e) => e.hint(),
@@ -301,6 +322,7 @@ pub fn history(db: &Database, image_id: ImageId) -> Result<Vec<RunRecord>, SiteE
                     update: r.get(0)?,
                     index: r.get(1)?,
                     registry: Vec::new(),
+                    files: Vec::new(),
                     applied: result == RESULT_APPLIED,
                     error: if result == RESULT_NOT_WRITTEN {
                         Some(format!(

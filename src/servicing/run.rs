@@ -583,6 +583,17 @@ fn finish(
                 )?;
             }
         }
+        // What the run changed is what the image now holds: a run that did not replace the
+        // original changed nothing.
+        if replaced.is_some() {
+            let timer = Instant::now();
+            let rows =
+                super::changes::record(&tx, run_id, outcome.results.iter().filter(|r| r.applied))?;
+            tracing::info!(
+                "recorded {rows} file change(s) of run {run_id} in {} ms",
+                timer.elapsed().as_millis()
+            );
+        }
         tx.execute(
             "UPDATE servicing_runs SET status = ?2, finished_at = ?3, size_after = ?4, error = ?5 WHERE id = ?1",
             params![run_id, status.as_str(), now_rfc3339(), outcome.size_after as i64, error],

@@ -217,7 +217,7 @@ pub async fn import_image(
 }
 
 #[utoipa::path(get, path = "/api/v1/images/{id}", tag = "images",
-    params(("id" = i64, Path)), responses((status = 200, description = "the image view"), (status = 404)))]
+    params(("id" = String, Path, description = "image id or name")), responses((status = 200, description = "the image view"), (status = 404)))]
 pub async fn image(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -228,7 +228,7 @@ pub async fn image(
 }
 
 #[utoipa::path(delete, path = "/api/v1/images/{id}", tag = "images",
-    params(("id" = i64, Path)), responses((status = 204), (status = 404)))]
+    params(("id" = String, Path, description = "image id or name")), responses((status = 204), (status = 404)))]
 pub async fn remove_image(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -252,7 +252,7 @@ pub struct UpdateQuery {
 }
 
 #[utoipa::path(get, path = "/api/v1/images/{id}/applicable", tag = "images",
-    params(("id" = i64, Path), ("filter" = Option<String>, Query), ("arch" = Option<String>, Query, description = "x86, x64, arm64 or all")),
+    params(("id" = String, Path, description = "image id or name"), ("filter" = Option<String>, Query), ("arch" = Option<String>, Query, description = "x86, x64, arm64 or all")),
     responses((status = 200, description = "update rows")))]
 pub async fn applicable(
     State(state): State<AppState>,
@@ -333,7 +333,7 @@ pub struct ScheduleBody {
 }
 
 #[utoipa::path(put, path = "/api/v1/images/{id}/schedule", tag = "images", request_body = ScheduleBody,
-    params(("id" = i64, Path)), responses((status = 200, description = "the schedule"), (status = 400), (status = 409)))]
+    params(("id" = String, Path, description = "image id or name")), responses((status = 200, description = "the schedule"), (status = 400), (status = 409)))]
 pub async fn schedule(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -379,7 +379,7 @@ pub async fn schedule(
 }
 
 #[utoipa::path(delete, path = "/api/v1/images/{id}/schedule", tag = "images",
-    params(("id" = i64, Path)), responses((status = 204), (status = 404), (status = 409)))]
+    params(("id" = String, Path, description = "image id or name")), responses((status = 204), (status = 404), (status = 409)))]
 pub async fn unschedule(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -397,7 +397,7 @@ pub async fn unschedule(
 }
 
 #[utoipa::path(post, path = "/api/v1/images/{id}/service", tag = "images", request_body = SelectionBody,
-    params(("id" = i64, Path)), responses((status = 200, description = "the run's outcome, as `ois service --json`"), (status = 400), (status = 409)))]
+    params(("id" = String, Path, description = "image id or name")), responses((status = 200, description = "the run's outcome, as `ois service --json`"), (status = 400), (status = 409)))]
 pub async fn service(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -423,7 +423,7 @@ pub struct CancelBody {
 }
 
 #[utoipa::path(post, path = "/api/v1/images/{id}/cancel", tag = "images", request_body = CancelBody,
-    params(("id" = i64, Path)), responses((status = 200, description = "how the run ended"), (status = 409)))]
+    params(("id" = String, Path, description = "image id or name")), responses((status = 200, description = "how the run ended"), (status = 409)))]
 pub async fn cancel(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -443,7 +443,7 @@ pub async fn cancel(
 }
 
 #[utoipa::path(post, path = "/api/v1/images/{id}/repair", tag = "images",
-    params(("id" = i64, Path)), responses((status = 200, description = "{repaired, repair}"), (status = 409)))]
+    params(("id" = String, Path, description = "image id or name")), responses((status = 200, description = "{repaired, repair}"), (status = 409)))]
 pub async fn repair(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -463,7 +463,7 @@ pub async fn repair(
 }
 
 #[utoipa::path(get, path = "/api/v1/images/{id}/runs", tag = "images",
-    params(("id" = i64, Path)), responses((status = 200, description = "run records, newest first")))]
+    params(("id" = String, Path, description = "image id or name")), responses((status = 200, description = "run records, newest first")))]
 pub async fn runs(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -474,7 +474,7 @@ pub async fn runs(
 }
 
 #[utoipa::path(get, path = "/api/v1/images/{id}/runs/{run}/log", tag = "images",
-    params(("id" = i64, Path), ("run" = i64, Path)),
+    params(("id" = String, Path, description = "image id or name"), ("run" = i64, Path)),
     responses((status = 200, body = Vec<super::LogLine>), (status = 404)))]
 pub async fn run_log(
     State(state): State<AppState>,
@@ -493,15 +493,26 @@ pub async fn run_log(
     ))
 }
 
+#[derive(Deserialize)]
+pub struct ChangesQuery {
+    run: Option<String>,
+}
+
 #[utoipa::path(get, path = "/api/v1/images/{id}/changes", tag = "images",
-    params(("id" = i64, Path), ("run" = Option<i64>, Query)), responses((status = 501)))]
-pub async fn changes(Path(_id): Path<String>) -> ApiError {
-    ApiError::new(
-        StatusCode::NOT_IMPLEMENTED,
-        "not-implemented",
-        "what each run changed is not recorded by this version of ois",
-    )
-    .hint("see the run's Update Status and log meanwhile")
+    params(("id" = String, Path, description = "image id or name"), ("run" = Option<i64>, Query, description = "default: the image's last run that changed something")),
+    responses((status = 200, description = "per index: each file added, replaced, deleted or renamed, with sizes, and totals per kind"), (status = 404)))]
+pub async fn changes(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Params(q): Params<ChangesQuery>,
+) -> Result<Response, ApiError> {
+    let run = match q.run.as_deref().filter(|r| !r.is_empty()) {
+        Some(r) => Some(id_of(r, "run")?),
+        None => None,
+    };
+    Ok(json(
+        &read(&state, move |s| engine::image_changes(&s.site, &id, run)).await?,
+    ))
 }
 
 #[derive(Deserialize, ToSchema, Default)]
@@ -513,7 +524,7 @@ pub struct DistributeBody {
 }
 
 #[utoipa::path(post, path = "/api/v1/images/{id}/distribute", tag = "images", request_body = DistributeBody,
-    params(("id" = i64, Path)), responses((status = 200, description = "one outcome per DP")))]
+    params(("id" = String, Path, description = "image id or name")), responses((status = 200, description = "one outcome per DP")))]
 pub async fn distribute(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -538,7 +549,7 @@ pub struct LocateQuery {
 }
 
 #[utoipa::path(get, path = "/api/v1/images/{id}/locate", tag = "images",
-    params(("id" = i64, Path), ("boundary_group" = Option<String>, Query)), responses((status = 200, description = "content locations")))]
+    params(("id" = String, Path, description = "image id or name"), ("boundary_group" = Option<String>, Query)), responses((status = 200, description = "content locations")))]
 pub async fn locate(
     State(state): State<AppState>,
     Path(id): Path<String>,
