@@ -408,14 +408,13 @@ fn problems_are_problem_json_with_a_hint_and_the_openapi_document_lists_the_rout
         );
         assert!(a.body.get("hint").is_some(), "{}", a.text);
     }
+    // The engine's typed hint: in words for people, as data for a client that offers the step.
     let missing = server.get("/api/v1/images/42");
-    assert!(
-        missing.body["hint"]
-            .as_str()
-            .is_some_and(|h| h.contains("image list")),
-        "{}",
-        missing.text
-    );
+    assert_eq!(missing.body["detail"], "no image \"42\" in the catalog");
+    assert_eq!(missing.body["hint"], "See the images in the catalog.");
+    assert_eq!(missing.body["action"], json!({"hint": "list_images"}));
+    // Images are named as the CLI names them: by id or by name.
+    assert_eq!(server.get("/api/v1/images/no-such-name").status, 404);
 
     let doc = server.get("/api/v1/openapi.json");
     assert_eq!(doc.status, 200);
