@@ -46,7 +46,11 @@ export async function api(method, path, body) {
   const headers = { Accept: 'application/json, application/problem+json, text/plain' };
   if (method !== 'GET' && method !== 'HEAD' && csrfToken) headers['X-CSRF-Token'] = csrfToken;
   let payload;
-  if (body instanceof FormData || body instanceof Blob) {
+  if (body instanceof FormData) {
+    payload = body;
+  } else if (body instanceof Blob) {
+    // Uploads go as the raw request body, as the server's import takes them.
+    headers['Content-Type'] = 'application/octet-stream';
     payload = body;
   } else if (body !== undefined) {
     headers['Content-Type'] = 'application/json';
@@ -71,6 +75,7 @@ export async function api(method, path, body) {
 
 export const get = (path) => api('GET', path);
 export const post = (path, body) => api('POST', path, body === undefined ? {} : body);
+export const put = (path, body) => api('PUT', path, body === undefined ? {} : body);
 export const patch = (path, body) => api('PATCH', path, body);
 export const del = (path) => api('DELETE', path);
 

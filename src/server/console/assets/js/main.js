@@ -59,7 +59,7 @@ function drawWho() {
   clear(who,
     h('span', { class: 'who-name', id: 'who-name' }, a.name || 'local admin'),
     h('span', { class: `who-role ${isReadOnly() ? 'readonly' : ''}`, id: 'who-role' }, role),
-    a.local ? null : h('button', { type: 'button', class: 'link-button', id: 'sign-out', onclick: signOut }, 'Sign out'));
+    a.via === 'local' ? null : h('button', { type: 'button', class: 'link-button', id: 'sign-out', onclick: signOut }, 'Sign out'));
 }
 
 async function signOut() {

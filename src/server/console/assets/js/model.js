@@ -8,10 +8,17 @@ export const imageId = (x) => imageOf(x).id ?? x.id ?? x.image_id;
 export const imageName = (x) => imageOf(x).name ?? x.name ?? '';
 export const imageKind = (x) => imageOf(x).kind ?? x.kind ?? 'os-image';
 export const imageSize = (x) => imageOf(x).size_bytes ?? x.size_bytes;
-export const lastServiced = (x) => imageOf(x).serviced_at ?? x.serviced_at ?? x.last_serviced;
+export const lastServiced = (x) => x.last_serviced ?? imageOf(x).serviced_at ?? x.serviced_at;
 export const status = (x) => x.scheduled_updates_status || imageOf(x).scheduled_updates_status || 'None';
 export const scheduledDate = (x) => x.scheduled_updates_date ?? imageOf(x).scheduled_updates_date ?? null;
-export const provisioning = (x) => x.provisioning_mode ?? imageOf(x).provisioning_mode ?? null;
+/** Provisioning mode as {since, run_id?, owner_host?}, or null: the list says it as a flag and
+ * `provisioning_since`, the image view as the lease itself. */
+export function provisioning(x) {
+  const pm = x.provisioning_mode ?? imageOf(x).provisioning_mode ?? null;
+  if (pm === true) return { since: x.provisioning_since ?? null };
+  if (!pm) return null;
+  return pm;
+}
 export const inProgress = (x) => status(x) === 'In progress';
 
 /** A DP's key in /dps/{id}: its numeric id when the server gives one, else its NAL path. */

@@ -57,7 +57,7 @@ function dispatch(type, raw) {
   } catch {
     // Plain-text event: pass it on as is.
   }
-  const ev = { type: (data && data.type) || type, data };
+  const ev = { type: (data && (data.event || data.type)) || type, data };
   for (const fn of [...listeners]) {
     try {
       fn(ev);
@@ -68,8 +68,8 @@ function dispatch(type, raw) {
 }
 
 // Named SSE events the server may send beside unnamed `message` ones.
-const NAMED = ['run', 'progress', 'run-progress', 'run_progress', 'run-finished', 'run_finished', 'run-started',
-  'run_started', 'transfer', 'distribution', 'schedule', 'audit', 'image', 'dp'];
+const NAMED = ['run_started', 'run_step', 'run_progress', 'run_finished', 'distribution_started',
+  'distribution_finished', 'validation_finished', 'repaired', 'error'];
 
 export function startEvents() {
   if (source || typeof EventSource === 'undefined') return;

@@ -139,15 +139,35 @@ export function modal({ title, build, className, labelledBy }) {
     const titleId = labelledBy || uid('dlg-title');
     const dlg = h('dialog', { class: `modal ${className || ''}`, 'aria-labelledby': titleId });
     let result;
+    const opener = document.activeElement;
     const close = (value) => {
       result = value;
       dlg.close();
     };
     dlg.addEventListener('close', () => {
       dlg.remove();
+      // Back to the control that opened the dialog, so keyboard users keep their place.
+      if (opener && opener.isConnected && !opener.disabled) opener.focus();
       resolve(result);
     });
     dlg.append(h('h2', { id: titleId, class: 'dialog-title' }, title), build(close, dlg));
+    // showModal() makes the page inert, but Tab from the last control would still leave for
+    // the browser's own UI: wrap it around so the keyboard stays in the dialog.
+    dlg.addEventListener('keydown', (e) => {
+      if (e.key !== 'Tab') return;
+      const focusable = [...dlg.querySelectorAll('a[href], button, input, select, textarea, [tabindex]:not([tabindex="-1"])')]
+        .filter((el) => !el.disabled && !el.hidden && el.offsetParent !== null && el.tabIndex >= 0);
+      if (!focusable.length) return;
+      const first = focusable[0];
+      const last = focusable[focusable.length - 1];
+      if (e.shiftKey && (document.activeElement === first || !dlg.contains(document.activeElement))) {
+        last.focus();
+        e.preventDefault();
+      } else if (!e.shiftKey && (document.activeElement === last || !dlg.contains(document.activeElement))) {
+        first.focus();
+        e.preventDefault();
+      }
+    });
     document.body.append(dlg);
     dlg.showModal();
     const first = dlg.querySelector('[autofocus]') || dlg.querySelector(

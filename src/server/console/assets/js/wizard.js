@@ -3,7 +3,7 @@
 // Set Schedule (as soon as possible, a custom time or a recurring schedule; Continue on error;
 // Update distribution points with the image), Summary, then Completion.
 
-import { get, post, list, query } from './api.js';
+import { get, put, list, query } from './api.js';
 import { h, clear, modal, field, errorPanel, bytes, uid } from './ui.js';
 import * as m from './model.js';
 
@@ -204,7 +204,7 @@ export function scheduleWizard(img) {
         if (step === 2) {
           next.disabled = true;
           try {
-            state.saved = await post(`/images/${id}/schedule`, request()) || {};
+            state.saved = await put(`/images/${id}/schedule`, request()) || {};
           } catch (e) {
             next.disabled = false;
             clear(problem, errorPanel(e, 'The schedule was not saved'));

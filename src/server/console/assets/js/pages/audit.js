@@ -22,7 +22,7 @@ export function render(main) {
         { title: 'Result', value: (r) => {
           const res = r.result ?? r.outcome ?? r.status;
           if (res === undefined || res === null) return '';
-          const ok = res === true || /^(ok|success|successful|0)$/i.test(String(res));
+          const ok = res === true || /^(ok|success|successful|succeeded|0)$/i.test(String(res));
           return statusBadge(ok ? 'Successful' : (res === false ? 'Failed' : String(res)));
         } },
         { title: 'Details', value: (r) => r.detail ?? r.details ?? r.message ?? r.error ?? '' },

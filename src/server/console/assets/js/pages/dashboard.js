@@ -76,7 +76,10 @@ export function render(main) {
   function drawRunning(base) {
     for (const r of base || []) {
       const k = String(r.image_id ?? r.image ?? r.run_id);
-      if (!live.has(k)) live.set(k, { label: r.image || r.name || `Run ${r.run_id}`, fraction: r.fraction ?? (r.total ? r.done / r.total : 0), step: r.step || 'In progress' });
+      if (!live.has(k)) {
+        const fraction = r.percent !== undefined && r.percent !== null ? r.percent / 100 : (r.total ? r.done / r.total : 0);
+        live.set(k, { label: r.image || r.name || `Run ${r.run_id}`, fraction, step: r.step || 'In progress' });
+      }
     }
     clear(runningArea, h('h2', {}, 'Running now'));
     if (!live.size) {
@@ -122,7 +125,7 @@ export function render(main) {
     const d = ev.data || {};
     const k = String(d.image_id ?? d.image ?? d.run_id ?? d.dp ?? '');
     if (!k) return;
-    const finished = d.finished || d.status && !['In progress', 'Running'].includes(d.status) || /finish|end|done/i.test(String(ev.type));
+    const finished = /finish|repaired|error/i.test(String(ev.type)) || (d.status && d.status !== 'In progress');
     if (finished) {
       live.delete(k);
       setTimeout(refresh, 300);

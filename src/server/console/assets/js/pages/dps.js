@@ -2,7 +2,7 @@
 // maintenance mode, Validate content), and the selected DP's properties — read-only while it is
 // in maintenance mode, as the site refuses to change them then — with its distribution status.
 
-import { get, post, patch, list } from '../api.js';
+import { get, post, put, patch, list } from '../api.js';
 import { h, clear, ribbon, table, field, bytes, when, statusBadge, errorPanel, confirmDialog, showError, showNotice } from '../ui.js';
 import { canChange, onEvent } from '../session.js';
 import * as m from '../model.js';
@@ -119,12 +119,19 @@ export function render(main, { id }) {
         settingsObj[t.slice(0, i).trim()] = t.slice(i + 1).trim();
       }
       try {
-        await patch(`/dps/${encodeURIComponent(m.dpId(selectedRow() || dp))}`, {
-          description: description.value,
-          target: target.value.trim(),
-          boundary_groups: groups.value.split(',').map((g) => g.trim()).filter(Boolean),
-          settings: settingsObj,
-        });
+        // Only what changed is sent: the server adds and removes boundary groups one by one.
+        const before = dp.boundary_groups || [];
+        const after = groups.value.split(',').map((g) => g.trim()).filter(Boolean);
+        const body = {};
+        if (description.value !== (dp.description || '')) body.description = description.value;
+        if (target.value.trim() !== (dp.target || '')) body.target = target.value.trim();
+        const add = after.filter((g) => !before.includes(g));
+        const remove = before.filter((g) => !after.includes(g));
+        if (add.length) body.add_boundary_groups = add;
+        if (remove.length) body.remove_boundary_groups = remove;
+        const oldSettings = Object.fromEntries((dp.settings || []).map((s) => (Array.isArray(s) ? s : [s.key, s.value])));
+        if (JSON.stringify(settingsObj) !== JSON.stringify(oldSettings)) body.settings = settingsObj;
+        await patch(`/dps/${encodeURIComponent(m.dpId(selectedRow() || dp))}`, body);
         showNotice(`Properties of ${dp.server} saved.`);
       } catch (err) {
         showError(err, 'Properties not saved');
@@ -168,8 +175,8 @@ export function render(main, { id }) {
       if (!ok) return;
     }
     try {
-      const out = await post(`/dps/${encodeURIComponent(m.dpId(dp))}/maintenance-mode`, { mode });
-      const rv = out && (out.ReturnValue ?? out.return_value);
+      const out = await put(`/dps/${encodeURIComponent(m.dpId(dp))}/maintenance-mode`, { mode });
+      const rv = out && (out.return_value ?? out.ReturnValue);
       if (rv !== undefined && rv !== 0) {
         showError(new Error(`SetDPMaintenanceMode returned ${rv} (0x${(rv >>> 0).toString(16).toUpperCase()})`), 'Maintenance mode not changed');
       } else {

@@ -239,7 +239,7 @@ export function render(main, { id, tab }) {
     const load = async (run) => {
       clear(out, h('p', {}, 'Loading…'));
       try {
-        clear(out, logViewer(await get(`/runs/${encodeURIComponent(run)}/log`)));
+        clear(out, logViewer(await get(`/images/${key}/runs/${encodeURIComponent(run)}/log`)));
       } catch (e) {
         clear(out, errorPanel(e, `Cannot read the log of run ${run}`));
       }

@@ -45,8 +45,8 @@ export function render(main) {
   const archSelect = h('select', {}, [['all', 'All'], ['x86', 'X86'], ['x64', 'X64'], ['arm64', 'ARM64']].map(([v, t]) => h('option', { value: v }, t)));
   archSelect.addEventListener('change', () => { arch = archSelect.value; refresh(); });
 
-  // Import by upload: each chosen file is sent as the request body; the server stores it in
-  // the site and runs the same validation as `ois update import`.
+  // Import by upload: each chosen file is sent as a request body of its own (the server
+  // stores it in the site and runs the same validation as `ois update import`).
   const allowed = canChange();
   const files = h('input', { type: 'file', multiple: true, accept: '.cab,.msu,.zip', id: 'import-files', disabled: allowed !== true });
   const importButton = h('button', { type: 'submit', class: 'primary', id: 'import-button', disabled: allowed !== true, title: allowed === true ? null : allowed }, 'Import');
@@ -62,13 +62,14 @@ export function render(main) {
       clear(importStatus, h('p', { class: 'error-text', role: 'alert' }, 'Choose at least one file to import.'));
       return;
     }
-    const body = new FormData();
-    for (const f of files.files) body.append('file', f, f.name);
     importButton.disabled = true;
-    clear(importStatus, h('p', {}, `Importing ${files.files.length} file(s)…`));
+    const ids = [];
     try {
-      const out = await post('/updates', body);
-      const ids = list(out, 'imported', 'updates').map((u) => (typeof u === 'string' ? u : m.updateId(u))).filter(Boolean);
+      for (const f of files.files) {
+        clear(importStatus, h('p', {}, `Importing ${f.name}…`));
+        const out = await post(`/updates${query({ name: f.name })}`, f);
+        ids.push(...list(out, 'imported', 'updates').map((u) => (typeof u === 'string' ? u : m.updateId(u))).filter(Boolean));
+      }
       clear(importStatus, h('p', { class: 'notice', role: 'status' }, ids.length ? `Imported ${ids.join(', ')}.` : 'Import finished.'));
       showNotice(ids.length ? `Imported ${ids.join(', ')}.` : 'Import finished.');
       files.value = '';
