@@ -15,6 +15,7 @@ pub mod log;
 pub mod registry;
 pub mod sample;
 pub mod schedule;
+pub mod server;
 pub mod servicing;
 pub mod site;
 pub mod wim;
@@ -27,4 +28,5 @@ pub static SCHEMA: site::Schema = &[
     &servicing::MIGRATIONS,
     &schedule::MIGRATIONS,
     &distribution::MIGRATIONS,
+    &server::MIGRATIONS,
 ];

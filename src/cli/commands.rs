@@ -157,6 +157,10 @@ pub fn run(cli: Cli) -> Result<u8, CliError> {
         Command::Dp(cmd) => super::dp::run(&Site::open(&cli.site, ois::SCHEMA)?, cmd),
         Command::Content(cmd) => super::dp::content(&Site::open(&cli.site, ois::SCHEMA)?, cmd),
         Command::Bench(cmd) => super::bench::run(cmd),
+        Command::Serve(args) => super::serve::serve(&cli.site, &args),
+        Command::Site(SiteCommand::User(cmd)) => {
+            super::serve::user(&Site::open(&cli.site, ois::SCHEMA)?, cmd)
+        }
         Command::Quickstart => super::quickstart::run(&cli.site),
     }
 }

@@ -6,6 +6,7 @@ mod dp;
 mod quickstart;
 mod render;
 mod schedule;
+mod serve;
 
 use std::path::PathBuf;
 
@@ -60,6 +61,8 @@ pub enum Command {
     /// Benchmarks: generate realistic input, compare ois with other ways to service
     #[command(subcommand)]
     Bench(bench::BenchCommand),
+    /// The site server: JSON API, AdminService routes, web console (and the scheduler)
+    Serve(serve::ServeArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -80,6 +83,9 @@ pub enum SiteCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Accounts of the site server (`ois serve`)
+    #[command(subcommand)]
+    User(serve::UserCommand),
 }
 
 #[derive(Args, Debug, Clone)]

@@ -183,6 +183,10 @@ pub(super) fn scheduler_run(
     let failures = std::sync::atomic::AtomicUsize::new(0);
     let on_event = |event: SchedulerEvent| {
         use std::sync::atomic::Ordering::Relaxed;
+        // Progress is for live front ends (the site server); this output lists outcomes.
+        if matches!(event, SchedulerEvent::Progress { .. }) {
+            return;
+        }
         match &event {
             SchedulerEvent::RunFinished(o) if o.status != servicing::RunStatus::Successful => {
                 failures.fetch_add(1, Relaxed);
@@ -237,6 +241,7 @@ pub(super) fn scheduler_run(
                 }
             }
             SchedulerEvent::Error(e) => println!("error: {e}"),
+            SchedulerEvent::Progress { .. } => {}
         }
     };
     scheduler::run(site, &options, &on_event)?;
@@ -262,6 +267,7 @@ fn event_json(event: &SchedulerEvent) -> serde_json::Value {
         }
         SchedulerEvent::Validated(results) => json!({"event": "validated", "results": results}),
         SchedulerEvent::Error(e) => json!({"event": "error", "error": e}),
+        SchedulerEvent::Progress { image, .. } => json!({"event": "progress", "image": image}),
     }
 }
 

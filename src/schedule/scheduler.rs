@@ -39,6 +39,11 @@ pub enum SchedulerEvent {
         image: String,
         schedule: Schedule,
     },
+    /// A scheduled run's progress (a front end shows it live).
+    Progress {
+        image: String,
+        event: servicing::RunEvent,
+    },
     RunFinished(ImageOutcome),
     /// A scheduled run that could not start (for example an update no longer in the library).
     RunNotStarted {
@@ -146,7 +151,10 @@ pub fn run(
                     schedule: schedule.clone(),
                 });
                 let stop = options.stop.clone();
-                active.push(scope.spawn(move || service_scheduled(site, schedule, img.name, stop)));
+                active
+                    .push(scope.spawn(move || {
+                        service_scheduled(site, schedule, img.name, stop, on_event)
+                    }));
             }
             if background.is_none() {
                 if next_validation.is_some_and(|t| t <= Utc::now()) {
@@ -175,6 +183,7 @@ fn service_scheduled(
     schedule: Schedule,
     image: String,
     stop: Arc<AtomicBool>,
+    on_event: &(dyn Fn(SchedulerEvent) + Sync),
 ) -> Finished {
     let options = ServiceOptions {
         selection: schedule.updates.clone(),
@@ -188,7 +197,12 @@ fn service_scheduled(
         &[schedule.image_id.to_string()],
         &options,
         schedule.update_dps,
-        &|_, _| {},
+        &|image, event| {
+            on_event(SchedulerEvent::Progress {
+                image: image.to_string(),
+                event,
+            })
+        },
     );
     let (outcome, distributed) = match served {
         Ok(mut outcomes) => match outcomes.pop() {

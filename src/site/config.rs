@@ -81,6 +81,25 @@ pub struct SiteConfig {
     /// When the scheduler re-hashes the content of every DP (cron expression); absent = never.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub content_validation_cron: Option<String>,
+    /// `[server]`: the site server (`ois serve`). Last: a TOML table follows the plain keys.
+    #[serde(skip_serializing_if = "ServerSettings::is_empty")]
+    pub server: ServerSettings,
+}
+
+/// `[server]` in site.toml. Paths are relative to the site directory unless absolute.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerSettings {
+    /// PEM certificate (chain) for TLS, required off loopback.
+    pub tls_certificate: Option<PathBuf>,
+    /// PEM private key of that certificate.
+    pub tls_key: Option<PathBuf>,
+}
+
+impl ServerSettings {
+    fn is_empty(&self) -> bool {
+        self.tls_certificate.is_none() && self.tls_key.is_none()
+    }
 }
 
 impl Default for SiteConfig {
@@ -95,6 +114,7 @@ impl Default for SiteConfig {
             log_max_kib: DEFAULT_LOG_MAX_KIB,
             import_max_expanded_gib: DEFAULT_IMPORT_MAX_EXPANDED_GIB,
             content_validation_cron: None,
+            server: ServerSettings::default(),
         }
     }
 }

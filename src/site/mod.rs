@@ -7,7 +7,7 @@ mod drives;
 
 use std::path::{Path, PathBuf};
 
-pub use config::{ServicingDrive, SiteConfig};
+pub use config::{ServerSettings, ServicingDrive, SiteConfig};
 pub use database::{Database, Migrations, Schema};
 pub use drives::{drive_holding, drive_of, list_drives, list_drives_with, Drive};
 
