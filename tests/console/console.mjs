@@ -22,7 +22,7 @@ const dp = process.env.OIS_CONSOLE_DP || '';
 const token = process.env.OIS_CONSOLE_TOKEN || '';
 const LONG = 180_000;
 
-const report = { scenario, ok: false, steps: [], seen: {}, console_errors: [] };
+const report = { scenario, ok: false, steps: [], seen: {}, console_errors: [], resource_errors: [] };
 let page;
 let shot = 0;
 
@@ -367,7 +367,12 @@ const context = await chromium.launchPersistentContext(profile, {
 });
 context.setDefaultTimeout(30_000);
 page = context.pages()[0] || await context.newPage();
-page.on('console', (m) => { if (m.type() === 'error') report.console_errors.push(m.text()); });
+// Refused requests show up as "Failed to load resource" errors: kept apart, so a test can
+// tell the refusals it provoked from a script error.
+page.on('console', (m) => {
+  if (m.type() !== 'error') return;
+  (m.text().startsWith('Failed to load resource') ? report.resource_errors : report.console_errors).push(m.text());
+});
 page.on('pageerror', (e) => report.console_errors.push(`page error: ${e.message}`));
 try {
   await run();

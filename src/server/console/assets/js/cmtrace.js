@@ -21,7 +21,8 @@ export function entries(doc) {
   const rows = Array.isArray(doc) ? doc : (doc && (doc.lines || doc.entries || doc.items)) || [];
   return rows.map((r) => ({
     message: r.message ?? r.text ?? '',
-    time: r.time ?? '',
+    // CMTrace's time carries the bias in minutes (`+000`); the table shows the wall time.
+    time: String(r.time ?? '').replace(/[+-]\d+$/, ''),
     date: r.date ?? '',
     component: r.component ?? '',
     thread: r.thread ?? '',

@@ -69,7 +69,7 @@ export function render(main, { id, tab }) {
       'update-status': updateStatus,
       installed: installedUpdates,
       servicing,
-      history,
+      history: runHistory,
       changes: whatChanged,
       distribution,
       log: runLog,
@@ -159,7 +159,7 @@ export function render(main, { id, tab }) {
       h('div', { class: 'buttons' }, remove));
   }
 
-  function history(panel) {
+  function runHistory(panel) {
     panel.append(table({
       caption: 'History of servicing runs',
       rows: runs(),
