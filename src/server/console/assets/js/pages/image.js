@@ -294,41 +294,53 @@ export function render(main, { id, tab }) {
 function drawChanges(out, doc) {
   const indexes = list(doc && (doc.indexes || doc.changes), 'indexes');
   clear(out);
+  if (doc && doc.run_id) {
+    out.append(h('p', { class: 'meta' }, `Run ${doc.run_id}${doc.status ? ` — ${doc.status}` : ''}${doc.finished_at ? `, ended ${when(doc.finished_at)}` : ''}`));
+  }
   if (!indexes.length) {
-    out.append(h('p', { class: 'empty' }, 'This run changed no file.'));
+    out.append(h('p', { class: 'empty' }, 'This run changed no file (or it was canceled or failed before writing the image).'));
     return;
   }
   for (const ix of indexes) {
     const changes = list(ix.changes || ix.files, 'changes');
-    const totals = ix.totals || ix.summary;
-    const totalRows = totals
-      ? (Array.isArray(totals) ? totals : Object.entries(totals).map(([kind, t]) => ({ kind, ...(typeof t === 'object' ? t : { count: t }) })))
+    const totals = ix.totals
+      ? Object.entries(ix.totals).map(([kind, t]) => ({ kind, ...(typeof t === 'object' ? t : { count: t }) }))
       : summarize(changes);
     out.append(h('section', { class: 'index-section', dataset: { index: ix.index } },
       h('h2', {}, `Index ${ix.index}${ix.name ? `: ${ix.name}` : ''}`),
-      h('ul', { class: 'totals' }, totalRows.map((t) => h('li', { class: `kind-${t.kind}` },
-        `${t.count ?? t.files ?? 0} ${t.kind}`, t.bytes !== undefined || t.bytes_after !== undefined ? ` (${bytes(t.bytes ?? t.bytes_after)})` : ''))),
+      h('ul', { class: 'totals' }, totals.filter((t) => t.count).map((t) => h('li', { class: `kind-${t.kind}` },
+        `${t.count} ${KIND_WORDS[t.kind] || t.kind}`, ` (${totalBytes(t)})`))),
       table({
         caption: `Changes in index ${ix.index}`,
         rows: changes,
         empty: 'No change in this index.',
         columns: [
-          { title: 'Change', value: (c) => h('span', { class: `change-kind kind-${c.kind}` }, c.kind) },
-          { title: 'Path', className: 'path', value: (c) => (c.old_path || c.from ? `${c.old_path || c.from} → ${c.path || c.to}` : c.path) },
+          { title: 'Change', value: (c) => h('span', { class: `change-kind kind-${c.kind}` }, KIND_WORDS[c.kind] || c.kind) },
+          { title: 'Path', className: 'path', value: (c) => (c.old_path ? `${c.old_path} → ${c.path}` : `${c.path}${c.is_dir ? '\\' : ''}`) },
           { title: 'Size before', className: 'num', value: (c) => bytes(c.size_before) },
           { title: 'Size after', className: 'num', value: (c) => bytes(c.size_after) },
-          { title: 'Update', value: (c) => c.update || c.update_id || '' },
+          { title: 'Update', value: (c) => c.update || '' },
         ],
       })));
   }
 }
 
+const KIND_WORDS = { added: 'added', replaced: 'replaced', deleted: 'deleted', renamed: 'renamed', registry: 'registry hive(s) edited' };
+
+function totalBytes(t) {
+  if (t.bytes_before === undefined && t.bytes_after === undefined) return bytes(t.bytes || 0);
+  if (t.kind === 'added') return `+${bytes(t.bytes_after)}`;
+  if (t.kind === 'deleted') return `−${bytes(t.bytes_before)}`;
+  return `${bytes(t.bytes_before)} → ${bytes(t.bytes_after)}`;
+}
+
 function summarize(changes) {
   const by = new Map();
   for (const c of changes) {
-    const t = by.get(c.kind) || { kind: c.kind, count: 0, bytes: 0 };
+    const t = by.get(c.kind) || { kind: c.kind, count: 0, bytes_before: 0, bytes_after: 0 };
     t.count += 1;
-    t.bytes += Number(c.size_after ?? c.size_before ?? 0);
+    t.bytes_before += Number(c.size_before ?? 0);
+    t.bytes_after += Number(c.size_after ?? 0);
     by.set(c.kind, t);
   }
   return [...by.values()];
