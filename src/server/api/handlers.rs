@@ -111,31 +111,29 @@ pub async fn events(
         (receiver, shutdown),
         |(mut receiver, mut shutdown)| async move {
             use tokio::sync::broadcast::error::RecvError;
-            loop {
-                if *shutdown.borrow() {
-                    return None;
-                }
-                let event = tokio::select! {
-                    r = receiver.recv() => r,
-                    _ = shutdown.changed() => return None,
-                };
-                let sse = match event {
-                    Ok(e) => {
-                        let name = serde_json::to_value(&e)
-                            .ok()
-                            .and_then(|v| v["event"].as_str().map(str::to_string))
-                            .unwrap_or_else(|| "event".into());
-                        Event::default()
-                            .event(name)
-                            .data(serde_json::to_string(&e).unwrap_or_default())
-                    }
-                    Err(RecvError::Lagged(n)) => Event::default()
-                        .event("lagged")
-                        .data(format!("{{\"event\":\"lagged\",\"missed\":{n}}}")),
-                    Err(RecvError::Closed) => return None,
-                };
-                return Some((Ok(sse), (receiver, shutdown)));
+            if *shutdown.borrow() {
+                return None;
             }
+            let event = tokio::select! {
+                r = receiver.recv() => r,
+                _ = shutdown.changed() => return None,
+            };
+            let sse = match event {
+                Ok(e) => {
+                    let name = serde_json::to_value(&e)
+                        .ok()
+                        .and_then(|v| v["event"].as_str().map(str::to_string))
+                        .unwrap_or_else(|| "event".into());
+                    Event::default()
+                        .event(name)
+                        .data(serde_json::to_string(&e).unwrap_or_default())
+                }
+                Err(RecvError::Lagged(n)) => Event::default()
+                    .event("lagged")
+                    .data(format!("{{\"event\":\"lagged\",\"missed\":{n}}}")),
+                Err(RecvError::Closed) => return None,
+            };
+            Some((Ok(sse), (receiver, shutdown)))
         },
     );
     Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))

@@ -1,8 +1,7 @@
 //! The web console: static files embedded in the binary (no CDN, nothing fetched at run
 //! time), served at `/`. The files live in `assets/`; `index.html` answers `/`.
 
-use axum::extract::Path;
-use axum::http::{header, StatusCode};
+use axum::http::{header, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
@@ -13,12 +12,19 @@ use super::AppState;
 static ASSETS: Dir<'_> = include_dir!("$CARGO_MANIFEST_DIR/src/server/console/assets");
 
 pub fn router() -> Router<AppState> {
+    // A fallback, not a `/{*path}` route: a catch-all route would take unknown API paths too.
     Router::new()
         .route("/", get(|| async { asset("index.html") }))
-        .route(
-            "/{*path}",
-            get(|Path(path): Path<String>| async move { asset(&path) }),
-        )
+        .fallback(|uri: Uri| async move {
+            let path = uri.path().trim_start_matches('/');
+            if path.starts_with("api/") || path.to_ascii_lowercase().starts_with("adminservice/") {
+                return super::problem::ApiError::not_found(
+                    "no such API route: see /api/v1/openapi.json",
+                )
+                .into_response();
+            }
+            asset(path)
+        })
 }
 
 fn content_type(path: &str) -> &'static str {
