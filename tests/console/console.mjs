@@ -287,6 +287,64 @@ const scenarios = {
     await step('maintenance-again');
   },
 
+  /** Content Library: filter and architecture, import by upload, a refused upload's message. */
+  async library() {
+    await page.goto(`${base}/#/updates`);
+    await page.waitForSelector('#update-list table');
+    const rows = () => page.$$eval('#update-list tbody tr', (trs) => trs.map((tr) => tr.cells[0].textContent.trim()).filter((t) => t.startsWith('KB')));
+    report.seen.all = await rows();
+    await page.getByLabel('Filter').fill('AppLocker');
+    await page.waitForFunction(() => document.querySelectorAll('#update-list tbody tr').length === 1);
+    report.seen.filtered = await rows();
+    await step('filtered');
+    await page.getByLabel('System architecture').selectOption('x86');
+    await page.waitForSelector('#update-list td.empty');
+    report.seen.x86 = await rows();
+    await page.getByLabel('Filter').fill('');
+    await page.getByLabel('System architecture').selectOption('all');
+    await page.waitForFunction((n) => document.querySelectorAll('#update-list tbody tr').length === n, report.seen.all.length);
+    // Upload a file that is not a package: the server's refusal is shown with what to do.
+    await page.setInputFiles('#import-files', process.env.OIS_CONSOLE_BAD_FILE);
+    await page.getByRole('button', { name: 'Import' }).click();
+    await page.waitForSelector('#messages [role=alert]');
+    report.seen.refused = (await page.locator('#messages [role=alert]').innerText()).trim();
+    await step('upload-refused');
+    await page.setInputFiles('#import-files', process.env.OIS_CONSOLE_UPLOAD);
+    await page.getByRole('button', { name: 'Import' }).click();
+    await page.waitForFunction(() => /Imported/.test(document.querySelector('#messages')?.textContent || ''));
+    report.seen.imported = (await page.locator('#messages').innerText()).trim();
+    await page.waitForFunction((n) => document.querySelectorAll('#update-list tbody tr').length === n + 1, report.seen.all.length);
+    report.seen.after = await rows();
+    await step('uploaded');
+  },
+
+  /** Leave provisioning mode on an image a dead run left in it, after a confirmation. */
+  async repair() {
+    await openImages();
+    await page.getByRole('radio', { name: `Select ${image}` }).check();
+    const repair = page.getByRole('button', { name: 'Leave Provisioning Mode' });
+    report.seen.repair_enabled = await repair.isEnabled();
+    report.seen.provisioning_before = (await page.locator('#image-list tbody tr.selected td').nth(4).textContent()).trim();
+    report.seen.schedule_enabled_while_stuck = await page.getByRole('button', { name: 'Schedule Updates' }).isEnabled();
+    await step('stuck');
+    await repair.click();
+    const confirm = page.locator('dialog.modal');
+    await confirm.waitFor();
+    report.seen.confirm_text = (await confirm.innerText()).trim();
+    await step('repair-confirm');
+    // Escape first: nothing happens.
+    await page.keyboard.press('Escape');
+    await confirm.waitFor({ state: 'detached' });
+    report.seen.still_stuck_after_escape = (await page.locator('#image-list tbody tr.selected td').nth(4).textContent()).trim() !== 'No';
+    await repair.click();
+    await page.locator('dialog.modal').getByRole('button', { name: 'Leave provisioning mode' }).click();
+    await page.waitForFunction(() => /left provisioning mode/.test(document.querySelector('#messages')?.textContent || ''));
+    await page.waitForFunction(() => document.querySelector('#image-list tbody tr.selected td:nth-child(5)')?.textContent.trim() === 'No');
+    report.seen.status_after = await statusOf(image);
+    report.seen.repair_enabled_after = await repair.isEnabled();
+    await step('repaired');
+  },
+
   /** A read-only analyst sees everything, every change control is disabled, and a forced request shows the server's 403. */
   async readonly() {
     await page.goto(`${base}/`);

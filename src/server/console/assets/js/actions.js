@@ -1,7 +1,7 @@
 // The image commands of the ribbon, shared by the list and the details page.
 
 import { post } from './api.js';
-import { confirmDialog, showError, showNotice, h } from './ui.js';
+import { confirmDialog, showError, showNotice, h, when } from './ui.js';
 import { canChange } from './session.js';
 import { imageId, imageName, inProgress, provisioning } from './model.js';
 import { scheduleWizard } from './wizard.js';
@@ -64,7 +64,7 @@ export async function leaveProvisioningMode(img, done) {
   const ok = await confirmDialog({
     title: 'Leave provisioning mode',
     message: [
-      `${imageName(img)} has been in provisioning mode since ${pm?.since || 'an unknown time'}${pm?.run_id ? ` (run ${pm.run_id})` : ''}.`,
+      `${imageName(img)} has been in provisioning mode since ${pm?.since ? when(pm.since) : 'an unknown time'}${pm?.run_id ? ` (run ${pm.run_id})` : ''}.`,
       'Leaving provisioning mode ends that run for good: its staging folder and partial output are removed and the run is recorded as failed. The image file stays as it is.',
       h('p', { class: 'warning' }, 'Do this only when the run is no longer working (its process was stopped or its host restarted).'),
     ],

@@ -105,10 +105,13 @@ export function errorPanel(err, context) {
   const isApi = err instanceof ApiError;
   const title = isApi ? err.title : 'Something went wrong';
   const detail = isApi ? err.detail : String(err && err.message ? err.message : err);
+  // Some hints repeat the message before saying what to do: show only the new part.
+  let hint = isApi ? err.hint : '';
+  if (hint && detail && hint.startsWith(detail)) hint = hint.slice(detail.length).trim();
   return h('div', { class: 'error-panel', role: 'alert' },
     h('strong', {}, context ? `${context}: ${title}` : title),
     detail && detail !== title ? h('p', { class: 'detail' }, detail) : null,
-    isApi && err.hint ? h('p', { class: 'hint' }, h('span', { class: 'hint-label' }, 'What to do: '), err.hint) : null);
+    hint ? h('p', { class: 'hint' }, h('span', { class: 'hint-label' }, 'What to do: '), hint) : null);
 }
 
 /** Shows `err` in the page's message area (replacing what was there). */
