@@ -294,6 +294,15 @@ fn the_schedule_updates_wizard_services_the_image_and_shows_its_installed_update
         "{summary}"
     );
     assert_eq!(seen["final_status"], "Successful");
+    // The dashboard's Running now showed the run with a progress bar, fed by the events.
+    let running = seen["dashboard_running"].as_array().expect("running");
+    assert!(
+        running.iter().any(
+            |r| r["label"].as_str().is_some_and(|l| l.starts_with("golden"))
+                && r["percent"].is_string()
+        ),
+        "{running:?}"
+    );
     // The Installed Updates tab shows what the site recorded, index by index.
     let shown = show(&site, "golden");
     for index in [1, 2] {
@@ -501,7 +510,17 @@ fn maintenance_mode_makes_the_dp_properties_read_only_until_it_is_disabled() {
     assert_eq!(dp["dp"]["description"], "edited from the console", "{dp}");
     assert_eq!(dp["dp"]["maintenance_mode"], true, "{dp}");
     assert_eq!(dp["dp"]["boundary_groups"], serde_json::json!(["HQ"]));
-    // Each change is in the audit log, with who made it.
+    // Each change is in the audit log, with who made it, and the Audit Log page shows them.
+    let audit_page = seen["audit"].as_array().expect("audit rows");
+    let maintenance_rows = audit_page
+        .iter()
+        .filter(|r| r[2].as_str().is_some_and(|a| a.contains("maintenance")))
+        .count();
+    assert!(maintenance_rows >= 3, "{audit_page:?}");
+    assert!(
+        audit_page.iter().all(|r| r[1] == "local admin"),
+        "{audit_page:?}"
+    );
     let (status, audit) = server.get("/api/v1/audit");
     assert_eq!(status, 200, "{audit}");
     let audit: Value = serde_json::from_str(&audit).expect("audit JSON");

@@ -108,6 +108,23 @@ const scenarios = {
     await wizard.getByRole('button', { name: 'Next >' }).click();
     report.seen.summary = (await wizard.locator('#wizard-summary').innerText()).trim();
     await step('wizard-summary');
+    // A second tab on the dashboard records what its Running now panel shows while the run
+    // goes: the progress bars come from the event stream.
+    const dash = await context.newPage();
+    await dash.goto(`${base}/#/dashboard`);
+    await dash.waitForSelector('#running-now');
+    await dash.evaluate(() => {
+      window.runningSeen = [];
+      const panel = document.querySelector('#running-now');
+      new MutationObserver(() => {
+        for (const li of panel.querySelectorAll('li')) {
+          window.runningSeen.push({
+            label: li.querySelector('.running-label')?.textContent,
+            percent: li.querySelector('[role=progressbar]')?.getAttribute('aria-valuenow'),
+          });
+        }
+      }).observe(panel, { childList: true, subtree: true });
+    });
     await wizard.getByRole('button', { name: 'Schedule', exact: true }).click();
     await wizard.locator('#wizard-done').waitFor();
     await step('wizard-completion');
@@ -115,6 +132,9 @@ const scenarios = {
     report.seen.status_after_wizard = await statusOf(image);
     report.seen.final_status = await waitForStatus(image, ['Successful', 'Failed']);
     await step('status-final');
+    await dash.waitForFunction(() => /Nothing is being serviced/.test(document.querySelector('#running-now').textContent));
+    report.seen.dashboard_running = await dash.evaluate(() => window.runningSeen);
+    await dash.close();
     await page.getByRole('link', { name: image, exact: true }).click();
     report.seen.installed = await installedUpdates();
     await step('installed-updates');
@@ -285,6 +305,11 @@ const scenarios = {
     await page.locator('dialog.modal').getByRole('button', { name: 'Enable Maintenance Mode' }).click();
     await page.waitForFunction(() => document.querySelector('#dp-form')?.dataset.readonly === 'true');
     await step('maintenance-again');
+    // Who changed what: the Audit Log page lists each change.
+    await page.getByRole('link', { name: 'Audit Log' }).click();
+    await page.waitForSelector('#audit-list tbody tr');
+    report.seen.audit = await page.$$eval('#audit-list tbody tr', (trs) => trs.map((tr) => [...tr.cells].map((c) => c.textContent.trim())));
+    await step('audit-log');
   },
 
   /** Content Library: filter and architecture, import by upload, a refused upload's message. */
