@@ -66,7 +66,14 @@ export async function api(method, path, body) {
       hint: 'Check that `ois serve` is running, then reload the page.',
     });
   }
-  if (!res.ok) throw new ApiError(res.status, await problemOf(res));
+  if (!res.ok) {
+    const err = new ApiError(res.status, await problemOf(res));
+    // A session that ended (expired, or signed out in another tab): back to the sign-in page.
+    if (res.status === 401 && path !== '/whoami' && path !== '/session') {
+      window.dispatchEvent(new CustomEvent('ois-signed-out', { detail: err }));
+    }
+    throw err;
+  }
   if (res.status === 204) return null;
   const type = res.headers.get('content-type') || '';
   if (type.includes('json')) return res.json();

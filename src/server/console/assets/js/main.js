@@ -147,6 +147,10 @@ async function boot() {
 }
 
 window.addEventListener('hashchange', route);
+window.addEventListener('ois-signed-out', () => {
+  stopEvents();
+  boot();
+});
 // Skip link target: move focus to the page content without changing the route.
 document.addEventListener('click', (e) => {
   const a = e.target.closest('a.skip');
