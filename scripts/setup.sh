@@ -6,12 +6,18 @@
 # point tests serve content with, strace, whose fault injection the crash tests kill ois with, and
 # hivex (hivexget in libhivex-bin, hivexregedit in libwin-hivex-perl), which writes the registry
 # hives the SOFTWARE-hive tests read, and libhivex-dev, the library ois links to change hives.
+# The web console's browser tests (tests/console.rs) need Debian's chromium (and chromium-driver),
+# Node.js with npm, and the npm packages of tests/console (playwright-core, which drives
+# /usr/bin/chromium and downloads no browser of its own).
 set -euo pipefail
 need=()
 have() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
-for pkg in build-essential pkg-config libclang-dev wimtools p7zip-full gcab nginx libnginx-mod-http-dav-ext strace libhivex-bin libwin-hivex-perl libhivex-dev; do
+for pkg in build-essential pkg-config libclang-dev wimtools p7zip-full gcab nginx libnginx-mod-http-dav-ext strace libhivex-bin libwin-hivex-perl libhivex-dev chromium chromium-driver; do
   have "$pkg" || need+=("$pkg")
 done
+# A machine may bring its own Node.js (with npm); Debian's only where there is none.
+command -v node >/dev/null || need+=(nodejs)
+command -v npm >/dev/null || need+=(npm)
 if [ ${#need[@]} -gt 0 ]; then
   SUDO=""
   [ "$(id -u)" -ne 0 ] && SUDO="sudo"
@@ -20,3 +26,9 @@ if [ ${#need[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
 fi
 command -v cargo >/dev/null || { echo "cargo is missing: install Rust with rustup (https://rustup.rs)" >&2; exit 1; }
+# The console tests' npm packages, exactly as locked; again only when the lock changed.
+console_tests="$(dirname "$0")/../tests/console"
+if ! cmp -s "$console_tests/package-lock.json" "$console_tests/node_modules/.ois-installed-lock"; then
+  (cd "$console_tests" && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error &&
+    cp package-lock.json node_modules/.ois-installed-lock)
+fi
