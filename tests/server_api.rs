@@ -362,6 +362,34 @@ fn cancel_and_repair_through_the_api() {
     assert_eq!(repair.body["repaired"], false);
 }
 
+/// DNS rebinding: a page served from a name that now resolves to 127.0.0.1 is same-origin
+/// with the server. Without accounts, only requests addressed to a loopback name are the
+/// local admin, so such a page can neither read the CSRF token nor change anything.
+#[test]
+fn without_accounts_only_requests_to_a_loopback_name_are_the_local_admin() {
+    let site = TestSite::new();
+    let server = Server::start(&site, "serve", &[]);
+    let whoami = |host: &str| {
+        server
+            .client
+            .get(format!("{}/api/v1/whoami", server.base))
+            .header("Host", host)
+            .send()
+            .expect("request")
+    };
+    let rebound = whoami("attacker.example:8530");
+    assert_eq!(rebound.status().as_u16(), 401);
+    let text = rebound.text().expect("body");
+    assert!(!text.contains("csrf_token"), "{text}");
+    assert!(text.contains("addressed to localhost"), "{text}");
+    for host in ["localhost:8530", "127.0.0.1:8530", "[::1]:8530"] {
+        let local = whoami(host);
+        assert_eq!(local.status().as_u16(), 200, "{host}");
+        let body: Value = local.json().expect("json");
+        assert_eq!(body["name"], "local admin", "{host}");
+    }
+}
+
 #[test]
 fn problems_are_problem_json_with_a_hint_and_the_openapi_document_lists_the_routes() {
     let site = TestSite::new();

@@ -123,6 +123,19 @@ pub fn session_cookie(headers: &HeaderMap) -> Option<String> {
         .map(|(_, v)| v.to_string())
 }
 
+/// `localhost`, `127.x.y.z` or `[::1]`, with or without a port: the Host of a request a
+/// browser made to this machine's loopback, not to a name that merely resolves to it.
+fn is_loopback_host(host: &str) -> bool {
+    let name = match host.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(""),
+        None => host.rsplit_once(':').map_or(host, |(name, _)| name),
+    };
+    name.eq_ignore_ascii_case("localhost")
+        || name
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
 fn unauthorized(detail: &str) -> ApiError {
     ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", detail).hint(
         "send an account's token as `Authorization: Bearer TOKEN`, or sign in with \
@@ -138,6 +151,10 @@ pub async fn identify(state: &AppState, headers: &HeaderMap) -> Result<Caller, A
     let loopback = state.loopback;
     let local_csrf = state.sessions.local_csrf.clone();
     let had_cookie = session_cookie(headers).is_some();
+    let host_is_loopback = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .is_some_and(is_loopback_host);
     tokio::task::spawn_blocking(move || -> Result<Caller, ApiError> {
         let db = site.database()?;
         if let Some(token) = token {
@@ -168,6 +185,14 @@ pub async fn identify(state: &AppState, headers: &HeaderMap) -> Result<Caller, A
             return Err(unauthorized("the session ended: sign in again"));
         }
         if loopback && !accounts::any(&db)? {
+            // A page whose host name was rebound to 127.0.0.1 would be same-origin with the
+            // server and could read the CSRF token: the local admin answers only to a request
+            // addressed to a loopback name.
+            if !host_is_loopback {
+                return Err(unauthorized(
+                    "without accounts the server answers only requests addressed to localhost or a loopback address (the Host header names another host)",
+                ));
+            }
             return Ok(Caller {
                 name: LOCAL_ADMIN.to_string(),
                 role: Role::Admin,
@@ -244,4 +269,33 @@ pub async fn require(State(state): State<AppState>, mut request: Request, next: 
     }
     request.extensions_mut().insert(caller);
     next.run(request).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_loopback_host;
+
+    #[test]
+    fn only_loopback_names_are_loopback_hosts() {
+        for host in [
+            "localhost",
+            "LOCALHOST:8530",
+            "127.0.0.1",
+            "127.0.0.2:80",
+            "[::1]:8530",
+            "[::1]",
+        ] {
+            assert!(is_loopback_host(host), "{host}");
+        }
+        for host in [
+            "attacker.example",
+            "attacker.example:8530",
+            "10.0.0.1:8530",
+            "localhost.attacker.example",
+            "[::2]:1",
+            "",
+        ] {
+            assert!(!is_loopback_host(host), "{host}");
+        }
+    }
 }
