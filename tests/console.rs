@@ -641,6 +641,17 @@ fn a_read_only_account_can_change_nothing_and_sees_why() {
     let (site, wim, original) = TestSite::with_golden_image();
     let target = site.path("dp/content");
     std::fs::create_dir_all(&target).expect("mkdir");
+    // A DP added first, so that dp1's id is not 1 and a link by position would show.
+    let other = site.path("dp/other");
+    std::fs::create_dir_all(&other).expect("mkdir");
+    site.ois(&[
+        "dp",
+        "add",
+        &nal("dp0"),
+        "--target",
+        other.to_str().expect("utf8"),
+    ])
+    .ok();
     let nal = nal("dp1");
     site.ois(&[
         "dp",
@@ -650,6 +661,19 @@ fn a_read_only_account_can_change_nothing_and_sees_why() {
         target.to_str().expect("utf8"),
     ])
     .ok();
+    site.ois(&["image", "distribute", "golden", "--dp", &nal])
+        .ok();
+    // `ois dp` names DPs by NAL path: the id is the site database's.
+    let dp_id: i64 = rusqlite::Connection::open(site.root().join("site.db"))
+        .and_then(|db| {
+            db.query_row(
+                "SELECT id FROM distribution_points WHERE server = 'dp1'",
+                [],
+                |r| r.get(0),
+            )
+        })
+        .expect("dp1's id");
+    assert!(dp_id > 1, "{dp_id}");
     let added = site
         .ois(&["site", "user", "add", "ana", "--role", "read-only"])
         .ok();
@@ -696,6 +720,15 @@ fn a_read_only_account_can_change_nothing_and_sees_why() {
             "{forced}: {message}"
         );
     }
+
+    // The image's Distribution tab names the DP and links it by id.
+    assert_eq!(
+        seen["distribution_link"],
+        format!("#/dps/{dp_id}"),
+        "{seen}"
+    );
+    assert_eq!(seen["distribution_dp"], "dp1");
+    assert_eq!(seen["linked_dp_selected"], "Select dp1", "{seen}");
 
     // Nothing changed on the site.
     let shown = show(&site, "golden");

@@ -418,6 +418,16 @@ const scenarios = {
     await page.getByRole('tab', { name: 'Servicing' }).click();
     report.seen.remove_schedule_disabled = await page.locator('#remove-schedule').isDisabled();
     await step('image-read-only');
+    // The Distribution tab links each row to its DP by the DP's id.
+    await page.getByRole('tab', { name: 'Distribution' }).click();
+    const dpLink = page.locator('.tab-panel tbody tr a').first();
+    report.seen.distribution_link = await dpLink.getAttribute('href');
+    report.seen.distribution_dp = (await dpLink.textContent()).trim();
+    await step('image-distribution');
+    await dpLink.click();
+    await page.waitForSelector('#dp-form');
+    report.seen.linked_dp_selected = await page.locator('#dp-list tbody tr.selected input[type=radio]').getAttribute('aria-label');
+    await step('linked-dp');
     await page.goto(`${base}/#/updates`);
     await page.waitForSelector('#update-list table');
     report.seen.import_disabled = await page.locator('#import-button').isDisabled() && await page.locator('#import-files').isDisabled();

@@ -222,7 +222,7 @@ export function render(main, { id, tab }) {
       rows: list(view.distribution),
       empty: 'The image has not been distributed to any distribution point.',
       columns: [
-        { title: 'Distribution point', value: (d) => h('a', { href: `#/dps/${encodeURIComponent(d.dp_id ?? d.dp)}` }, d.server || d.dp) },
+        { title: 'Distribution point', value: (d) => h('a', { href: `#/dps/${encodeURIComponent(d.dp_id)}`, title: d.dp }, d.server) },
         { title: 'Version (SHA-256)', value: (d) => h('span', { class: 'hash', title: d.sha256 }, `${String(d.sha256 || '').slice(0, 12)}…`) },
         { title: 'Current', value: (d) => (d.current ? 'Yes' : 'No') },
         { title: 'Status', value: (d) => statusBadge(d.status) },
