@@ -790,6 +790,11 @@ fn the_content_library_filters_and_imports_an_uploaded_cab() {
         refused.contains("Import refused") && refused.contains("notes.cab"),
         "{refused}"
     );
+    // It names the file the user chose, not where the server kept it while importing.
+    assert!(
+        !refused.contains("incoming") && !refused.contains("upload-"),
+        "{refused}"
+    );
     assert!(seen["imported"]
         .as_str()
         .expect("notice")
