@@ -256,6 +256,95 @@ fn seen_installed(report: &Value, index: u64) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// The words the What Changed tab uses for a kind of change.
+fn kind_words(kind: &str) -> &str {
+    match kind {
+        "registry" => "registry hive(s) edited",
+        other => other,
+    }
+}
+
+/// A changed path as the What Changed tab writes it.
+fn changed_path(change: &Value) -> String {
+    let path = change["path"].as_str().expect("path");
+    let dir = if change["is_dir"] == true { "/" } else { "" };
+    match (change["old_path"].as_str(), change["hive"].as_str()) {
+        (Some(old), _) => format!("{old}{dir} → {path}{dir}"),
+        (None, Some(hive)) => format!("{path} ({hive} hive)"),
+        (None, None) => format!("{path}{dir}"),
+    }
+}
+
+/// Asserts that the What Changed tab (`seen`, as console.mjs read it) shows what
+/// `ois image changes --json` says: the same indexes, per kind the same counts, and the same
+/// rows in the same order with the same update, path and exact sizes.
+fn assert_what_changed_shows(seen: &Value, cli: &Value) {
+    let shown = seen.as_array().expect("indexes shown");
+    let recorded = cli["indexes"].as_array().expect("indexes");
+    assert!(!recorded.is_empty(), "the run changed nothing: {cli}");
+    assert_eq!(
+        shown.iter().map(|i| i["index"].clone()).collect::<Vec<_>>(),
+        recorded
+            .iter()
+            .map(|i| i["index"].clone())
+            .collect::<Vec<_>>(),
+        "{seen}"
+    );
+    for (page, ix) in shown.iter().zip(recorded) {
+        let name = ix["name"].as_str().expect("name");
+        assert_eq!(page["heading"], format!("Index {}: {name}", ix["index"]));
+        let totals = ix["totals"].as_object().expect("totals");
+        let expected: Vec<String> = totals
+            .iter()
+            .filter(|(_, t)| t["count"].as_u64().expect("count") > 0)
+            .map(|(kind, t)| format!("{} {} (", t["count"], kind_words(kind)))
+            .collect();
+        let lines = page["totals"].as_array().expect("totals shown");
+        assert_eq!(lines.len(), expected.len(), "{lines:?} vs {expected:?}");
+        for want in &expected {
+            assert!(
+                lines
+                    .iter()
+                    .any(|l| l.as_str().is_some_and(|l| l.starts_with(want.as_str()))),
+                "index {}: no total {want:?} in {lines:?}",
+                ix["index"]
+            );
+        }
+        let changes = ix["changes"].as_array().expect("changes");
+        let rows = page["rows"].as_array().expect("rows");
+        assert_eq!(rows.len(), changes.len(), "index {}", ix["index"]);
+        for (row, change) in rows.iter().zip(changes) {
+            let size = |s: &Value| s.as_u64().map(|n| Value::from(n.to_string()));
+            assert_eq!(
+                row["kind"],
+                kind_words(change["kind"].as_str().expect("kind"))
+            );
+            assert_eq!(row["path"], changed_path(change), "{row}");
+            assert_eq!(row["update"], change["update"], "{row}");
+            assert_eq!(
+                Some(row["size_before"].clone()).filter(|v| !v.is_null()),
+                size(&change["size_before"]),
+                "{row} vs {change}"
+            );
+            assert_eq!(
+                Some(row["size_after"].clone()).filter(|v| !v.is_null()),
+                size(&change["size_after"]),
+                "{row} vs {change}"
+            );
+            for (shown, exact) in [
+                ("shown_before", "size_before"),
+                ("shown_after", "size_after"),
+            ] {
+                assert_eq!(
+                    row[shown].as_str().expect("cell").is_empty(),
+                    change[exact].is_null(),
+                    "{row}"
+                );
+            }
+        }
+    }
+}
+
 fn stage_dirs(site: &TestSite) -> Vec<PathBuf> {
     std::fs::read_dir(site.root().join("ConfigMgr_OfflineImageServicing"))
         .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).collect())
@@ -317,6 +406,13 @@ fn the_schedule_updates_wizard_services_the_image_and_shows_its_installed_update
         "{seen}"
     );
     assert_eq!(seen["history"], serde_json::json!(["Successful"]));
+    // What Changed shows the run's record as the CLI reads it.
+    let changes = site
+        .ois(&["image", "changes", "golden", "--json"])
+        .ok()
+        .json();
+    assert_eq!(seen["changes_run"], changes["run_id"].to_string());
+    assert_what_changed_shows(&seen["changes"], &changes);
     assert!(seen["runs_by_status"]
         .as_str()
         .expect("chart")
@@ -545,6 +641,17 @@ fn a_read_only_account_can_change_nothing_and_sees_why() {
     let (site, wim, original) = TestSite::with_golden_image();
     let target = site.path("dp/content");
     std::fs::create_dir_all(&target).expect("mkdir");
+    // A DP added first, so that dp1's id is not 1 and a link by position would show.
+    let other = site.path("dp/other");
+    std::fs::create_dir_all(&other).expect("mkdir");
+    site.ois(&[
+        "dp",
+        "add",
+        &nal("dp0"),
+        "--target",
+        other.to_str().expect("utf8"),
+    ])
+    .ok();
     let nal = nal("dp1");
     site.ois(&[
         "dp",
@@ -554,6 +661,19 @@ fn a_read_only_account_can_change_nothing_and_sees_why() {
         target.to_str().expect("utf8"),
     ])
     .ok();
+    site.ois(&["image", "distribute", "golden", "--dp", &nal])
+        .ok();
+    // `ois dp` names DPs by NAL path: the id is the site database's.
+    let dp_id: i64 = rusqlite::Connection::open(site.root().join("site.db"))
+        .and_then(|db| {
+            db.query_row(
+                "SELECT id FROM distribution_points WHERE server = 'dp1'",
+                [],
+                |r| r.get(0),
+            )
+        })
+        .expect("dp1's id");
+    assert!(dp_id > 1, "{dp_id}");
     let added = site
         .ois(&["site", "user", "add", "ana", "--role", "read-only"])
         .ok();
@@ -600,6 +720,15 @@ fn a_read_only_account_can_change_nothing_and_sees_why() {
             "{forced}: {message}"
         );
     }
+
+    // The image's Distribution tab names the DP and links it by id.
+    assert_eq!(
+        seen["distribution_link"],
+        format!("#/dps/{dp_id}"),
+        "{seen}"
+    );
+    assert_eq!(seen["distribution_dp"], "dp1");
+    assert_eq!(seen["linked_dp_selected"], "Select dp1", "{seen}");
 
     // Nothing changed on the site.
     let shown = show(&site, "golden");
@@ -659,6 +788,11 @@ fn the_content_library_filters_and_imports_an_uploaded_cab() {
     let refused = seen["refused"].as_str().expect("refusal");
     assert!(
         refused.contains("Import refused") && refused.contains("notes.cab"),
+        "{refused}"
+    );
+    // It names the file the user chose, not where the server kept it while importing.
+    assert!(
+        !refused.contains("incoming") && !refused.contains("upload-"),
         "{refused}"
     );
     assert!(seen["imported"]

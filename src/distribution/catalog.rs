@@ -89,6 +89,8 @@ impl DistributionPoint {
 /// One version of one image on one DP.
 #[derive(Debug, Clone, Serialize)]
 pub struct Distribution {
+    /// The DP's id: the API and the console name a DP by it.
+    pub dp_id: DpId,
     pub dp: String,
     pub server: String,
     pub image_id: ImageId,
@@ -343,7 +345,7 @@ pub fn dps_for_image(
 
 const DIST_SELECT: &str = "SELECT d.server, d.nal_type, d.site_code, x.image_id, i.name, x.sha256,
         x.size_bytes, x.status, x.error, x.attempts, x.next_attempt_at, x.updated_at,
-        x.installed_at, x.validated_at, x.sha256 = i.sha256
+        x.installed_at, x.validated_at, x.sha256 = i.sha256, x.dp_id
     FROM distributions x
     JOIN distribution_points d ON d.id = x.dp_id
     JOIN images i ON i.id = x.image_id";
@@ -356,6 +358,7 @@ fn row_to_dist(r: &rusqlite::Row) -> rusqlite::Result<Distribution> {
     };
     let status: String = r.get(7)?;
     Ok(Distribution {
+        dp_id: r.get(15)?,
         dp: nal.to_string(),
         server: nal.server,
         image_id: r.get(3)?,

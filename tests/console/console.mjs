@@ -150,6 +150,26 @@ const scenarios = {
     await page.getByRole('tab', { name: 'History' }).click();
     report.seen.history = await page.$$eval('.tab-panel tbody tr', (trs) => trs.map((tr) => tr.cells[1].textContent.trim()));
     await step('history');
+    // What Changed of that run: per index the totals line and each row as shown, with the
+    // exact sizes the cells carry on hover.
+    await page.getByRole('tab', { name: 'What Changed' }).click();
+    await page.waitForSelector('.tab-panel .index-section table');
+    report.seen.changes_run = (await page.locator('#changes-run').inputValue());
+    report.seen.changes = await page.$$eval('.tab-panel .index-section', (secs) => secs.map((s) => ({
+      index: Number(s.dataset.index),
+      heading: s.querySelector('h2').textContent.trim(),
+      totals: [...s.querySelectorAll('ul.totals li')].map((li) => li.textContent.trim()),
+      rows: [...s.querySelectorAll('tbody tr')].map((tr) => ({
+        kind: tr.cells[0].textContent.trim(),
+        path: tr.cells[1].textContent.trim(),
+        size_before: tr.cells[2].querySelector('[data-bytes]')?.dataset.bytes ?? null,
+        size_after: tr.cells[3].querySelector('[data-bytes]')?.dataset.bytes ?? null,
+        shown_before: tr.cells[2].textContent.trim(),
+        shown_after: tr.cells[3].textContent.trim(),
+        update: tr.cells[4].textContent.trim(),
+      })),
+    })));
+    await step('what-changed');
     await page.goto(`${base}/#/dashboard`);
     await page.waitForSelector('.dashboard[aria-busy=false]');
     report.seen.dashboard_charts = await page.locator('.dashboard svg.chart').count();
@@ -398,6 +418,16 @@ const scenarios = {
     await page.getByRole('tab', { name: 'Servicing' }).click();
     report.seen.remove_schedule_disabled = await page.locator('#remove-schedule').isDisabled();
     await step('image-read-only');
+    // The Distribution tab links each row to its DP by the DP's id.
+    await page.getByRole('tab', { name: 'Distribution' }).click();
+    const dpLink = page.locator('.tab-panel tbody tr a').first();
+    report.seen.distribution_link = await dpLink.getAttribute('href');
+    report.seen.distribution_dp = (await dpLink.textContent()).trim();
+    await step('image-distribution');
+    await dpLink.click();
+    await page.waitForSelector('#dp-form');
+    report.seen.linked_dp_selected = await page.locator('#dp-list tbody tr.selected input[type=radio]').getAttribute('aria-label');
+    await step('linked-dp');
     await page.goto(`${base}/#/updates`);
     await page.waitForSelector('#update-list table');
     report.seen.import_disabled = await page.locator('#import-button').isDisabled() && await page.locator('#import-files').isDisabled();

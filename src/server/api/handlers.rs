@@ -660,12 +660,22 @@ pub async fn import_updates(
     receive(body, &file).await?;
     let target = format!("upload {name}");
     let outcomes = change(&state, &caller, "import updates", target, move |s| {
-        let outcomes = engine::import_updates(&s.site, std::slice::from_ref(&file));
+        let outcomes = engine::import_updates(&s.site, std::slice::from_ref(&file))
+            .map_err(|e| as_uploaded(e, dir.path()));
         drop(dir);
         outcomes
     })
     .await?;
     Ok(json(&outcomes))
+}
+
+/// The importer names the file where the server kept it (a temporary folder in the content
+/// library); the user knows it by the name they uploaded, which is its name in that folder.
+fn as_uploaded(mut e: ApiError, folder: &std::path::Path) -> ApiError {
+    let prefix = format!("{}{}", folder.display(), std::path::MAIN_SEPARATOR);
+    e.detail = e.detail.replace(&prefix, "");
+    e.hint = e.hint.map(|h| h.replace(&prefix, ""));
+    e
 }
 
 /// Streams a request body into `file`, refusing more than [`UPLOAD_LIMIT`] bytes.

@@ -11,8 +11,7 @@ export function render(main, { id }) {
   let rows = [];
   let selected = id ?? null;
   let detail = null;
-  // A link may name the DP by its NAL path (the image view's distribution rows do).
-  const selectedRow = () => rows.find((r) => m.dpId(r) === String(selected) || r.nal_path === selected) || null;
+  const selectedRow = () => rows.find((r) => m.dpId(r) === String(selected)) || null;
   const listArea = h('div', { id: 'dp-list', 'aria-live': 'polite' });
   const props = h('section', { id: 'dp-properties', class: 'properties', 'aria-label': 'Distribution point properties' });
 

@@ -222,7 +222,7 @@ export function render(main, { id, tab }) {
       rows: list(view.distribution),
       empty: 'The image has not been distributed to any distribution point.',
       columns: [
-        { title: 'Distribution point', value: (d) => h('a', { href: `#/dps/${encodeURIComponent(d.dp_id ?? d.dp)}` }, d.server || d.dp) },
+        { title: 'Distribution point', value: (d) => h('a', { href: `#/dps/${encodeURIComponent(d.dp_id)}`, title: d.dp }, d.server) },
         { title: 'Version (SHA-256)', value: (d) => h('span', { class: 'hash', title: d.sha256 }, `${String(d.sha256 || '').slice(0, 12)}…`) },
         { title: 'Current', value: (d) => (d.current ? 'Yes' : 'No') },
         { title: 'Status', value: (d) => statusBadge(d.status) },
@@ -316,13 +316,29 @@ function drawChanges(out, doc) {
         empty: 'No change in this index.',
         columns: [
           { title: 'Change', value: (c) => h('span', { class: `change-kind kind-${c.kind}` }, KIND_WORDS[c.kind] || c.kind) },
-          { title: 'Path', className: 'path', value: (c) => (c.old_path ? `${c.old_path} → ${c.path}` : `${c.path}${c.is_dir ? '\\' : ''}`) },
-          { title: 'Size before', className: 'num', value: (c) => bytes(c.size_before) },
-          { title: 'Size after', className: 'num', value: (c) => bytes(c.size_after) },
+          { title: 'Path', className: 'path', value: changedPath },
+          { title: 'Size before', className: 'num', value: (c) => exactBytes(c.size_before) },
+          { title: 'Size after', className: 'num', value: (c) => exactBytes(c.size_after) },
           { title: 'Update', value: (c) => c.update || '' },
         ],
       })));
   }
+}
+
+/** A changed path as the engine records it (forward slashes, a folder ending in `/`); a
+ *  rename shows where it came from, a registry change which hive it edited. */
+function changedPath(c) {
+  const dir = c.is_dir ? '/' : '';
+  if (c.old_path) return `${c.old_path}${dir} → ${c.path}${dir}`;
+  if (c.hive) return `${c.path} (${c.hive} hive)`;
+  return `${c.path}${dir}`;
+}
+
+/** A size in words, with the exact byte count on hover (and for tests) since a changed file
+ *  of a few bytes more reads the same in KB. */
+function exactBytes(n) {
+  if (n === undefined || n === null) return '';
+  return h('span', { title: `${n} bytes`, dataset: { bytes: String(n) } }, bytes(n));
 }
 
 const KIND_WORDS = { added: 'added', replaced: 'replaced', deleted: 'deleted', renamed: 'renamed', registry: 'registry hive(s) edited' };
@@ -331,6 +347,8 @@ function totalBytes(t) {
   if (t.bytes_before === undefined && t.bytes_after === undefined) return bytes(t.bytes || 0);
   if (t.kind === 'added') return `+${bytes(t.bytes_after)}`;
   if (t.kind === 'deleted') return `−${bytes(t.bytes_before)}`;
+  // A rename moves data without changing it: its size is the one it has now.
+  if (t.kind === 'renamed') return bytes(t.bytes_after);
   return `${bytes(t.bytes_before)} → ${bytes(t.bytes_after)}`;
 }
 
