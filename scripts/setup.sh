@@ -12,7 +12,7 @@
 set -euo pipefail
 need=()
 have() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
-for pkg in build-essential pkg-config libclang-dev wimtools p7zip-full gcab nginx libnginx-mod-http-dav-ext strace libhivex-bin libwin-hivex-perl libhivex-dev chromium chromium-driver; do
+for pkg in build-essential pkg-config libclang-dev wimtools p7zip-full gcab nginx libnginx-mod-http-dav-ext strace libhivex-bin libwin-hivex-perl libhivex-dev openssl chromium chromium-driver; do
   have "$pkg" || need+=("$pkg")
 done
 # A machine may bring its own Node.js (with npm); Debian's only where there is none.

@@ -5,4 +5,5 @@ cd "$(dirname "$0")/.."
 ./scripts/setup.sh
 cargo fmt --check
 cargo clippy --all-targets -- -D warnings
-cargo test --all-targets
+# Every tool is installed now: a test that finds one missing fails instead of skipping.
+OIS_TEST_REQUIRE_TOOLS=1 cargo test --all-targets

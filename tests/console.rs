@@ -48,10 +48,7 @@ fn browser_available() -> bool {
     .map(|(_, what)| what)
     .collect();
     if !missing.is_empty() {
-        eprintln!(
-            "skipped: {} missing (scripts/setup.sh installs it)",
-            missing.join(", ")
-        );
+        common::skip_or_fail(&format!("{} missing", missing.join(", ")));
     }
     missing.is_empty()
 }

@@ -4,7 +4,7 @@ mod common;
 
 use std::path::Path;
 
-use common::{have, TestSite};
+use common::TestSite;
 use ois::sample::{write_cab, write_package};
 
 const GOOD: &str = r#"id = "KB8000001"
@@ -99,8 +99,7 @@ fn directory_and_cab_packages_import_once() {
 
 #[test]
 fn cab_made_by_gcab_imports() {
-    if !have("gcab") {
-        eprintln!("skipped: gcab is not installed (scripts/setup.sh installs it)");
+    if !common::have_or_skip("gcab") {
         return;
     }
     let site = TestSite::new();

@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{have, image_count, index_files, TestSite};
+use common::{image_count, index_files, TestSite};
 use ois::sample::filler;
 
 fn payload(seed: u64, kib: usize) -> Vec<u8> {
@@ -188,10 +188,7 @@ fn serviced_image_carries_its_installed_updates_to_a_new_site() {
 
 #[test]
 fn other_wim_tools_read_the_serviced_image() {
-    if !have("wimlib-imagex") || !have("7z") {
-        eprintln!(
-            "skipped: wimtools or p7zip-full is not installed (scripts/setup.sh installs them)"
-        );
+    if !common::have_or_skip("wimlib-imagex") || !common::have_or_skip("7z") {
         return;
     }
     let site = TestSite::new();

@@ -283,13 +283,25 @@ pub fn files_under(dir: &Path) -> Vec<PathBuf> {
     out
 }
 
-/// Whether `tool` is installed; says the test is skipped when it is not.
+/// Whether `tool` is installed; says the test is skipped when it is not. Under
+/// `scripts/test.sh` (which installs every tool first) a missing tool fails the test instead,
+/// so that CI cannot pass by skipping.
 pub fn have_or_skip(tool: &str) -> bool {
     let ok = have(tool);
     if !ok {
-        eprintln!("skipped: {tool} is not installed (scripts/setup.sh installs it)");
+        skip_or_fail(&format!("{tool} is not installed"));
     }
     ok
+}
+
+/// Says why a test is skipped, or fails it when the run requires every tool
+/// (`OIS_TEST_REQUIRE_TOOLS`, set by `scripts/test.sh`, or `CI`).
+pub fn skip_or_fail(why: &str) {
+    assert!(
+        std::env::var_os("OIS_TEST_REQUIRE_TOOLS").is_none() && std::env::var_os("CI").is_none(),
+        "{why}: scripts/setup.sh installs it"
+    );
+    eprintln!("skipped: {why} (scripts/setup.sh installs it)");
 }
 
 pub mod hive;
