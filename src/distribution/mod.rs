@@ -10,6 +10,7 @@
 mod catalog;
 pub mod layout;
 pub mod nal;
+pub mod progress;
 pub mod target;
 mod transfer;
 mod validate;
@@ -600,9 +601,10 @@ fn try_distribute_to(
     catalog::set_status(&db, dp.id, img.id, sha, size, DistStatus::InProgress, None)?;
     let result = open_operator(&db, dp).and_then(|op| {
         upgrade_layout(&db, dp, &op)?;
+        let tracker = progress::start(&img.name, &dp.server, size);
         let mut attempt = 1;
         loop {
-            match transfer::send(&op, &img.path, img.id, sha, size) {
+            match transfer::send(&op, &img.path, img.id, sha, size, &tracker) {
                 Ok(sent) => return Ok((op, sent)),
                 Err(e) if e.retry && attempt < TRANSFER_ATTEMPTS => {
                     let wait = Duration::from_secs(1 << (attempt - 1));

@@ -103,6 +103,7 @@ pub fn send(
     image_id: ImageId,
     sha256: &str,
     size: u64,
+    tracker: &super::progress::Tracker,
 ) -> Result<Sent, Failure> {
     let final_path = layout::content_path(image_id, sha256);
     // Content put there by an earlier run whose record was lost, or copied by hand: hashing it
@@ -117,7 +118,7 @@ pub fn send(
         return Ok(Sent::AlreadyThere);
     }
     let partial = layout::partial_path(image_id, sha256);
-    let local_hash = upload(op, local, &partial)?;
+    let local_hash = upload(op, local, &partial, tracker)?;
     if local_hash != sha256 {
         let _ = op.delete(&partial);
         return Err(Failure::permanent(format!(
@@ -149,7 +150,12 @@ pub fn send(
 /// Sends the local file to `dest`, returning the SHA-256 of what was read. Services that take
 /// a file in several writes get it in chunks; the others (WebDAV: one PUT) get one buffer
 /// holding the whole file, as they would collect it anyway.
-fn upload(op: &Operator, local: &Path, dest: &str) -> Result<String, Failure> {
+fn upload(
+    op: &Operator,
+    local: &Path,
+    dest: &str,
+    tracker: &super::progress::Tracker,
+) -> Result<String, Failure> {
     let mut file = File::open(local)
         .map_err(|e| Failure::permanent(format!("cannot open {}: {e}", local.display())))?;
     let write_err = |e| Failure::storage(format!("cannot write {dest}"), e);
@@ -161,9 +167,12 @@ fn upload(op: &Operator, local: &Path, dest: &str) -> Result<String, Failure> {
         file.read_to_end(&mut whole).map_err(read_err)?;
         hasher.update(&whole);
         op.write(dest, whole).map_err(write_err)?;
+        tracker.set(size);
         return Ok(hex(&hasher.finalize()));
     }
     let mut writer = op.writer(dest).map_err(write_err)?;
+    let mut sent = 0u64;
+    tracker.set(0);
     loop {
         let mut buf = vec![0u8; CHUNK];
         let n = read_full(&mut file, &mut buf).map_err(read_err)?;
@@ -173,6 +182,8 @@ fn upload(op: &Operator, local: &Path, dest: &str) -> Result<String, Failure> {
         buf.truncate(n);
         hasher.update(&buf);
         writer.write(buf).map_err(write_err)?;
+        sent += n as u64;
+        tracker.set(sent);
     }
     writer.close().map_err(write_err)?;
     Ok(hex(&hasher.finalize()))
@@ -205,4 +216,47 @@ pub fn remove_version(op: &Operator, image_id: ImageId, sha256: &str) -> Result<
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+
+    use sha2::{Digest, Sha256};
+
+    use super::*;
+    use crate::distribution::{progress, target};
+
+    /// The site server streams this: a transfer of several chunks is listed with the bytes
+    /// sent so far, all of them once it landed, and no longer once its tracker is gone.
+    #[test]
+    fn a_transfer_reports_the_bytes_it_has_sent() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let local = dir.path().join("install.wim");
+        let data: Vec<u8> = (0..CHUNK * 2 + 4096).map(|i| (i % 251) as u8).collect();
+        std::fs::File::create(&local)
+            .and_then(|mut f| f.write_all(&data))
+            .expect("write the image");
+        let sha256 = hex(&Sha256::digest(&data));
+        let dp = dir.path().join("dp");
+        let op = target::operator(&dp.display().to_string(), &[], &[]).expect("fs operator");
+        let size = data.len() as u64;
+        let tracker = progress::start("transfer-progress-test", "dp1", size);
+        let sent = send(
+            &op,
+            &local,
+            "7".parse().expect("id"),
+            &sha256,
+            size,
+            &tracker,
+        )
+        .expect("send");
+        assert!(matches!(sent, Sent::Sent(n) if n == size));
+        let mine = |t: &progress::ActiveTransfer| t.image == "transfer-progress-test";
+        let listed: Vec<_> = progress::active().into_iter().filter(mine).collect();
+        assert_eq!(listed.len(), 1);
+        assert_eq!((listed[0].sent, listed[0].total), (size, size));
+        drop(tracker);
+        assert!(!progress::active().iter().any(mine));
+    }
 }

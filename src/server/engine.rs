@@ -378,7 +378,8 @@ pub struct Dashboard {
     pub runs_by_status: BTreeMap<String, usize>,
     /// `Maintenance mode` / `Active` DPs, and distributions by status.
     pub dps_by_state: BTreeMap<String, usize>,
-    /// Runs of this server (with progress) and runs In progress in other processes.
+    /// Runs of this server (with progress), runs In progress in other processes, and this
+    /// server's transfers to DPs (source `transfer to DP`).
     pub running: Vec<ActiveRun>,
 }
 
@@ -392,6 +393,16 @@ pub fn dashboard(state: &AppState, last: usize) -> Result<Dashboard, ApiError> {
     let site = &state.site;
     let db = site.database()?;
     let mut running = state.events.active();
+    running.extend(
+        distribution::progress::active()
+            .into_iter()
+            .map(|t| ActiveRun {
+                step: Some(format!("sending {} of {} bytes", t.sent, t.total)),
+                percent: Some(super::events::percent(t.sent, t.total)),
+                source: format!("transfer to {}", t.dp),
+                image: t.image,
+            }),
+    );
     let mut images = Vec::new();
     let mut runs_by_status = BTreeMap::new();
     for img in image::list(&db)? {

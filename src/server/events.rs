@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 use serde::Serialize;
 use tokio::sync::{broadcast, watch};
 
+use crate::distribution::progress::{self, ActiveTransfer};
 use crate::distribution::DpOutcome;
 use crate::servicing::RunEvent;
 
@@ -41,6 +42,14 @@ pub enum ServerEvent {
     },
     DistributionStarted {
         image: String,
+    },
+    /// One transfer of an image to a DP under way in this process: bytes sent of total.
+    TransferProgress {
+        image: String,
+        dp: String,
+        sent: u64,
+        total: u64,
+        percent: u8,
     },
     DistributionFinished {
         image: String,
@@ -197,4 +206,32 @@ impl Default for Broadcaster {
     fn default() -> Self {
         Broadcaster::new()
     }
+}
+
+/// Publishes the progress of this process's transfers to DPs (whoever started them: the API,
+/// the scheduler, a maintenance-mode change) twice a second while any changes.
+pub async fn stream_transfers(events: Broadcaster) {
+    let mut last: Vec<ActiveTransfer> = Vec::new();
+    let mut tick = tokio::time::interval(std::time::Duration::from_millis(500));
+    loop {
+        tick.tick().await;
+        let now = progress::active();
+        for t in now.iter().filter(|t| !last.contains(t)) {
+            events.publish(ServerEvent::TransferProgress {
+                image: t.image.clone(),
+                dp: t.dp.clone(),
+                sent: t.sent,
+                total: t.total,
+                percent: percent(t.sent, t.total),
+            });
+        }
+        last = now;
+    }
+}
+
+/// Of an empty transfer: all of it.
+pub fn percent(done: u64, total: u64) -> u8 {
+    done.saturating_mul(100)
+        .checked_div(total)
+        .map_or(100, |p| p.min(100) as u8)
 }

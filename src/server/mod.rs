@@ -183,6 +183,7 @@ pub fn serve(site_root: &std::path::Path, options: ServerOptions) -> Result<(), 
         std::thread::spawn(move || engine::run_scheduler(&state, jobs))
     });
     let served = runtime.block_on(async {
+        tokio::spawn(events::stream_transfers(state.events.clone()));
         let app = router(state.clone());
         let shutdown = {
             let state = state.clone();

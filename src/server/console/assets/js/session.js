@@ -69,7 +69,7 @@ function dispatch(type, raw) {
 
 // Named SSE events the server may send beside unnamed `message` ones.
 const NAMED = ['run_started', 'run_step', 'run_progress', 'run_finished', 'distribution_started',
-  'distribution_finished', 'validation_finished', 'repaired', 'error'];
+  'transfer_progress', 'distribution_finished', 'validation_finished', 'repaired', 'error'];
 
 export function startEvents() {
   if (source || typeof EventSource === 'undefined') return;

@@ -123,15 +123,21 @@ export function render(main) {
 
   const off = onEvent((ev) => {
     const d = ev.data || {};
-    const k = String(d.image_id ?? d.image ?? d.run_id ?? d.dp ?? '');
+    // A transfer is one image to one DP; its bar is its own beside the image's run.
+    const transfer = ev.type === 'transfer_progress';
+    const k = transfer ? `${d.image} → ${d.dp}` : String(d.image_id ?? d.image ?? d.run_id ?? d.dp ?? '');
     if (!k) return;
     const finished = /finish|repaired|error/i.test(String(ev.type)) || (d.status && d.status !== 'In progress');
     if (finished) {
       live.delete(k);
+      if (ev.type === 'distribution_finished') {
+        for (const key of [...live.keys()]) if (key.startsWith(`${d.image} → `)) live.delete(key);
+      }
       setTimeout(refresh, 300);
     } else {
-      const cur = live.get(k) || { label: d.image || d.dp || `Run ${d.run_id}`, fraction: 0, step: 'In progress' };
-      if (d.total) cur.fraction = d.done / d.total;
+      const cur = live.get(k) || { label: transfer ? `${d.image} → ${d.dp}` : d.image || d.dp || `Run ${d.run_id}`, fraction: 0, step: 'In progress' };
+      if (transfer) cur.step = d.sent < d.total ? 'Sending to the distribution point' : 'Verifying on the distribution point';
+      if (d.total) cur.fraction = (d.done ?? d.sent ?? 0) / d.total;
       else if (d.percent !== undefined) cur.fraction = d.percent / 100;
       else if (d.fraction !== undefined) cur.fraction = d.fraction;
       if (d.step || d.message) cur.step = d.step || d.message;
