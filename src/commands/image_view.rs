@@ -107,3 +107,11 @@ pub fn image_view(site: &Site, key: &str) -> Result<ImageView, CommandError> {
         distribution,
     })
 }
+
+/// The runs of the image `key` (id or name), newest first: the History tab, without the rest
+/// of the view (whose Servicing part plans the schedule).
+pub fn image_runs(site: &Site, key: &str) -> Result<Vec<RunRecord>, CommandError> {
+    let db = site.database()?;
+    let image = image::find(&db, key)?;
+    Ok(servicing::history(&db, image.id)?)
+}

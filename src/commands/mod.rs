@@ -16,7 +16,7 @@ pub use distribution::{
     MaintenanceModeFailed, MaintenanceModeSet,
 };
 pub use image_changes::{image_changes, Change, IndexChanges, KindTotal, RunChanges, Totals};
-pub use image_view::{image_view, ImageView, InstalledUpdates, ServicingView};
+pub use image_view::{image_runs, image_view, ImageView, InstalledUpdates, ServicingView};
 pub use images::{
     find_images, import_image, list_images, remove_image, ImageSummary, ImportedImage,
 };

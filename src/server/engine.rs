@@ -230,7 +230,7 @@ pub fn repair(site: &Site, key: &str) -> Result<Option<Repair>, ApiError> {
 }
 
 pub fn runs(site: &Site, key: &str) -> Result<Vec<RunRecord>, ApiError> {
-    Ok(commands::image_view(site, key)?.runs)
+    Ok(commands::image_runs(site, key)?)
 }
 
 /// The log file of run `run_id` of image `key`.
