@@ -29,6 +29,7 @@ impl Input {
             info: index.clone(),
             installed: Vec::new(),
             packages: Vec::new(),
+            target: Default::default(),
         };
         self.unpacked
             .iter()

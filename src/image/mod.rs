@@ -4,6 +4,7 @@
 pub mod detect;
 pub mod hive;
 pub mod inspect;
+pub mod nested;
 pub mod packages;
 
 use std::collections::BTreeSet;
@@ -13,11 +14,12 @@ use rusqlite::{params, OptionalExtension, Transaction};
 use serde::Serialize;
 
 pub use inspect::{IndexInfo, InspectError, WimContents};
+pub use nested::{NestedError, NestedId, NestedImage, NestedParent};
 pub use packages::InstalledPackage;
 
 use crate::fsutil::{hash_file, now_rfc3339};
 use crate::hint::Hint;
-use crate::library::Architecture;
+use crate::library::{Architecture, UpdateTarget};
 use crate::servicing::RunId;
 use crate::site::{Database, Migrations, Site, SiteError};
 use crate::wim::{Progress, Wim};
@@ -72,6 +74,8 @@ pub static MIGRATIONS: Migrations = Migrations {
             installed INTEGER NOT NULL,
             source TEXT NOT NULL,
             PRIMARY KEY (image_id, idx, identity));",
+        // WIM files inside the indexes (Winre.wim): see nested.rs.
+        nested::MIGRATION,
     ],
 };
 
@@ -86,6 +90,8 @@ crate::id::integer_id!(
 pub enum ImageKind {
     OsImage,
     OsUpgradePackage,
+    /// boot.wim: index 1 Windows PE, index 2 Windows Setup; it takes WinPE updates.
+    BootImage,
 }
 
 impl ImageKind {
@@ -93,6 +99,15 @@ impl ImageKind {
         match self {
             ImageKind::OsImage => "os-image",
             ImageKind::OsUpgradePackage => "os-upgrade-package",
+            ImageKind::BootImage => "boot-image",
+        }
+    }
+
+    /// The updates its indexes take (a package's `target`).
+    pub fn update_target(self) -> UpdateTarget {
+        match self {
+            ImageKind::OsImage | ImageKind::OsUpgradePackage => UpdateTarget::Os,
+            ImageKind::BootImage => UpdateTarget::Winpe,
         }
     }
 }
@@ -103,7 +118,10 @@ impl std::str::FromStr for ImageKind {
         match s {
             "os-image" => Ok(ImageKind::OsImage),
             "os-upgrade-package" => Ok(ImageKind::OsUpgradePackage),
-            _ => Err(format!("{s:?}: use os-image or os-upgrade-package")),
+            "boot-image" => Ok(ImageKind::BootImage),
+            _ => Err(format!(
+                "{s:?}: use os-image, os-upgrade-package or boot-image"
+            )),
         }
     }
 }
@@ -122,6 +140,8 @@ pub enum ImageError {
     NameTaken(String),
     #[error("cannot use WIM {}: {source}", path.display())]
     Unreadable { path: PathBuf, source: InspectError },
+    #[error(transparent)]
+    Nested(#[from] NestedError),
     #[error("{}: {source}", path.display())]
     Io {
         path: PathBuf,
@@ -180,6 +200,8 @@ pub struct IndexDetail {
     /// Windows packages with their state (`image show`); empty for an image registered before
     /// ois read them.
     pub packages: Vec<InstalledPackage>,
+    /// The updates it takes: `os`, `winpe` (a boot image) or `winre` (a nested recovery image).
+    pub target: UpdateTarget,
 }
 
 impl IndexDetail {
@@ -194,6 +216,21 @@ pub fn import(
     path: &Path,
     kind: ImageKind,
     name: Option<&str>,
+) -> Result<(Image, Vec<IndexDetail>), ImageError> {
+    import_with_nested(site, db, path, kind, name, &[])
+}
+
+/// Registers a WIM file with its nested images: Winre.wim in every index, and the `nested`
+/// paths the admin names (each must be a `.wim` some index holds). A nested image that is
+/// damaged or unsafe is registered with its reason and cannot be serviced; the parent is
+/// registered all the same (a warning says so).
+pub fn import_with_nested(
+    site: &Site,
+    db: &mut Database,
+    path: &Path,
+    kind: ImageKind,
+    name: Option<&str>,
+    nested: &[String],
 ) -> Result<(Image, Vec<IndexDetail>), ImageError> {
     if !path.is_file() {
         return Err(ImageError::MissingFile(path.to_path_buf()));
@@ -233,6 +270,7 @@ pub fn import(
         .and_then(|w| w.verify(&mut |_| Progress::Continue))
         .map_err(|e| tracing::warn!("{} failed verification: {e}", path.display()))
         .is_ok();
+    let found = nested::detect(&path, &site.staging_root(), nested)?;
     let now = now_rfc3339();
     let db_error = |e| SiteError::Database {
         path: site.root().join(crate::site::DATABASE_FILE),
@@ -306,6 +344,7 @@ pub fn import(
             .map_err(db_error)?;
         }
     }
+    nested::record(&tx, id, &found).map_err(db_error)?;
     tx.commit().map_err(db_error)?;
     tracing::info!(
         "registered image {name} ({}) with {} index(es)",
@@ -478,9 +517,15 @@ pub fn indexes(db: &Database, image: &Image) -> Result<Vec<IndexDetail>, ImageEr
                 info,
                 installed,
                 packages: mine.into_iter().map(|(_, p)| p).collect(),
+                target: image.kind.update_target(),
             }
         })
         .collect())
+}
+
+/// The nested images of an image (see [`nested`]).
+pub fn nested_images(db: &Database, image: &Image) -> Result<Vec<NestedImage>, ImageError> {
+    nested::for_image(db, image.id).map_err(|e| db.error(e).into())
 }
 
 /// Removes an image from the catalog (the WIM file stays). Refused while a run holds it.

@@ -43,6 +43,49 @@ impl std::fmt::Display for Architecture {
     }
 }
 
+/// Which Windows an update is for: the installed OS (os-image and os-upgrade-package indexes),
+/// the recovery environment nested in it (`Windows/System32/Recovery/Winre.wim`), or Windows
+/// PE (the indexes of a boot image, boot.wim). The three are serviced with different packages
+/// (Microsoft's Dynamic Update order: the OS takes the cumulative update, WinRE the Safe OS
+/// update, WinPE its own cumulative update), so an update goes to one of them only.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum UpdateTarget {
+    #[default]
+    Os,
+    Winre,
+    Winpe,
+}
+
+impl UpdateTarget {
+    pub fn parse(s: &str) -> Option<Self> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "os" => Some(UpdateTarget::Os),
+            "winre" => Some(UpdateTarget::Winre),
+            "winpe" => Some(UpdateTarget::Winpe),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UpdateTarget::Os => "os",
+            UpdateTarget::Winre => "winre",
+            UpdateTarget::Winpe => "winpe",
+        }
+    }
+
+    pub fn is_os(&self) -> bool {
+        *self == UpdateTarget::Os
+    }
+}
+
+impl std::fmt::Display for UpdateTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AppliesTo {
@@ -89,6 +132,10 @@ pub struct Manifest {
     pub supersedes: Vec<String>,
     pub requires: Vec<String>,
     pub applies_to: AppliesTo,
+    /// Which Windows it is for. Absent from the stored form for `os`, so packages imported
+    /// before targets existed keep their digest.
+    #[serde(default, skip_serializing_if = "UpdateTarget::is_os")]
+    pub target: UpdateTarget,
     pub changes: Vec<Change>,
     /// Registry changes, applied after the file changes, in manifest order. Absent from the
     /// stored form when empty, so packages imported before registry changes keep their digest.
@@ -145,6 +192,7 @@ struct RawManifest {
     #[serde(default)]
     requires: Vec<String>,
     applies_to: Option<AppliesTo>,
+    target: Option<String>,
     #[serde(default, rename = "change")]
     changes: Vec<RawChange>,
     #[serde(default, rename = "registry")]
@@ -243,6 +291,13 @@ pub fn parse(text: &str) -> Result<Manifest, Vec<String>> {
             }
         }
     }
+    let target = match raw.target.as_deref() {
+        None => UpdateTarget::Os,
+        Some(t) => UpdateTarget::parse(t).unwrap_or_else(|| {
+            problems.push(format!("target {t:?} is not one of os, winre, winpe"));
+            UpdateTarget::Os
+        }),
+    };
     let applies_to = raw.applies_to.unwrap_or_default();
     if let (Some(lo), Some(hi)) = (applies_to.min_build, applies_to.max_build) {
         if lo > hi {
@@ -279,6 +334,7 @@ pub fn parse(text: &str) -> Result<Manifest, Vec<String>> {
         supersedes: raw.supersedes,
         requires: raw.requires,
         applies_to,
+        target,
         changes,
         registry,
     })

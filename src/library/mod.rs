@@ -19,7 +19,7 @@ use sha2::{Digest, Sha256};
 
 pub use compressed::CompressedPayload;
 pub use manifest::AppliesTo;
-pub use manifest::{Architecture, Change, Manifest};
+pub use manifest::{Architecture, Change, Manifest, UpdateTarget};
 pub use package::MANIFEST_NAME;
 pub use update_id::UpdateId;
 

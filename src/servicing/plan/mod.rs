@@ -105,6 +105,9 @@ impl Plan {
 pub fn targets(m: &Manifest, index: &IndexDetail) -> bool {
     use crate::library::Architecture::Neutral;
     let info = &index.info;
+    if m.target != index.target {
+        return false;
+    }
     if m.architecture != Neutral && info.architecture != Some(m.architecture) {
         return false;
     }
@@ -422,6 +425,7 @@ mod tests {
                 supersedes: supersedes.iter().map(|s| s.to_string()).collect(),
                 requires: requires.iter().map(|s| s.to_string()).collect(),
                 applies_to: AppliesTo::default(),
+                target: Default::default(),
                 changes: vec![Change::Delete { path: "x".into() }],
                 registry: Vec::new(),
             },
@@ -456,6 +460,7 @@ mod tests {
                 })
                 .collect(),
             packages: Vec::new(),
+            target: Default::default(),
         }
     }
 

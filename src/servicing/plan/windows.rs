@@ -536,6 +536,7 @@ mod tests {
             },
             installed: Vec::new(),
             packages,
+            target: Default::default(),
         }
     }
 
