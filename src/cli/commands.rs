@@ -93,12 +93,14 @@ pub fn run(cli: Cli) -> Result<u8, CliError> {
             wim,
             kind,
             name,
+            nested,
             json,
         }) => image_import(
             &Site::open(&cli.site, ois::SCHEMA)?,
             &wim,
             &kind,
             name.as_deref(),
+            &nested,
             json,
         ),
         Command::Image(ImageCommand::List { json }) => {
@@ -480,12 +482,13 @@ fn image_import(
     wim: &Path,
     kind: &str,
     name: Option<&str>,
+    nested: &[String],
     json: bool,
 ) -> Result<u8, CliError> {
     let kind: ImageKind = kind
         .parse()
         .map_err(|e| CliError::Usage(format!("--kind {e}")))?;
-    let imported = ois::commands::import_image(site, wim, kind, name)?;
+    let imported = ois::commands::import_image(site, wim, kind, name, nested)?;
     if json {
         render::json_value(&imported);
     } else {
@@ -497,8 +500,29 @@ fn image_import(
             img.path.display()
         );
         print_indexes(&imported.indexes);
+        print_nested(&imported.nested);
     }
     Ok(0)
+}
+
+/// The nested images (Winre.wim) of an image: where, which parent indexes, their indexes and
+/// installed updates, or why one cannot be serviced.
+fn print_nested(nested: &[image::NestedImage]) {
+    for n in nested {
+        let parents: Vec<String> = n.parent_indexes().iter().map(u32::to_string).collect();
+        println!(
+            "\nNested image {} (id {}) in index(es) {}: {}, SHA-1 {}",
+            n.path,
+            n.id,
+            parents.join(", "),
+            bytes(n.size_bytes),
+            n.sha1
+        );
+        match &n.error {
+            Some(e) => println!("  cannot be serviced: {e}"),
+            None => print_indexes(&n.indexes),
+        }
+    }
 }
 
 fn print_indexes(indexes: &[image::IndexDetail]) {
@@ -644,6 +668,7 @@ fn image_show(site: &Site, key: &str, all_packages: bool, json: bool) -> Result<
             },
         provisioning_mode: provisioning,
         indexes,
+        nested,
         runs,
         distribution,
         ..
@@ -688,6 +713,7 @@ fn image_show(site: &Site, key: &str, all_packages: bool, json: bool) -> Result<
             );
             print_registry_changes(&u.registry, "      ");
         }
+        print_nested_results(&r.nested_updates, "  ", "Installed");
         if let Some(log) = &r.log_path {
             println!("  log: {log}");
         }
@@ -716,6 +742,7 @@ fn image_show(site: &Site, key: &str, all_packages: bool, json: bool) -> Result<
     }
     println!();
     print_indexes(&indexes);
+    print_nested(&nested);
     print_windows_packages(&indexes, all_packages);
     println!("\nServicing history");
     if runs.is_empty() {
@@ -738,10 +765,30 @@ fn image_show(site: &Site, key: &str, all_packages: bool, json: bool) -> Result<
             println!("      {}  index {}  {}", u.update, u.index, result);
             print_registry_changes(&u.registry, "          ");
         }
+        print_nested_results(&r.nested_updates, "      ", "Applied");
     }
     println!("\nDistribution points");
     super::dp::print_distributions(&distribution, true);
     Ok(0)
+}
+
+/// A run's results on nested images, one line per update and nested index.
+fn print_nested_results(results: &[servicing::NestedUpdateResult], indent: &str, ok: &str) {
+    for u in results {
+        let parents: Vec<String> = u.parent_indexes.iter().map(u32::to_string).collect();
+        let result = if u.applied {
+            ok.to_string()
+        } else {
+            format!("Failed: {}", u.error.clone().unwrap_or_default())
+        };
+        println!(
+            "{indent}{}  nested {} index {} (in index(es) {})  {result}",
+            u.update,
+            u.path,
+            u.index,
+            parents.join(", ")
+        );
+    }
 }
 
 /// What an update's registry changes did on an index, one line each.
@@ -835,6 +882,7 @@ fn service(site: &Site, args: &ServiceArgs) -> Result<u8, CliError> {
     let options = ServiceOptions {
         selection,
         continue_on_error: args.continue_on_error,
+        target: args.selection.target,
         jobs: args
             .jobs
             .unwrap_or_else(|| servicing::default_jobs(args.images.len())),
@@ -914,6 +962,19 @@ pub(super) fn print_outcome(o: &ImageOutcome) {
     }
     for f in &o.failed {
         println!("  failed:     {}: {}", f.id, f.error);
+    }
+    for n in &o.nested {
+        let parents: Vec<String> = n.parent_indexes.iter().map(u32::to_string).collect();
+        println!(
+            "  nested {} (in index(es) {}): {}",
+            n.path,
+            parents.join(", "),
+            if n.applied.is_empty() {
+                "nothing applied".to_string()
+            } else {
+                format!("applied {}", n.applied.join(", "))
+            }
+        );
     }
     if let Some(e) = &o.error {
         println!("  {e}");

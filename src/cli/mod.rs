@@ -130,12 +130,16 @@ pub enum ImageCommand {
     /// Register a WIM file and read its indexes and installed updates
     Import {
         wim: PathBuf,
-        /// os-image or os-upgrade-package
+        /// os-image, os-upgrade-package or boot-image (boot.wim: takes WinPE updates)
         #[arg(long, default_value = "os-image")]
         kind: String,
         /// Name in the catalog [default: the file name]
         #[arg(long)]
         name: Option<String>,
+        /// Another WIM inside the image to register as a nested image, by its path in the
+        /// image (repeatable); Windows/System32/Recovery/Winre.wim is always looked for
+        #[arg(long = "nested", value_name = "PATH")]
+        nested: Vec<String>,
         #[arg(long)]
         json: bool,
     },
@@ -251,6 +255,15 @@ pub struct UpdateSelection {
     /// only `cbs` (Windows packages) updates; default all
     #[arg(long, requires = "all_applicable", value_parser = parse_kind)]
     pub kind: Option<ois::servicing::KindFilter>,
+    /// Which levels to service: `all` (each update where its target says: the image's own
+    /// indexes and its nested Winre.wim), `os` (the image's own indexes only) or `winre`
+    /// (the nested recovery images only)
+    #[arg(long, default_value = "all", value_parser = parse_target)]
+    pub target: ois::servicing::TargetFilter,
+}
+
+fn parse_target(s: &str) -> Result<ois::servicing::TargetFilter, String> {
+    s.parse()
 }
 
 fn parse_kind(s: &str) -> Result<ois::servicing::KindFilter, String> {

@@ -48,7 +48,8 @@ pub fn run(site_dir: &Path) -> Result<u8, CliError> {
     let ImportedImage {
         image: img,
         indexes,
-    } = commands::import_image(&site, &wim_path, ImageKind::OsImage, Some(&name))?;
+        ..
+    } = commands::import_image(&site, &wim_path, ImageKind::OsImage, Some(&name), &[])?;
     for i in &indexes {
         let installed: Vec<&str> = i.installed.iter().map(|u| u.id.as_str()).collect();
         println!(
@@ -77,6 +78,7 @@ pub fn run(site_dir: &Path) -> Result<u8, CliError> {
     let options = ServiceOptions {
         selection: Selection::AllApplicable(servicing::KindFilter::File),
         continue_on_error: false,
+        target: Default::default(),
         jobs: 1,
         cancel: Arc::new(AtomicBool::new(false)),
     };

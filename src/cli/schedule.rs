@@ -35,6 +35,7 @@ pub(super) fn schedule(site: &Site, args: &ScheduleArgs) -> Result<u8, CliError>
         timing: when.timing().map_err(CliError::Usage)?,
         continue_on_error: args.continue_on_error,
         update_dps: args.update_dps,
+        target: args.selection.target,
     };
     let Scheduled {
         image: img,

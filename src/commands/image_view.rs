@@ -7,7 +7,7 @@ use serde::Serialize;
 use super::CommandError;
 use crate::distribution::{self, Distribution};
 use crate::hint::Hint;
-use crate::image::{self, Image, IndexDetail};
+use crate::image::{self, Image, IndexDetail, NestedImage};
 use crate::library::ContentLibrary;
 use crate::schedule::{self, Schedule, ScheduledStatus};
 use crate::servicing::lease::ProvisioningMode;
@@ -28,6 +28,9 @@ pub struct ImageView {
     /// The last run's log (ois's `dism.log`).
     pub log: Option<String>,
     pub indexes: Vec<IndexDetail>,
+    /// The WIMs inside its indexes (Winre.wim): parent indexes, their own indexes with
+    /// architecture and build, installed updates, or why one cannot be serviced.
+    pub nested: Vec<NestedImage>,
     /// Newest first.
     pub runs: Vec<RunRecord>,
     pub distribution: Vec<Distribution>,
@@ -69,9 +72,22 @@ pub fn image_view(site: &Site, key: &str) -> Result<ImageView, CommandError> {
                 files: &files,
                 windows: &windows,
             };
-            match servicing::plan::plan(&indexes, catalog, &s.updates).and_then(|p| {
+            match servicing::nested::plan_image(
+                &db, &image, &indexes, catalog, &s.updates, s.target,
+            )
+            .and_then(|(p, nested)| {
                 servicing::servicer::check(&p)
-                    .map(|()| p.order)
+                    .map(|()| {
+                        let mut order = p.order;
+                        for n in nested {
+                            for id in n.plan.order {
+                                if !order.contains(&id) {
+                                    order.push(id);
+                                }
+                            }
+                        }
+                        order
+                    })
                     .map_err(PlanError::from)
             }) {
                 Ok(order) => (Some(order), None),
@@ -81,6 +97,7 @@ pub fn image_view(site: &Site, key: &str) -> Result<ImageView, CommandError> {
         None => (Some(Vec::new()), None),
     };
     let distribution = distribution::image_distributions(&db, image.id)?;
+    let nested = image::nested_images(&db, &image)?;
     let last = runs.first();
     Ok(ImageView {
         update_status: last.map(|r| r.updates.clone()),
@@ -103,6 +120,7 @@ pub fn image_view(site: &Site, key: &str) -> Result<ImageView, CommandError> {
         scheduled_updates_status,
         provisioning_mode,
         indexes,
+        nested,
         runs,
         distribution,
     })

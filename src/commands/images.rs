@@ -5,7 +5,7 @@ use std::path::Path;
 use serde::Serialize;
 
 use super::CommandError;
-use crate::image::{self, Image, ImageKind, IndexDetail};
+use crate::image::{self, Image, ImageKind, IndexDetail, NestedImage};
 use crate::schedule::{self, ScheduledStatus};
 use crate::servicing::{self, lease::ProvisioningMode};
 use crate::site::{Database, Site};
@@ -30,6 +30,8 @@ pub struct ImageSummary {
 pub struct ImportedImage {
     pub image: Image,
     pub indexes: Vec<IndexDetail>,
+    /// The WIMs found inside its indexes (Winre.wim), with why one cannot be serviced.
+    pub nested: Vec<NestedImage>,
 }
 
 /// Every registered image, in id order.
@@ -53,16 +55,23 @@ fn summary(db: &Database, image: Image) -> Result<ImageSummary, CommandError> {
     })
 }
 
-/// Registers the WIM file `wim` (see [`image::import`]).
+/// Registers the WIM file `wim` with its nested images: Winre.wim, and the `nested` paths
+/// (see [`image::import_with_nested`]).
 pub fn import_image(
     site: &Site,
     wim: &Path,
     kind: ImageKind,
     name: Option<&str>,
+    nested: &[String],
 ) -> Result<ImportedImage, CommandError> {
     let mut db = site.database()?;
-    let (image, indexes) = image::import(site, &mut db, wim, kind, name)?;
-    Ok(ImportedImage { image, indexes })
+    let (image, indexes) = image::import_with_nested(site, &mut db, wim, kind, name, nested)?;
+    let nested = image::nested_images(&db, &image)?;
+    Ok(ImportedImage {
+        image,
+        indexes,
+        nested,
+    })
 }
 
 /// Forgets the image `key` (id or name) and its history; the WIM file stays.

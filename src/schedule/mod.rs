@@ -16,7 +16,7 @@ pub use timing::Timing;
 use crate::hint::Hint;
 use crate::image::{Image, ImageError, ImageId};
 use crate::library::UpdateId;
-use crate::servicing::{self, lease, KindFilter, RunId, Selection, ServicingError};
+use crate::servicing::{self, lease, KindFilter, RunId, Selection, ServicingError, TargetFilter};
 use crate::site::{Database, Migrations, SiteError};
 
 pub static MIGRATIONS: Migrations = Migrations {
@@ -39,6 +39,8 @@ pub static MIGRATIONS: Migrations = Migrations {
         // `--kind` of an all-applicable schedule. Schedules set before ois planned Windows
         // packages took file-level updates only, and keep doing so.
         "ALTER TABLE schedules ADD COLUMN kind TEXT NOT NULL DEFAULT 'file';",
+        // `--target`: the image's own indexes, its nested images (Winre.wim), or both.
+        "ALTER TABLE schedules ADD COLUMN target TEXT NOT NULL DEFAULT 'all';",
     ],
 };
 
@@ -94,6 +96,8 @@ pub struct Schedule {
     pub next_run_at: Option<String>,
     pub continue_on_error: bool,
     pub update_dps: bool,
+    /// Which levels of the image each run services.
+    pub target: TargetFilter,
     pub created_at: String,
     /// Runs with a larger id happened after this schedule was set.
     #[serde(skip)]
@@ -110,6 +114,7 @@ pub struct ScheduleRequest {
     pub timing: Timing,
     pub continue_on_error: bool,
     pub update_dps: bool,
+    pub target: TargetFilter,
 }
 
 /// **Scheduled Updates Status**, as the console shows it.
@@ -201,8 +206,8 @@ pub fn set(
     let after = last_run_id(db, img.id)?;
     db.execute(
         "INSERT OR REPLACE INTO schedules (image_id, updates, timing, at_or_cron, next_run_at,
-            continue_on_error, update_dps, created_at, after_run_id, kind)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+            continue_on_error, update_dps, created_at, after_run_id, kind, target)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
         params![
             img.id,
             updates,
@@ -213,7 +218,8 @@ pub fn set(
             request.update_dps,
             timing::stamp(Utc::now()),
             after,
-            update_kind.as_str()
+            update_kind.as_str(),
+            request.target.as_str()
         ],
     )
     .map_err(|e| db.error(e))?;
@@ -242,7 +248,7 @@ pub fn remove(db: &Database, img: &Image) -> Result<(), ScheduleError> {
 }
 
 const COLUMNS: &str = "image_id, updates, timing, at_or_cron, next_run_at, continue_on_error,
-    update_dps, created_at, after_run_id, claimed_pid, claimed_host, last_run_id, kind";
+    update_dps, created_at, after_run_id, claimed_pid, claimed_host, last_run_id, kind, target";
 
 fn from_row(r: &rusqlite::Row) -> rusqlite::Result<Schedule> {
     let updates: Option<String> = r.get(1)?;
@@ -266,6 +272,7 @@ fn from_row(r: &rusqlite::Row) -> rusqlite::Result<Schedule> {
         next_run_at: r.get(4)?,
         continue_on_error: r.get(5)?,
         update_dps: r.get(6)?,
+        target: r.get::<_, String>(13)?.parse().unwrap_or_default(),
         created_at: r.get(7)?,
         after_run_id: r.get(8)?,
         claimed_by: pid.zip(host).map(|(p, h)| format!("process {p} on {h}")),

@@ -188,6 +188,7 @@ fn service_scheduled(
     let options = ServiceOptions {
         selection: schedule.updates.clone(),
         continue_on_error: schedule.continue_on_error,
+        target: schedule.target,
         jobs: 1,
         cancel: stop,
     };

@@ -73,11 +73,12 @@ pub fn import_image(
     path: &Path,
     kind: &str,
     name: Option<&str>,
+    nested: &[String],
 ) -> Result<commands::ImportedImage, ApiError> {
     let kind: ImageKind = kind
         .parse()
         .map_err(|e| ApiError::bad_request(format!("kind: {e}")))?;
-    Ok(commands::import_image(site, path, kind, name)?)
+    Ok(commands::import_image(site, path, kind, name, nested)?)
 }
 
 pub fn image_view(site: &Site, key: &str) -> Result<commands::ImageView, ApiError> {
@@ -178,6 +179,7 @@ pub fn service(
     state: &AppState,
     key: &str,
     selection: servicing::Selection,
+    target: servicing::TargetFilter,
     continue_on_error: bool,
     update_dps: bool,
 ) -> Result<commands::ServiceOutcome, ApiError> {
@@ -185,6 +187,7 @@ pub fn service(
     let options = ServiceOptions {
         selection,
         continue_on_error,
+        target,
         jobs: 1,
         // Server shutdown cancels the run at its next safe point.
         cancel: state.stop.clone(),

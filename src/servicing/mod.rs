@@ -9,6 +9,7 @@ pub mod changes;
 mod commit;
 mod hives;
 pub mod lease;
+pub mod nested;
 mod passes;
 pub mod plan;
 pub mod recovery;
@@ -24,6 +25,7 @@ use rusqlite::params;
 use serde::Serialize;
 
 pub use apply::UpdateResult;
+pub use nested::{NestedOutcome, NestedPlan, NestedUpdateResult, TargetFilter};
 pub use plan::{applicable, Catalog, IndexPlan, KindFilter, Plan, PlanError, Selection};
 pub use run::RunEvent;
 
@@ -92,6 +94,8 @@ pub static MIGRATIONS: Migrations = Migrations {
             size_after INTEGER,
             hive TEXT,
             PRIMARY KEY (run_id, update_id, idx, position));",
+        // What a run did to the nested images (Winre.wim) of its image: see nested.rs.
+        nested::MIGRATION,
     ],
 };
 
@@ -185,12 +189,17 @@ pub struct ImageOutcome {
     pub size_after: u64,
     pub seconds: f64,
     pub results: Vec<UpdateResult>,
+    /// What the run did to each nested image (Winre.wim) it serviced.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub nested: Vec<NestedOutcome>,
 }
 
 #[derive(Debug, Clone)]
 pub struct ServiceOptions {
     pub selection: Selection,
     pub continue_on_error: bool,
+    /// Which levels are serviced: the image's own indexes, its nested images, or both.
+    pub target: TargetFilter,
     /// Images serviced at once.
     pub jobs: usize,
     pub cancel: Arc<AtomicBool>,
@@ -225,20 +234,31 @@ pub fn service(
     };
     // Every plan is made and checked against this host's servicers before any image is
     // touched: a Windows package here refuses the whole request.
-    let mut jobs: Vec<(Image, Plan)> = Vec::new();
+    let mut jobs: Vec<(Image, Plan, Vec<NestedPlan>)> = Vec::new();
     for &id in images {
         let img = image::get(&db, id)?;
-        if jobs.iter().any(|(i, _)| i.id == img.id) {
+        if jobs.iter().any(|(i, _, _)| i.id == img.id) {
             continue;
         }
         let indexes = image::indexes(&db, &img)?;
-        let p = plan::plan(&indexes, catalog, &options.selection)
-            .and_then(|p| servicer::check(&p).map(|()| p).map_err(PlanError::from))
-            .map_err(|reason| ServicingError::Plan {
-                image: img.name.clone(),
-                reason,
-            })?;
-        jobs.push((img, p));
+        let (p, nested) = nested::plan_image(
+            &db,
+            &img,
+            &indexes,
+            catalog,
+            &options.selection,
+            options.target,
+        )
+        .and_then(|(p, n)| {
+            servicer::check(&p)
+                .map(|()| (p, n))
+                .map_err(PlanError::from)
+        })
+        .map_err(|reason| ServicingError::Plan {
+            image: img.name.clone(),
+            reason,
+        })?;
+        jobs.push((img, p, nested));
     }
     drop(db);
     let pool = rayon::ThreadPoolBuilder::new()
@@ -253,7 +273,11 @@ pub fn service(
         pool.install(|| {
             use rayon::prelude::*;
             jobs.par_iter()
-                .map(|(img, p)| run::run(site, &library, catalog, img, p, options, watch, observer))
+                .map(|(img, p, nested)| {
+                    run::run(
+                        site, &library, catalog, img, p, nested, options, watch, observer,
+                    )
+                })
                 .collect::<Vec<_>>()
         })
     });
@@ -285,6 +309,9 @@ pub struct RunRecord {
     /// The run's own log, ois's `dism.log`.
     pub log_path: Option<String>,
     pub updates: Vec<UpdateResult>,
+    /// Its results on nested images (Winre.wim), with the parent indexes each went back into.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub nested_updates: Vec<NestedUpdateResult>,
 }
 
 pub fn history(db: &Database, image_id: ImageId) -> Result<Vec<RunRecord>, SiteError> {
@@ -306,6 +333,7 @@ pub fn history(db: &Database, image_id: ImageId) -> Result<Vec<RunRecord>, SiteE
                 error: r.get(6)?,
                 log_path: r.get(7)?,
                 updates: Vec::new(),
+                nested_updates: Vec::new(),
             })
         })
         .and_then(|r| r.collect::<Result<Vec<_>, _>>())
@@ -339,6 +367,9 @@ pub fn history(db: &Database, image_id: ImageId) -> Result<Vec<RunRecord>, SiteE
             })
             .and_then(|r| r.collect::<Result<Vec<_>, _>>())
             .map_err(|e| db.error(e))?;
+    }
+    for run in &mut runs {
+        run.nested_updates = nested::run_results(db, run.id).map_err(|e| db.error(e))?;
     }
     let mut stmt = db
         .prepare(

@@ -10,6 +10,7 @@ use rusqlite::{params, OptionalExtension};
 use super::added::check_added_data;
 use super::apply::{self, Stop, UpdateResult};
 use super::cancel::CancelWatch;
+use super::nested::{self, NestedPlan, NestedRun, NestedStop};
 use super::plan::{Catalog, KindFilter, Plan};
 use super::stage::{free_space, same_filesystem, stage_updates, Stage};
 use super::{
@@ -49,6 +50,7 @@ pub(super) fn run(
     catalog: Catalog,
     img: &Image,
     plan: &Plan,
+    nested: &[NestedPlan],
     options: &ServiceOptions,
     watch: &CancelWatch,
     observer: &(dyn Fn(&str, RunEvent) + Sync),
@@ -68,36 +70,44 @@ pub(super) fn run(
         size_after: img.size_bytes,
         seconds: 0.0,
         results: Vec::new(),
+        nested: Vec::new(),
     };
     let updates = catalog.files;
-    let result = start(site, catalog, img, plan, options, &mut outcome).and_then(|claimed| {
-        let Claimed { db, img, plan } = claimed;
-        let run_id = outcome.run_id.unwrap_or_default();
-        let log = crate::log::run_log_path(&site.logs_dir(), run_id);
-        let span =
-            tracing::info_span!("servicing_run", run_id = run_id.get(), log = %log.display());
-        let _entered = span.enter();
-        log_plan(&img, &plan, options);
-        if options.selection == super::Selection::AllApplicable(KindFilter::File) {
-            log_windows_packages_not_planned(catalog);
-        }
-        let requested = watch.register(run_id);
-        let canceled = || is_canceled(&options.cancel) || is_canceled(&requested);
-        let result = service(
-            site,
-            &db,
-            library,
-            updates,
-            &img,
-            &plan,
-            options,
-            &canceled,
-            observer,
-            &mut outcome,
-        );
-        watch.unregister(run_id);
-        finish(&db, &img, &mut outcome, result)
-    });
+    let result =
+        start(site, catalog, img, plan, nested, options, &mut outcome).and_then(|claimed| {
+            let Claimed {
+                db,
+                img,
+                plan,
+                nested,
+            } = claimed;
+            let run_id = outcome.run_id.unwrap_or_default();
+            let log = crate::log::run_log_path(&site.logs_dir(), run_id);
+            let span =
+                tracing::info_span!("servicing_run", run_id = run_id.get(), log = %log.display());
+            let _entered = span.enter();
+            log_plan(&img, &plan, options);
+            if options.selection == super::Selection::AllApplicable(KindFilter::File) {
+                log_windows_packages_not_planned(catalog);
+            }
+            let requested = watch.register(run_id);
+            let canceled = || is_canceled(&options.cancel) || is_canceled(&requested);
+            let result = service(
+                site,
+                &db,
+                library,
+                updates,
+                &img,
+                &plan,
+                &nested,
+                options,
+                &canceled,
+                observer,
+                &mut outcome,
+            );
+            watch.unregister(run_id);
+            finish(&db, &img, &mut outcome, result)
+        });
     if let Err(Ended(status, message)) = result {
         tracing::error!(
             "servicing of image {} ended {}: {message}",
@@ -117,6 +127,7 @@ struct Claimed {
     db: Database,
     img: Image,
     plan: Plan,
+    nested: Vec<NestedPlan>,
 }
 
 /// What one attempt to claim the image gave.
@@ -138,14 +149,16 @@ fn start(
     catalog: Catalog,
     img: &Image,
     plan: &Plan,
+    nested: &[NestedPlan],
     options: &ServiceOptions,
     outcome: &mut ImageOutcome,
 ) -> Result<Claimed, Ended> {
     let db = site.database().map_err(|e| e.to_string())?;
     let mut img = img.clone();
     let mut plan = plan.clone();
+    let mut nested = nested.to_vec();
     for _ in 0..CLAIM_ATTEMPTS {
-        if plan.is_empty() {
+        if plan.is_empty() && nested.is_empty() {
             outcome.status = RunStatus::Successful;
             return Err(Ended(
                 RunStatus::Successful,
@@ -162,7 +175,12 @@ fn start(
                     img.name,
                     img.path.display()
                 );
-                return Ok(Claimed { db, img, plan });
+                return Ok(Claimed {
+                    db,
+                    img,
+                    plan,
+                    nested,
+                });
             }
             Claim::Held(holder) => {
                 return Err(Ended(
@@ -180,9 +198,20 @@ fn start(
                     img.name
                 );
                 let indexes = image::indexes(&db, &fresh).map_err(|e| e.to_string())?;
-                plan = super::plan::plan(&indexes, catalog, &options.selection)
-                    .and_then(|p| super::servicer::check(&p).map(|()| p).map_err(Into::into))
-                    .map_err(|reason| format!("cannot service image {}: {reason}", fresh.name))?;
+                (plan, nested) = nested::plan_image(
+                    &db,
+                    &fresh,
+                    &indexes,
+                    catalog,
+                    &options.selection,
+                    options.target,
+                )
+                .and_then(|(p, n)| {
+                    super::servicer::check(&p)
+                        .map(|()| (p, n))
+                        .map_err(Into::into)
+                })
+                .map_err(|reason| format!("cannot service image {}: {reason}", fresh.name))?;
                 outcome.superseded = plan.superseded.iter().map(|(d, _)| d.clone()).collect();
                 outcome.size_before = fresh.size_bytes;
                 outcome.size_after = fresh.size_bytes;
@@ -244,6 +273,7 @@ fn service(
     updates: &[Update],
     img: &Image,
     plan: &Plan,
+    nested_plans: &[NestedPlan],
     options: &ServiceOptions,
     canceled: &dyn Fn() -> bool,
     observer: &(dyn Fn(&str, RunEvent) + Sync),
@@ -290,7 +320,9 @@ fn service(
         .iter()
         .filter_map(|id| by_id.get(&id.to_lowercase()).copied())
         .collect();
-    check_free_space(site, img, &stage, &selected, 0)?;
+    // A nested image is read out and written again in the stage.
+    let nested_room: u64 = nested_plans.iter().map(|n| 2 * n.nested.size_bytes).sum();
+    check_free_space(site, img, &stage, &selected, nested_room)?;
     stop_if_canceled()?;
 
     step("opening the image");
@@ -338,6 +370,35 @@ fn service(
             Progress::Continue
         }
     };
+    let mut nested_done = Vec::new();
+    if !nested_plans.is_empty() {
+        step("servicing the nested images");
+        let nested_run = NestedRun {
+            db,
+            library,
+            updates,
+            image_name: name,
+            stage_dir: stage.dir(),
+            integrity: site.config().integrity_table,
+            continue_on_error: options.continue_on_error,
+            canceled,
+        };
+        for np in nested_plans {
+            outcome.nested.push(nested::outcome_for(np));
+            let Some(slot) = outcome.nested.last_mut() else {
+                continue;
+            };
+            let done = nested::service(&nested_run, &wim, np, slot, &mut on_progress);
+            match done {
+                Ok(done) => nested_done.push(done),
+                Err(NestedStop::Canceled(m)) => return Err(Ended(RunStatus::Canceled, m)),
+                Err(NestedStop::Failed(m)) => return Err(m.into()),
+            }
+        }
+    }
+    let put_back = nested::put_back(&nested_done);
+    let nested_sha1s: Vec<[u8; 20]> = nested_done.iter().map(|n| n.sha1).collect();
+
     let output = stage.output();
     let mut results: Vec<UpdateResult> = Vec::new();
     let mut opened = Some(wim);
@@ -405,7 +466,21 @@ fn service(
                 .into());
             }
         }
-        if last && results.iter().all(|r| !r.applied) {
+        if last && !put_back.is_empty() {
+            // Each serviced nested image goes back at every place that held it, as part of
+            // the parent's apply: one source file, so the write keeps one blob of it.
+            for (index, command) in &put_back {
+                crate::image::inspect::check_loads_whole(&wim, *index)
+                    .map_err(|e| format!("image {name}: {e}"))?;
+                wim.update(*index, std::slice::from_ref(command))
+                    .map_err(|e| {
+                        format!(
+                            "image {name}: cannot put the serviced nested image back into index {index}: {e}; the original image is unchanged"
+                        )
+                    })?;
+            }
+        }
+        if last && results.iter().all(|r| !r.applied) && put_back.is_empty() {
             return Err(
                 "no update could be applied; the original image is unchanged"
                     .to_string()
@@ -414,15 +489,25 @@ fn service(
         }
 
         record_in_wim(db, img, &wim, &results).map_err(|e| wim_message(name, &e))?;
-        let changed = pass.indexes.iter().find(|i| !i.updates.is_empty());
+        let nested_here = last && !put_back.is_empty();
+        let changed = pass
+            .indexes
+            .iter()
+            .find(|i| !i.updates.is_empty())
+            .map(|i| i.index)
+            .or_else(|| put_back.first().filter(|_| nested_here).map(|(i, _)| *i));
         // Hashed now, so that data found in the references resolves to them, and so that the
         // check below knows the hives the run wrote by their SHA-1.
-        let added_data = !references.is_empty() || hives.wrote_any();
+        let added_data = !references.is_empty() || hives.wrote_any() || nested_here;
         if let (true, Some(first)) = (added_data, changed) {
-            wim.hash_added_data(first.index)
+            wim.hash_added_data(first)
                 .map_err(|e| wim_message(name, &e))?;
         }
-        let hive_data = hives.written_sha1s(&wim)?;
+        let mut hive_data = hives.written_sha1s(&wim)?;
+        // The serviced nested images are the run's own verified data too.
+        if nested_here {
+            hive_data.extend(nested_sha1s.iter().copied());
+        }
         check_added_data(&wim, &staged, &hive_data, &results[before..])?;
 
         step("writing the serviced image");
@@ -527,6 +612,15 @@ fn finish(
     result: Result<(String, u64), Ended>,
 ) -> Result<(), Ended> {
     let run_id = outcome.run_id.unwrap_or_default();
+    // What the nested images took counts as the run's own applied and failed updates.
+    for n in &outcome.nested {
+        for id in &n.applied {
+            if !outcome.applied.contains(id) {
+                outcome.applied.push(id.clone());
+            }
+        }
+        outcome.failed.extend(n.failed.iter().cloned());
+    }
     let (status, error, replaced) = match &result {
         Ok(r) if outcome.failed.is_empty() => (RunStatus::Successful, None, Some(r.clone())),
         Ok(r) => {
@@ -583,6 +677,13 @@ fn finish(
                 )?;
             }
         }
+        super::nested::record(
+            &tx,
+            run_id,
+            &outcome.nested,
+            replaced.is_some(),
+            error.as_deref(),
+        )?;
         // What the run changed is what the image now holds: a run that did not replace the
         // original changed nothing.
         if replaced.is_some() {
@@ -825,6 +926,7 @@ mod tests {
         ServiceOptions {
             selection,
             continue_on_error: false,
+            target: Default::default(),
             jobs: 1,
             cancel: Arc::new(AtomicBool::new(false)),
         }
@@ -877,6 +979,7 @@ mod tests {
             catalog,
             &stale,
             &stale_plan,
+            &[],
             &all,
             &watch,
             &|_, _| {},

@@ -12,9 +12,12 @@ pub struct ImportImage {
     /// The WIM's path on the server.
     #[schema(value_type = String)]
     path: PathBuf,
-    /// `os-image` (default) or `os-upgrade-package`.
+    /// `os-image` (default), `os-upgrade-package` or `boot-image`.
     kind: Option<String>,
     name: Option<String>,
+    /// Paths of further nested WIMs inside the image (Winre.wim is always looked for).
+    #[serde(default)]
+    nested: Vec<String>,
 }
 
 #[utoipa::path(post, path = "/api/v1/images", tag = "images", request_body = ImportImage,
@@ -31,6 +34,7 @@ pub async fn import_image(
             &body.path,
             body.kind.as_deref().unwrap_or("os-image"),
             body.name.as_deref(),
+            &body.nested,
         )
     })
     .await?;
@@ -101,9 +105,21 @@ pub struct SelectionBody {
     /// Send the serviced image to its distribution points after a successful run.
     #[serde(default)]
     update_dps: bool,
+    /// `all` (default: each update where its target says), `os` (the image's own indexes) or
+    /// `winre` (its nested recovery images).
+    target: Option<String>,
 }
 
 impl SelectionBody {
+    fn target(&self) -> Result<TargetFilter, ApiError> {
+        match &self.target {
+            Some(t) => t
+                .parse()
+                .map_err(|e: String| ApiError::bad_request(format!("target: {e}"))),
+            None => Ok(TargetFilter::default()),
+        }
+    }
+
     fn selection(&self) -> Result<Selection, ApiError> {
         match (self.all_applicable, self.updates.is_empty()) {
             (true, true) => {
@@ -178,6 +194,7 @@ pub async fn schedule(
         timing,
         continue_on_error: body.selection.continue_on_error,
         update_dps: body.selection.update_dps,
+        target: body.selection.target()?,
     };
     let saved = change(
         &state,
@@ -217,12 +234,22 @@ pub async fn service(
     Body(body): Body<SelectionBody>,
 ) -> Result<Response, ApiError> {
     let selection = body.selection()?;
+    let target = body.target()?;
     let outcome = change(
         &state,
         &caller,
         "service now",
         format!("image {id}"),
-        move |s| engine::service(s, &id, selection, body.continue_on_error, body.update_dps),
+        move |s| {
+            engine::service(
+                s,
+                &id,
+                selection,
+                target,
+                body.continue_on_error,
+                body.update_dps,
+            )
+        },
     )
     .await?;
     Ok(json(&outcome))

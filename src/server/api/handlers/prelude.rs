@@ -23,4 +23,4 @@ pub(super) use crate::schedule::ScheduleRequest;
 pub(super) use crate::server::auth::{self, Caller};
 pub(super) use crate::server::problem::ApiError;
 pub(super) use crate::server::{accounts, audit, engine, AppState};
-pub(super) use crate::servicing::{KindFilter, Selection};
+pub(super) use crate::servicing::{KindFilter, Selection, TargetFilter};
