@@ -157,7 +157,15 @@ pub fn applicable_updates(
     let library = ContentLibrary::new(site);
     let files = library.all(&db)?;
     let windows = library.windows_packages(&db)?;
-    let applicable_files: Vec<UpdateSummary> = servicing::applicable(&indexes, &files)
+    // Updates for its nested images (Winre.wim) count too: a run of the image applies them.
+    let mut all_indexes = indexes.clone();
+    for n in image::nested_images(&db, &img)?
+        .into_iter()
+        .filter(|n| n.error.is_none())
+    {
+        all_indexes.extend(n.indexes);
+    }
+    let applicable_files: Vec<UpdateSummary> = servicing::applicable(&all_indexes, &files)
         .into_iter()
         .filter(|u| query.takes_file(u))
         .map(|u| UpdateSummary::file(u.clone()))
