@@ -62,6 +62,7 @@ fn update(i: usize) -> Update {
                     Vec::new()
                 },
             },
+            target: Default::default(),
             changes: vec![Change::Delete {
                 path: format!("Windows/Temp/{i}.log"),
             }],
@@ -96,6 +97,7 @@ fn index(i: u32) -> IndexDetail {
             packages_from: None,
         },
         packages: Vec::new(),
+        target: Default::default(),
         installed: (0..200)
             .map(|k| InstalledUpdate {
                 id: format!("KB{:07}", 4_000_000 + k),

@@ -30,8 +30,14 @@ fn imagex(args: &[&str]) {
     );
 }
 
+/// Files of a tree, by path.
+type Files = Vec<(String, Vec<u8>)>;
+
+/// One index to capture: its name, edition and files.
+type IndexSpec<'a> = (&'a str, &'a str, Files);
+
 /// Captures each tree as one index (in order) with Windows XML properties.
-fn capture(work: &Path, name: &str, indexes: &[(&str, &str, Vec<(String, Vec<u8>)>)]) -> PathBuf {
+fn capture(work: &Path, name: &str, indexes: &[IndexSpec]) -> PathBuf {
     let wim = work.join(format!("{name}.wim"));
     for (n, (image_name, edition, files)) in indexes.iter().enumerate() {
         let tree = work.join(format!("{name}-tree-{n}"));
@@ -65,7 +71,7 @@ fn capture(work: &Path, name: &str, indexes: &[(&str, &str, Vec<(String, Vec<u8>
     wim
 }
 
-fn owned(files: &[(&str, Vec<u8>)]) -> Vec<(String, Vec<u8>)> {
+fn owned(files: &[(&str, Vec<u8>)]) -> Files {
     files
         .iter()
         .map(|(p, b)| (p.to_string(), b.clone()))
@@ -73,7 +79,7 @@ fn owned(files: &[(&str, Vec<u8>)]) -> Vec<(String, Vec<u8>)> {
 }
 
 /// A small recovery environment, made different by `seed`.
-fn winre_files(seed: u64) -> Vec<(String, Vec<u8>)> {
+fn winre_files(seed: u64) -> Files {
     owned(&[
         (
             "Windows/System32/winpeshl.ini",
@@ -100,7 +106,7 @@ fn winre_wim(work: &Path, name: &str, seed: u64) -> Vec<u8> {
 /// An install.wim whose indexes each hold `nested[i]` at Winre.wim's path.
 fn install_wim(work: &Path, name: &str, nested: &[&[u8]]) -> PathBuf {
     let editions = ["Professional", "Enterprise", "Education"];
-    let indexes: Vec<(&str, &str, Vec<(String, Vec<u8>)>)> = nested
+    let indexes: Vec<IndexSpec> = nested
         .iter()
         .enumerate()
         .map(|(n, winre)| {

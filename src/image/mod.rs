@@ -140,8 +140,9 @@ pub enum ImageError {
     NameTaken(String),
     #[error("cannot use WIM {}: {source}", path.display())]
     Unreadable { path: PathBuf, source: InspectError },
+    // Boxed: it carries wimlib's error, and errors travel in every Result.
     #[error(transparent)]
-    Nested(#[from] NestedError),
+    Nested(Box<NestedError>),
     #[error("{}: {source}", path.display())]
     Io {
         path: PathBuf,
@@ -153,6 +154,12 @@ pub enum ImageError {
     InProvisioningMode(String),
     #[error(transparent)]
     Site(#[from] SiteError),
+}
+
+impl From<NestedError> for ImageError {
+    fn from(e: NestedError) -> Self {
+        ImageError::Nested(Box::new(e))
+    }
 }
 
 impl ImageError {

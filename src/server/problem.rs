@@ -132,10 +132,13 @@ impl From<ImageError> for ApiError {
         let (status, kind) = match &e {
             NotFound(_) => (StatusCode::NOT_FOUND, "not-found"),
             MissingFile(_) | Unreadable { .. } => (StatusCode::BAD_REQUEST, "bad-image"),
-            Nested(
-                crate::image::NestedError::Stage { .. } | crate::image::NestedError::Parent { .. },
-            ) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
-            Nested(_) => (StatusCode::BAD_REQUEST, "bad-image"),
+            Nested(n) => match **n {
+                crate::image::NestedError::Stage { .. }
+                | crate::image::NestedError::Parent { .. } => {
+                    (StatusCode::INTERNAL_SERVER_ERROR, "internal")
+                }
+                _ => (StatusCode::BAD_REQUEST, "bad-image"),
+            },
             AlreadyRegistered { .. } | RegisteredMeanwhile { .. } | NameTaken(_) => {
                 (StatusCode::CONFLICT, "conflict")
             }
