@@ -487,6 +487,110 @@ fn os_and_winre_updates_in_one_run_make_one_run_and_one_replace() {
     assert_eq!(installed_on(&shown["nested"][0]), ["KB5050001"]);
 }
 
+/// A WinRE update that fails inside the nested image fails the run, naming the nested level;
+/// the outer file is byte-identical and the result is recorded on the nested image.
+#[test]
+fn a_failure_inside_the_nested_image_fails_the_run_and_changes_nothing() {
+    if !have_or_skip("wimlib-imagex") {
+        return;
+    }
+    let site = TestSite::new();
+    let work = site.path("work");
+    std::fs::create_dir_all(&work).expect("work");
+    let winre = winre_wim(&work, "winre", 3);
+    let wim = install_wim(&work, "install", &[&winre, &winre]);
+    site.import_image(&wim, "install");
+    site.import_update(&os_package(&site));
+    site.import_update(&package(
+        &site.path("pkgs/clash"),
+        r#"id = "KB5050009"
+title = "A WinRE update whose rename collides"
+architecture = "x64"
+target = "winre"
+[[change]]
+rename = "Windows/System32/recenv.exe"
+to = "Windows/System32/bootrec.exe"
+"#,
+        &[],
+    ));
+    let original = std::fs::read(&wim).expect("read");
+    let run = site
+        .ois(&["service", "install", "--all-applicable", "--json"])
+        .failed();
+    let outcome = &run.json_lines()[0];
+    assert_eq!(outcome["status"], "Failed");
+    let error = outcome["error"].as_str().expect("error");
+    assert!(
+        error.contains(&format!(
+            "nested image {WINRE} in index(es) 1, 2 of image install"
+        )) && error.contains("KB5050009"),
+        "{error}"
+    );
+    assert!(
+        std::fs::read(&wim).expect("read") == original,
+        "WIM changed"
+    );
+    let shown = site
+        .ois(&["image", "show", "install", "--json"])
+        .ok()
+        .json();
+    let nested = &shown["runs"][0]["nested_updates"][0];
+    assert_eq!(nested["update"], "KB5050009");
+    assert_eq!(nested["applied"], false);
+    assert!(shown["indexes"][0]["installed"]
+        .as_array()
+        .expect("installed")
+        .is_empty());
+    assert!(staged_leftovers(&site).is_empty());
+}
+
+/// A schedule keeps its `--target`: `os` leaves the nested image alone when the scheduler
+/// runs it, and the Servicing view plans what it would apply at that level.
+#[test]
+fn a_schedule_keeps_its_target() {
+    if !have_or_skip("wimlib-imagex") {
+        return;
+    }
+    let site = TestSite::new();
+    let work = site.path("work");
+    std::fs::create_dir_all(&work).expect("work");
+    let winre = winre_wim(&work, "winre", 3);
+    let wim = install_wim(&work, "install", &[&winre]);
+    site.import_image(&wim, "install");
+    site.import_update(&winre_package(&site));
+    site.import_update(&os_package(&site));
+    let set = site
+        .ois(&[
+            "image",
+            "schedule",
+            "install",
+            "--all-applicable",
+            "--target",
+            "os",
+            "--now",
+            "--json",
+        ])
+        .ok()
+        .json();
+    assert_eq!(set["target"], "os");
+    let shown = site
+        .ois(&["image", "show", "install", "--json"])
+        .ok()
+        .json();
+    assert_eq!(
+        shown["servicing"]["will_apply"],
+        serde_json::json!(["KB5050002"])
+    );
+    site.ois(&["scheduler", "run", "--once"]).ok();
+    let shown = site
+        .ois(&["image", "show", "install", "--json"])
+        .ok()
+        .json();
+    assert_eq!(shown["runs"][0]["status"], "Successful", "{shown:#}");
+    assert!(installed_on(&shown["nested"][0]).is_empty());
+    assert_eq!(index_files(&wim, 1)[WINRE], winre, "Winre.wim untouched");
+}
+
 /// A boot image (boot.wim: Windows PE, Windows Setup) takes WinPE updates on both indexes;
 /// an os-image does not, and an OS update does not apply to the boot image.
 #[test]

@@ -497,6 +497,30 @@ to = "Windows/System32/new.dll"
     }
 
     #[test]
+    fn target_defaults_to_os_and_names_the_windows_an_update_is_for() {
+        assert_eq!(parse(SAMPLE).expect("valid").target, UpdateTarget::Os);
+        let winre = SAMPLE.replace(
+            "architecture = \"x64\"",
+            "architecture = \"x64\"\ntarget = \"WinRE\"",
+        );
+        assert_eq!(parse(&winre).expect("valid").target, UpdateTarget::Winre);
+        // The stored form of an os update is unchanged, so its digest stays.
+        let stored = serde_json::to_string(&parse(SAMPLE).expect("valid")).expect("json");
+        assert!(!stored.contains("target\":"), "{stored}");
+        let bad = SAMPLE.replace(
+            "architecture = \"x64\"",
+            "architecture = \"x64\"\ntarget = \"recovery\"",
+        );
+        let problems = parse(&bad).expect_err("refused");
+        assert!(
+            problems
+                .iter()
+                .any(|p| p == "target \"recovery\" is not one of os, winre, winpe"),
+            "{problems:?}"
+        );
+    }
+
+    #[test]
     fn rejects_traversal_and_absolute_sources() {
         let bad = SAMPLE.replace("payload/ntoskrnl.exe", "../../etc/passwd");
         let err = parse(&bad).unwrap_err().join("\n");
