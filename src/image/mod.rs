@@ -86,6 +86,8 @@ crate::id::integer_id!(
 pub enum ImageKind {
     OsImage,
     OsUpgradePackage,
+    /// A boot.wim: index 1 Windows PE, index 2 Windows Setup.
+    BootImage,
 }
 
 impl ImageKind {
@@ -93,6 +95,7 @@ impl ImageKind {
         match self {
             ImageKind::OsImage => "os-image",
             ImageKind::OsUpgradePackage => "os-upgrade-package",
+            ImageKind::BootImage => "boot-image",
         }
     }
 }
@@ -103,7 +106,10 @@ impl std::str::FromStr for ImageKind {
         match s {
             "os-image" => Ok(ImageKind::OsImage),
             "os-upgrade-package" => Ok(ImageKind::OsUpgradePackage),
-            _ => Err(format!("{s:?}: use os-image or os-upgrade-package")),
+            "boot-image" => Ok(ImageKind::BootImage),
+            _ => Err(format!(
+                "{s:?}: use os-image, os-upgrade-package or boot-image"
+            )),
         }
     }
 }
