@@ -7,6 +7,8 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use std::collections::BTreeMap;
+
 use common::{have_or_skip, index_files, sha256, tree_bytes, TestSite};
 use ois::library::Architecture;
 use ois::sample::{build_wim, filler, write_cab, write_tree, IndexSpec};
@@ -97,6 +99,14 @@ fn make_media(site: &TestSite, name: &str) -> PathBuf {
     )
     .expect("boot.wim");
     root
+}
+
+/// Every file under `dir` by its SHA-256: compared whole, without printing megabytes.
+fn tree_hashes(dir: &Path) -> BTreeMap<String, String> {
+    tree_bytes(dir)
+        .into_iter()
+        .map(|(path, bytes)| (path, sha256(&bytes)))
+        .collect()
 }
 
 fn have_media_tools() -> bool {
@@ -276,14 +286,11 @@ fn a_serviced_media_round_trips_to_a_bootable_iso_holding_the_serviced_images() 
     }
     // What the ISO holds is the serviced media, byte for byte.
     let extracted = extract_iso(&iso, &site.path("extracted"));
-    let mut from_iso = tree_bytes(&extracted);
+    let mut from_iso = tree_hashes(&extracted);
     from_iso.retain(|k, _| !k.starts_with("[BOOT]"));
-    assert_eq!(from_iso, tree_bytes(&media));
+    assert_eq!(from_iso, tree_hashes(&media));
     let install_now = std::fs::read(&install).expect("read");
-    assert_eq!(
-        sha256(&from_iso["sources/install.wim"]),
-        sha256(&install_now)
-    );
+    assert_eq!(from_iso["sources/install.wim"], sha256(&install_now));
     assert_eq!(
         done["iso"]["sha256"],
         sha256(&std::fs::read(&iso).expect("iso"))
@@ -311,6 +318,242 @@ fn a_serviced_media_round_trips_to_a_bootable_iso_holding_the_serviced_images() 
         .json();
     let copy = PathBuf::from(again["path"].as_str().expect("path"));
     assert!(copy.starts_with(site.root().join("Media")), "{copy:?}");
-    assert_eq!(tree_bytes(&copy), tree_bytes(&media));
+    assert_eq!(tree_hashes(&copy), tree_hashes(&media));
     assert_eq!(again["install_image"], "fromiso-install");
+}
+
+/// The site registered nothing: no image, no media.
+fn assert_nothing_registered(site: &TestSite) {
+    assert_eq!(
+        site.ois(&["image", "list", "--json"]).ok().json(),
+        serde_json::json!([])
+    );
+    assert_eq!(
+        site.ois(&["media", "list", "--json"]).ok().json(),
+        serde_json::json!([])
+    );
+}
+
+#[test]
+fn media_without_install_wim_with_an_esd_or_that_is_no_media_is_refused_clearly() {
+    let site = TestSite::new();
+    let media = make_media(&site, "incomplete");
+    std::fs::remove_file(media.join("sources/install.wim")).expect("rm");
+    let refused = site
+        .ois(&["media", "import", s(&media), "--name", "incomplete"])
+        .failed();
+    assert!(
+        refused.stderr.contains("has no sources/install.wim"),
+        "{}",
+        refused.stderr
+    );
+    assert_nothing_registered(&site);
+
+    std::fs::write(media.join("sources/install.esd"), filler(90, 4096)).expect("esd");
+    let refused = site
+        .ois(&["media", "import", s(&media), "--name", "esd"])
+        .failed();
+    assert!(
+        refused
+            .stderr
+            .contains("wimlib-imagex export install.esd all install.wim --compress=lzx"),
+        "{}",
+        refused.stderr
+    );
+    assert_nothing_registered(&site);
+
+    let empty = site.path("empty/media");
+    std::fs::create_dir_all(&empty).expect("mkdir");
+    std::fs::write(empty.join("notes.txt"), b"not media").expect("write");
+    let refused = site
+        .ois(&["media", "import", s(&empty), "--name", "empty"])
+        .failed();
+    assert!(
+        refused.stderr.contains("is not installation media"),
+        "{}",
+        refused.stderr
+    );
+    assert_nothing_registered(&site);
+}
+
+#[test]
+fn an_unreadable_iso_is_refused_and_leaves_nothing_in_the_site() {
+    if !have_media_tools() {
+        return;
+    }
+    let site = TestSite::new();
+    let iso = site.path("broken.iso");
+    std::fs::write(&iso, filler(91, 64 * 1024)).expect("write");
+    let refused = site
+        .ois(&["media", "import", s(&iso), "--name", "broken"])
+        .failed();
+    assert!(
+        refused
+            .stderr
+            .contains(&format!("cannot read ISO {}", iso.display())),
+        "{}",
+        refused.stderr
+    );
+    assert_nothing_registered(&site);
+    let left: Vec<_> = std::fs::read_dir(site.root().join("Media"))
+        .map(|d| d.filter_map(Result::ok).map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "{left:?}");
+}
+
+#[test]
+fn media_with_upper_case_names_is_found_without_regard_to_case() {
+    let site = TestSite::new();
+    let media = make_media(&site, "upper");
+    std::fs::rename(
+        media.join("sources/install.wim"),
+        media.join("sources/INSTALL.WIM"),
+    )
+    .expect("rename");
+    std::fs::rename(
+        media.join("sources/boot.wim"),
+        media.join("sources/BOOT.WIM"),
+    )
+    .expect("rename");
+    std::fs::rename(media.join("sources"), media.join("SOURCES")).expect("rename");
+    let imported = site
+        .ois(&["media", "import", s(&media), "--name", "upper", "--json"])
+        .ok()
+        .json();
+    assert_eq!(imported["install_image"], "upper-install");
+    let image = site
+        .ois(&["image", "show", "upper-install", "--json"])
+        .ok()
+        .json();
+    assert_eq!(
+        image["image"]["path"],
+        s(&media.join("SOURCES/INSTALL.WIM")),
+        "{image}"
+    );
+    let boot = site
+        .ois(&["image", "show", "upper-boot", "--json"])
+        .ok()
+        .json();
+    assert_eq!(boot["image"]["kind"], "boot-image");
+}
+
+#[test]
+fn a_setup_update_that_is_a_windows_package_is_refused() {
+    let site = TestSite::new();
+    let cab = site.path("windows11.0-kb5047000-x64.cab");
+    write_cab(
+        &cab,
+        &[
+            ("update.mum", b"<assembly/>".to_vec()),
+            ("setup.dll", b"x".to_vec()),
+        ],
+    )
+    .expect("cab");
+    let refused = site
+        .ois(&["media", "import-setup-update", s(&cab)])
+        .failed();
+    assert!(
+        refused.stderr.contains("it is a Windows (CBS) package"),
+        "{}",
+        refused.stderr
+    );
+    assert_eq!(
+        site.ois(&["media", "setup-updates", "--json"]).ok().json(),
+        serde_json::json!([])
+    );
+}
+
+/// A real small filesystem (tmpfs) mounted for the test; `None` when this is not root.
+struct Tmpfs(PathBuf);
+
+impl Tmpfs {
+    fn mount(dir: &Path, size: &str) -> Option<Tmpfs> {
+        std::fs::create_dir_all(dir).ok()?;
+        let ok = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir)
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        ok.then(|| Tmpfs(dir.to_path_buf()))
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn a_full_disk_while_the_iso_is_written_changes_nothing() {
+    if !have_media_tools() {
+        return;
+    }
+    let site = TestSite::new();
+    site.sample_packages();
+    let media = make_media(&site, "full");
+    site.ois(&["media", "import", s(&media), "--name", "full"])
+        .ok();
+    let du = import_setup_update(&site);
+    let Some(small) = Tmpfs::mount(&site.path("small-disk"), "256k") else {
+        common::skip_or_fail("cannot mount a tmpfs here (not root)");
+        return;
+    };
+    let before = tree_hashes(&media);
+    let media_before = site.ois(&["media", "show", "full", "--json"]).ok().json();
+    let install_before = site
+        .ois(&["image", "show", "full-install", "--json"])
+        .ok()
+        .json();
+    let iso = small.0.join("full.iso");
+    let failed = site
+        .ois(&[
+            "media",
+            "service",
+            "full",
+            "--updates",
+            SSU,
+            "--setup-update",
+            &du,
+            "--iso",
+            s(&iso),
+        ])
+        .failed();
+    let out = failed.all_output();
+    assert!(out.contains("writing the ISO"), "{out}");
+    assert!(out.contains("the original media is unchanged"), "{out}");
+    // The original media is byte-identical, nothing was left beside it or on the full disk.
+    assert_eq!(tree_hashes(&media), before);
+    assert!(!media
+        .parent()
+        .expect("parent")
+        .join(".media.ois-new")
+        .exists());
+    assert_eq!(
+        std::fs::read_dir(&small.0).expect("read").count(),
+        0,
+        "the partial ISO was left on the full disk"
+    );
+    // The site database says the same as before: no update installed, the runs Failed.
+    assert_eq!(
+        site.ois(&["media", "show", "full", "--json"]).ok().json(),
+        media_before
+    );
+    let install = site
+        .ois(&["image", "show", "full-install", "--json"])
+        .ok()
+        .json();
+    assert_eq!(install["image"], install_before["image"]);
+    assert_eq!(install["indexes"], install_before["indexes"]);
+    let runs = install["history"].as_array().or(install["runs"].as_array());
+    let runs = runs.expect("runs");
+    assert_eq!(runs.len(), 1, "{install}");
+    assert_eq!(runs[0]["status"], "Failed");
+    // And a run with room succeeds afterwards.
+    let done = site
+        .ois(&["media", "service", "full", "--updates", SSU, "--json"])
+        .ok()
+        .json();
+    assert_eq!(done["status"], "Successful", "{done}");
 }

@@ -171,6 +171,7 @@ pub fn service_media(
     let iso_path = absolute(&iso_path);
 
     let built: Mutex<Option<Built>> = Mutex::new(None);
+    let build_error: Mutex<Option<String>> = Mutex::new(None);
     let outcomes: Mutex<Vec<ImageOutcome>> = Mutex::new(Vec::new());
     let service_options = ServiceOptions {
         selection: options.selection.clone(),
@@ -179,9 +180,16 @@ pub fn service_media(
         cancel: options.cancel.clone(),
     };
     let build = |wims: &[(PathBuf, PathBuf, String)]| -> Result<(), String> {
-        let done = build_media(site, &media, &recorded, wims, &updates, &iso_path)?;
-        *built.lock().unwrap_or_else(|e| e.into_inner()) = Some(done);
-        Ok(())
+        match build_media(&media, &recorded, wims, &updates, &iso_path) {
+            Ok(done) => {
+                *built.lock().unwrap_or_else(|e| e.into_inner()) = Some(done);
+                Ok(())
+            }
+            Err(e) => {
+                *build_error.lock().unwrap_or_else(|e| e.into_inner()) = Some(e.clone());
+                Err(e)
+            }
+        }
     };
     let nested = run_nested(
         site,
@@ -194,6 +202,7 @@ pub fn service_media(
     );
     let images = outcomes.into_inner().unwrap_or_else(|e| e.into_inner());
     let built = built.into_inner().unwrap_or_else(|e| e.into_inner());
+    let build_error = build_error.into_inner().unwrap_or_else(|e| e.into_inner());
     let failed = nested.err().or_else(|| {
         images
             .iter()
@@ -234,7 +243,9 @@ pub fn service_media(
             // no longer match the media; say so rather than hide it.
             let swapped = built.is_some();
             let message = failed.unwrap_or_else(|| "the new media was not written".into());
-            result.error = Some(if swapped {
+            result.error = Some(if let Some(e) = build_error {
+                e
+            } else if swapped {
                 format!("{message}; the new media is in place but its record was not updated: run `ois media show {}` and register it again if it differs", media.name)
             } else {
                 format!("{message}; the original media is unchanged")
@@ -385,14 +396,12 @@ fn absolute(path: &Path) -> PathBuf {
 /// SHA-256, writes and checks the ISO, and only then swaps the new folder in for the original
 /// in one step.
 fn build_media(
-    site: &Site,
     media: &Media,
     recorded: &[MediaFile],
     wims: &[(PathBuf, PathBuf, String)],
     updates: &[SetupUpdate],
     iso_path: &Path,
 ) -> Result<Built, String> {
-    let _ = site;
     let root = &media.path;
     let parent = root
         .parent()
@@ -498,10 +507,12 @@ fn verify_new(
         }
         match find(&r.path) {
             Some(f) if f.sha256 == r.sha256 => {}
-            _ => return Err(format!(
+            _ => {
+                return Err(format!(
                 "{} differs from the original media's record: the original changed during the run",
                 r.path
-            )),
+            ))
+            }
         }
     }
     Ok(())

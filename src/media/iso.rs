@@ -11,12 +11,24 @@ pub const BIOS_BOOT: &str = "boot/etfsboot.com";
 /// The UEFI boot image (El Torito, platform EFI).
 pub const UEFI_BOOT: &str = "efi/microsoft/boot/efisys.bin";
 
-/// What running a tool gave when it failed: its exit and the end of its stderr.
+/// What running a tool gave when it failed: its exit and its own words for the problem
+/// (xorriso's FAILURE/SORRY lines, else the end of its stderr).
 fn failure(tool: &str, out: &std::process::Output) -> String {
     let stderr = String::from_utf8_lossy(&out.stderr);
-    let tail: Vec<&str> = stderr.lines().rev().take(6).collect();
-    let tail: Vec<&str> = tail.into_iter().rev().collect();
-    format!("{tool} exited with {}: {}", out.status, tail.join(" / "))
+    let problems: Vec<&str> = stderr
+        .lines()
+        .filter(|l| {
+            l.contains(": FAILURE :") || l.contains(": SORRY :") || l.contains(": MISHAP :")
+        })
+        .map(|l| l.split_once(" : ").map_or(l, |(_, rest)| rest).trim())
+        .collect();
+    let words = if problems.is_empty() {
+        let tail: Vec<&str> = stderr.lines().rev().take(4).collect();
+        tail.into_iter().rev().collect::<Vec<_>>().join(" / ")
+    } else {
+        problems.join(" / ")
+    };
+    format!("{tool} failed ({}): {words}", out.status)
 }
 
 fn run(tool: &str, cmd: &mut Command) -> Result<std::process::Output, String> {
