@@ -9,7 +9,7 @@ use super::commands::{print_outcome, CliError};
 use super::render::{self, bytes, opt};
 use super::UpdateSelection;
 use ois::commands::{self, MediaServiceOptions, MediaServiced};
-use ois::servicing::RunStatus;
+use ois::servicing::{RunStatus, ServiceOptions};
 use ois::site::Site;
 
 #[derive(Subcommand, Debug)]
@@ -190,11 +190,16 @@ pub fn run(site: &Site, cmd: MediaCommand) -> Result<u8, CliError> {
             json,
         } => {
             let options = MediaServiceOptions {
-                selection: selection.selection(),
-                continue_on_error,
+                service: ServiceOptions {
+                    selection: selection.selection(),
+                    continue_on_error,
+                    jobs: 1,
+                    // Ctrl-C or SIGTERM cancels cleanly: every run rolls back, the original
+                    // media stays.
+                    cancel: super::schedule::stop_on_signals()?,
+                },
                 setup_updates,
                 iso,
-                cancel: super::schedule::stop_on_signals()?,
             };
             let done = commands::service_media(site, &media, &options, &|_, _| {})?;
             if json {

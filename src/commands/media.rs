@@ -86,15 +86,14 @@ pub fn list_setup_updates(site: &Site) -> Result<Vec<SetupUpdate>, CommandError>
 /// What a media run is asked to do.
 #[derive(Debug, Clone)]
 pub struct MediaServiceOptions {
-    /// The updates for the media's images, as `ois service` takes them; each image takes
-    /// those that apply to it.
-    pub selection: Selection,
-    pub continue_on_error: bool,
+    /// How the media's images are serviced, as `ois service` takes it (updates, continue on
+    /// error, cancel); with named updates, each image takes those that apply to it. `jobs`
+    /// is not used: the images run one inside the other.
+    pub service: ServiceOptions,
     /// Setup Dynamic Updates to expand into `sources`, in order.
     pub setup_updates: Vec<String>,
     /// Where the ISO goes [default: `<site>/Media/<name>.iso`].
     pub iso: Option<PathBuf>,
-    pub cancel: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// The ISO a media run wrote.
@@ -127,6 +126,19 @@ struct Job {
     image: Image,
     selection: Selection,
 }
+
+/// A WIM of the media that its run serviced and verified, not yet in place of the original.
+#[derive(Debug, Clone)]
+struct ServicedWim {
+    /// The original in the media folder.
+    original: PathBuf,
+    /// The run's verified output, in its stage.
+    serviced: PathBuf,
+    sha256: String,
+}
+
+/// The last step of a media run: builds the new media from every serviced WIM.
+type BuildStep<'a> = &'a (dyn Fn(&[ServicedWim]) -> Result<(), String> + Sync);
 
 /// What the last step of the run produced, kept until the runs have recorded.
 struct Built {
@@ -162,7 +174,7 @@ pub fn service_media(
     {
         images.push(image::get(&db, id)?);
     }
-    let jobs = plan_jobs(site, &images, &options.selection)?;
+    let jobs = plan_jobs(site, &images, &options.service.selection)?;
     drop(db);
     let iso_path = options
         .iso
@@ -174,12 +186,10 @@ pub fn service_media(
     let build_error: Mutex<Option<String>> = Mutex::new(None);
     let outcomes: Mutex<Vec<ImageOutcome>> = Mutex::new(Vec::new());
     let service_options = ServiceOptions {
-        selection: options.selection.clone(),
-        continue_on_error: options.continue_on_error,
         jobs: 1,
-        cancel: options.cancel.clone(),
+        ..options.service.clone()
     };
-    let build = |wims: &[(PathBuf, PathBuf, String)]| -> Result<(), String> {
+    let build = |wims: &[ServicedWim]| -> Result<(), String> {
         match build_media(&media, &recorded, wims, &updates, &iso_path) {
             Ok(done) => {
                 *built.lock().unwrap_or_else(|e| e.into_inner()) = Some(done);
@@ -329,16 +339,15 @@ fn plan_jobs(
 }
 
 /// Services `jobs[0]`; at the point where its run would replace the original, services the
-/// rest the same way, and the innermost step builds the media from every serviced WIM
-/// (`(original path, serviced path, SHA-256)`).
+/// rest the same way, and the innermost step builds the media from every serviced WIM.
 fn run_nested(
     site: &Site,
     jobs: &[Job],
     options: &ServiceOptions,
     observer: &(dyn Fn(&str, RunEvent) + Sync),
     outcomes: &Mutex<Vec<ImageOutcome>>,
-    build: &(dyn Fn(&[(PathBuf, PathBuf, String)]) -> Result<(), String> + Sync),
-    wims: Vec<(PathBuf, PathBuf, String)>,
+    build: BuildStep,
+    wims: Vec<ServicedWim>,
 ) -> Result<(), String> {
     let Some((job, rest)) = jobs.split_first() else {
         return build(&wims);
@@ -346,7 +355,11 @@ fn run_nested(
     let reached = Mutex::new(None::<Result<(), String>>);
     let before_replace = |img: &Image, output: &Path, sha256: &str| -> Result<(), String> {
         let mut wims = wims.clone();
-        wims.push((img.path.clone(), output.to_path_buf(), sha256.to_string()));
+        wims.push(ServicedWim {
+            original: img.path.clone(),
+            serviced: output.to_path_buf(),
+            sha256: sha256.to_string(),
+        });
         let inner = run_nested(site, rest, options, observer, outcomes, build, wims);
         *reached.lock().unwrap_or_else(|e| e.into_inner()) = Some(inner.clone());
         inner
@@ -398,7 +411,7 @@ fn absolute(path: &Path) -> PathBuf {
 fn build_media(
     media: &Media,
     recorded: &[MediaFile],
-    wims: &[(PathBuf, PathBuf, String)],
+    wims: &[ServicedWim],
     updates: &[SetupUpdate],
     iso_path: &Path,
 ) -> Result<Built, String> {
@@ -423,11 +436,12 @@ fn build_media(
             std::fs::remove_dir_all(&new).map_err(|e| format!("{}: {e}", new.display()))?;
         }
         tree::link_tree(root, &new).map_err(|e| format!("laying out {}: {e}", new.display()))?;
-        for (original, serviced, _) in wims {
-            let rel = original
+        for wim in wims {
+            let rel = wim
+                .original
                 .strip_prefix(root)
-                .map_err(|_| format!("{} is not in the media folder", original.display()))?;
-            tree::replace_with(serviced, &new.join(rel))
+                .map_err(|_| format!("{} is not in the media folder", wim.original.display()))?;
+            tree::replace_with(&wim.serviced, &new.join(rel))
                 .map_err(|e| format!("{}: {e}", new.join(rel).display()))?;
         }
         let mut setup_files = Vec::new();
@@ -473,7 +487,7 @@ fn build_media(
 fn verify_new(
     root: &Path,
     recorded: &[MediaFile],
-    wims: &[(PathBuf, PathBuf, String)],
+    wims: &[ServicedWim],
     setup_files: &[String],
     files: &[MediaFile],
 ) -> Result<(), String> {
@@ -488,10 +502,10 @@ fn verify_new(
             .unwrap_or_default()
     };
     let find = |path: &str| files.iter().find(|f| f.path == path);
-    for (original, _, sha256) in wims {
-        let path = rel(original);
+    for wim in wims {
+        let path = rel(&wim.original);
         match find(&path) {
-            Some(f) if &f.sha256 == sha256 => {}
+            Some(f) if f.sha256 == wim.sha256 => {}
             _ => return Err(format!("{path} in the new media is not the serviced image")),
         }
     }
@@ -502,7 +516,7 @@ fn verify_new(
         })
     };
     for r in recorded {
-        if wims.iter().any(|(o, _, _)| rel(o) == r.path) || written(&r.path) {
+        if wims.iter().any(|w| rel(&w.original) == r.path) || written(&r.path) {
             continue;
         }
         match find(&r.path) {

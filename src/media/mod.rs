@@ -108,8 +108,9 @@ pub enum MediaError {
     #[error("media {media}: {source}")]
     Image {
         media: String,
+        // Boxed: the largest variant, and errors travel in every Result.
         #[source]
-        source: ImageError,
+        source: Box<ImageError>,
     },
     #[error(transparent)]
     Site(#[from] SiteError),
@@ -356,7 +357,7 @@ fn register(
     let files = tree::record(root).map_err(|e| MediaError::io(root, e))?;
     let image_error = |source| MediaError::Image {
         media: name.to_string(),
-        source,
+        source: Box::new(source),
     };
     let (install, _) = image::import(
         site,
@@ -536,7 +537,7 @@ pub fn record_serviced(
 pub fn remove(db: &mut Database, media: &Media) -> Result<(), MediaError> {
     let image_error = |source| MediaError::Image {
         media: media.name.clone(),
-        source,
+        source: Box::new(source),
     };
     db.execute("DELETE FROM media WHERE id = ?1", [media.id])
         .map_err(|e| db.error(e))?;
