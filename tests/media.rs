@@ -311,6 +311,33 @@ fn a_serviced_media_round_trips_to_a_bootable_iso_holding_the_serviced_images() 
         .json();
     assert_eq!(image["image"]["sha256"], sha256(&install_now), "{image}");
 
+    // The media goes to a DP as its images: the serviced boot.wim and install.wim.
+    let dp = site.path("dp01");
+    std::fs::create_dir_all(&dp).expect("mkdir");
+    site.ois(&["dp", "add", &common::nal("DP01"), "--target", s(&dp)])
+        .ok();
+    let sent = site
+        .ois(&[
+            "media",
+            "distribute",
+            "win11",
+            "--dp",
+            &common::nal("DP01"),
+            "--json",
+        ])
+        .ok();
+    let sent = sent.json();
+    let sent = sent.as_array().expect("outcomes");
+    assert_eq!(sent.len(), 2, "{sent:?}");
+    assert!(sent.iter().all(|o| o["status"] == "Installed"), "{sent:?}");
+    for (name, wim) in [("win11-boot", &boot), ("win11-install", &install)] {
+        let shown = site.ois(&["image", "show", name, "--json"]).ok().json();
+        let id = &shown["image"]["id"];
+        let bytes = std::fs::read(wim).expect("read");
+        let on_dp = dp.join(format!("ois/images/{id}/{}.wim", sha256(&bytes)));
+        assert_eq!(std::fs::read(&on_dp).expect("on the DP"), bytes, "{name}");
+    }
+
     // The ISO imports as media of its own: extracted into the site, registered.
     let again = site
         .ois(&["media", "import", s(&iso), "--name", "fromiso", "--json"])

@@ -36,6 +36,20 @@ pub enum MediaCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Send the media's boot.wim and install.wim to distribution points, as `ois image
+    /// distribute` sends an image
+    Distribute {
+        media: String,
+        /// Distribution points (NAL paths); they become assigned to the media's images.
+        /// Default: every DP that holds them or is assigned to them
+        #[arg(long = "dp", value_name = "NALPATH")]
+        dps: Vec<String>,
+        /// Transfers at once
+        #[arg(long, default_value_t = ois::distribution::DEFAULT_JOBS)]
+        jobs: usize,
+        #[arg(long)]
+        json: bool,
+    },
     /// Forget a media and its two images (the files stay)
     Remove { media: String },
     /// Import a Setup Dynamic Update CAB (Setup's own files, expanded into sources/)
@@ -139,6 +153,21 @@ pub fn run(site: &Site, cmd: MediaCommand) -> Result<u8, CliError> {
                 println!("  files:          {}", view.files.len());
             }
             Ok(0)
+        }
+        MediaCommand::Distribute {
+            media,
+            dps,
+            jobs,
+            json,
+        } => {
+            let sent = commands::distribute_media(site, &media, &dps, jobs)?;
+            let outcomes: Vec<_> = sent.into_iter().flat_map(|d| d.outcomes).collect();
+            if outcomes.is_empty() {
+                return Err(CliError::Usage(format!(
+                    "media {media} is on no distribution point and assigned to none: name one with --dp NALPATH"
+                )));
+            }
+            super::dp::print_outcomes(&outcomes, json)
         }
         MediaCommand::Remove { media } => {
             let m = commands::remove_media(site, &media)?;

@@ -83,6 +83,24 @@ pub fn list_setup_updates(site: &Site) -> Result<Vec<SetupUpdate>, CommandError>
     Ok(setup_update::list(&db)?)
 }
 
+/// Sends the media's images (boot.wim and install.wim, each its current version) to `dps`
+/// (NAL paths, which become assigned to them), or to the DPs that hold or are assigned them:
+/// what a deployment boots and applies from a DP, through the same transfers, states and
+/// maintenance mode as `ois image distribute`.
+pub fn distribute_media(
+    site: &Site,
+    key: &str,
+    dps: &[String],
+    jobs: usize,
+) -> Result<Vec<super::Distributed>, CommandError> {
+    let media = media::find(&site.database()?, key)?;
+    [media.boot_image_id, Some(media.install_image_id)]
+        .into_iter()
+        .flatten()
+        .map(|id| super::distribute_image(site, &id.to_string(), dps, jobs))
+        .collect()
+}
+
 /// What a media run is asked to do.
 #[derive(Debug, Clone)]
 pub struct MediaServiceOptions {

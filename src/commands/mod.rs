@@ -22,8 +22,9 @@ pub use images::{
     find_images, import_image, list_images, remove_image, ImageSummary, ImportedImage,
 };
 pub use media::{
-    import_media, import_setup_update, list_media, list_setup_updates, remove_media, service_media,
-    show_media, IsoView, MediaServiceOptions, MediaServiced, MediaView,
+    distribute_media, import_media, import_setup_update, list_media, list_setup_updates,
+    remove_media, service_media, show_media, IsoView, MediaServiceOptions, MediaServiced,
+    MediaView,
 };
 pub use schedule::{
     cancel, leave_provisioning_mode, schedule_updates, unschedule, Canceled, Repaired, Scheduled,
