@@ -584,3 +584,91 @@ fn a_full_disk_while_the_iso_is_written_changes_nothing() {
         .json();
     assert_eq!(done["status"], "Successful", "{done}");
 }
+
+/// `ois serve` on a free loopback port, killed when dropped.
+struct Served {
+    child: std::process::Child,
+    base: String,
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn serve(site: &TestSite) -> Served {
+    let child = site.spawn("serve", &["serve", "--listen", "127.0.0.1:0"]);
+    let out = site.dir.path().join("serve.out");
+    let mut base = String::new();
+    common::wait_for(60, "the server to listen", || {
+        let text = std::fs::read_to_string(&out).unwrap_or_default();
+        match text.lines().find_map(|l| l.strip_prefix("listening on ")) {
+            Some(url) => {
+                base = url.trim().to_string();
+                true
+            }
+            None => false,
+        }
+    });
+    Served { child, base }
+}
+
+#[test]
+fn the_site_server_lists_shows_and_services_media() {
+    if !have_media_tools() {
+        return;
+    }
+    let site = TestSite::new();
+    site.sample_packages();
+    let media = make_media(&site, "api");
+    site.ois(&["media", "import", s(&media), "--name", "api"])
+        .ok();
+    let server = serve(&site);
+    let client = reqwest::blocking::Client::new();
+    let get = |path: &str| -> serde_json::Value {
+        let r = client
+            .get(format!("{}{path}", server.base))
+            .send()
+            .expect("GET");
+        assert_eq!(r.status().as_u16(), 200, "{path}");
+        r.json().expect("JSON")
+    };
+    let csrf = get("/api/v1/whoami")["csrf_token"]
+        .as_str()
+        .expect("csrf")
+        .to_string();
+    let list = get("/api/v1/media");
+    assert_eq!(list[0]["name"], "api", "{list}");
+    let shown = get("/api/v1/media/api");
+    assert_eq!(shown["install_image"], "api-install");
+    assert_eq!(shown["files"].as_array().map(Vec::len), Some(9));
+    let missing = client
+        .get(format!("{}/api/v1/media/nope", server.base))
+        .send()
+        .expect("GET");
+    assert_eq!(missing.status().as_u16(), 404);
+
+    let iso = site.path("api-out/api.iso");
+    let done: serde_json::Value = client
+        .post(format!("{}/api/v1/media/api/service", server.base))
+        .header("X-CSRF-Token", &csrf)
+        .json(&serde_json::json!({"updates": [SSU], "iso": s(&iso)}))
+        .send()
+        .expect("POST")
+        .json()
+        .expect("JSON");
+    assert_eq!(done["status"], "Successful", "{done}");
+    assert_eq!(done["iso"]["path"], s(&iso));
+    assert_eq!(
+        index_files(&media.join("sources/install.wim"), 2)
+            .get("Windows/servicing/Stack/CbsCore.dll"),
+        Some(&ssu_file())
+    );
+    let shown = get("/api/v1/media/api");
+    assert_eq!(
+        shown["iso_sha256"],
+        sha256(&std::fs::read(&iso).expect("iso"))
+    );
+}
