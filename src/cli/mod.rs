@@ -134,7 +134,7 @@ pub enum ImageCommand {
     /// Register a WIM file and read its indexes and installed updates
     Import {
         wim: PathBuf,
-        /// os-image or os-upgrade-package
+        /// os-image, os-upgrade-package or boot-image (a boot.wim: Windows PE and Setup)
         #[arg(long, default_value = "os-image")]
         kind: String,
         /// Name in the catalog [default: the file name]

@@ -194,6 +194,39 @@ mod tests {
         assert_eq!(safe_relative(""), None);
     }
 
+    /// The new media shares the original's files by hard links: replacing one in the new
+    /// folder must leave the original's bytes, and the swap exchanges whole folders.
+    #[test]
+    fn a_new_media_laid_out_beside_leaves_the_original_until_the_swap() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let original = dir.path().join("media");
+        let new = dir.path().join(".media.ois-new");
+        fs::create_dir_all(original.join("sources")).expect("mkdir");
+        fs::write(original.join("sources/install.wim"), b"old wim").expect("write");
+        fs::write(original.join("setup.exe"), b"setup").expect("write");
+        link_tree(&original, &new).expect("link");
+        let serviced = dir.path().join("serviced.wim");
+        fs::write(&serviced, b"new wim").expect("write");
+        replace_with(&serviced, &new.join("sources/install.wim")).expect("replace");
+        assert_eq!(
+            fs::read(original.join("sources/install.wim")).expect("read"),
+            b"old wim"
+        );
+        exchange(&new, &original).expect("exchange");
+        assert_eq!(
+            fs::read(original.join("sources/install.wim")).expect("read"),
+            b"new wim"
+        );
+        assert_eq!(
+            fs::read(new.join("sources/install.wim")).expect("read"),
+            b"old wim"
+        );
+        assert_eq!(
+            fs::read(original.join("setup.exe")).expect("read"),
+            b"setup"
+        );
+    }
+
     #[test]
     fn setup_files_are_found_whatever_their_case() {
         let dir = tempfile::tempdir().expect("tempdir");
