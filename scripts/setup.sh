@@ -6,13 +6,15 @@
 # point tests serve content with, strace, whose fault injection the crash tests kill ois with, and
 # hivex (hivexget in libhivex-bin, hivexregedit in libwin-hivex-perl), which writes the registry
 # hives the SOFTWARE-hive tests read, and libhivex-dev, the library ois links to change hives.
+# xorriso writes and reads the ISOs of installation media (`ois media`; p7zip-full extracts
+# them), and dosfstools makes the small FAT UEFI boot image the media tests put on their ISO.
 # The web console's browser tests (tests/console.rs) need Debian's chromium (and chromium-driver),
 # Node.js with npm, and the npm packages of tests/console (playwright-core, which drives
 # /usr/bin/chromium and downloads no browser of its own).
 set -euo pipefail
 need=()
 have() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
-for pkg in build-essential pkg-config libclang-dev wimtools p7zip-full gcab nginx libnginx-mod-http-dav-ext strace libhivex-bin libwin-hivex-perl libhivex-dev openssl chromium chromium-driver; do
+for pkg in build-essential pkg-config libclang-dev wimtools p7zip-full gcab nginx libnginx-mod-http-dav-ext strace libhivex-bin libwin-hivex-perl libhivex-dev openssl chromium chromium-driver xorriso dosfstools; do
   have "$pkg" || need+=("$pkg")
 done
 # A machine may bring its own Node.js (with npm); Debian's only where there is none.

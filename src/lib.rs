@@ -14,6 +14,7 @@ pub mod id;
 pub mod image;
 pub mod library;
 pub mod log;
+pub mod media;
 pub mod registry;
 pub mod sample;
 pub mod schedule;
@@ -30,5 +31,6 @@ pub static SCHEMA: site::Schema = &[
     &servicing::MIGRATIONS,
     &schedule::MIGRATIONS,
     &distribution::MIGRATIONS,
+    &media::MIGRATIONS,
     &server::MIGRATIONS,
 ];

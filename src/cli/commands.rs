@@ -158,6 +158,7 @@ pub fn run(cli: Cli) -> Result<u8, CliError> {
         }
         Command::Service(args) => service(&Site::open(&cli.site, ois::SCHEMA)?, &args),
         Command::Dp(cmd) => super::dp::run(&Site::open(&cli.site, ois::SCHEMA)?, cmd),
+        Command::Media(cmd) => super::media::run(&Site::open(&cli.site, ois::SCHEMA)?, cmd),
         Command::Content(cmd) => super::dp::content(&Site::open(&cli.site, ois::SCHEMA)?, cmd),
         Command::Bench(cmd) => super::bench::run(cmd),
         Command::Serve(args) => super::serve::serve(&cli.site, &args),

@@ -5,6 +5,7 @@ mod changes;
 mod commands;
 mod dp;
 mod hint;
+mod media;
 mod quickstart;
 mod render;
 mod schedule;
@@ -65,6 +66,9 @@ pub enum Command {
     Bench(bench::BenchCommand),
     /// The site server: JSON API, AdminService routes, web console (and the scheduler)
     Serve(serve::ServeArgs),
+    /// Installation media: import a folder or ISO, service it into a new folder and ISO
+    #[command(subcommand)]
+    Media(media::MediaCommand),
 }
 
 #[derive(Subcommand, Debug)]

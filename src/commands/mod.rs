@@ -6,6 +6,7 @@ mod distribution;
 mod image_changes;
 mod image_view;
 mod images;
+mod media;
 mod schedule;
 mod service;
 mod updates;
@@ -19,6 +20,11 @@ pub use image_changes::{image_changes, Change, IndexChanges, KindTotal, RunChang
 pub use image_view::{image_runs, image_view, ImageView, InstalledUpdates, ServicingView};
 pub use images::{
     find_images, import_image, list_images, remove_image, ImageSummary, ImportedImage,
+};
+pub use media::{
+    distribute_media, import_media, import_setup_update, list_media, list_setup_updates,
+    remove_media, service_media, show_media, IsoView, MediaServiceOptions, MediaServiced,
+    MediaView,
 };
 pub use schedule::{
     cancel, leave_provisioning_mode, schedule_updates, unschedule, Canceled, Repaired, Scheduled,
@@ -53,6 +59,8 @@ pub enum CommandError {
     Distribution(#[from] DistributionError),
     #[error(transparent)]
     Site(#[from] SiteError),
+    #[error(transparent)]
+    Media(Box<crate::media::MediaError>),
 }
 
 impl CommandError {
@@ -65,6 +73,7 @@ impl CommandError {
             CommandError::Schedule(e) => e.hint(),
             CommandError::Distribution(e) => e.hint(),
             CommandError::Site(e) => e.hint(),
+            CommandError::Media(e) => e.hint(),
         }
     }
 }

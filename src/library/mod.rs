@@ -1,7 +1,7 @@
 //! The content library: update packages validated once, their payload stored once by SHA-256,
 //! their metadata in the site database (tables `updates`, `update_files`).
 
-mod cabfolder;
+pub(crate) mod cabfolder;
 pub mod cbs;
 mod compressed;
 mod leftovers;

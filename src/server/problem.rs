@@ -254,8 +254,28 @@ impl From<CommandError> for ApiError {
             CommandError::Schedule(e) => (*e).into(),
             CommandError::Distribution(e) => e.into(),
             CommandError::Site(e) => e.into(),
+            CommandError::Media(e) => media_error(*e),
         }
     }
+}
+
+fn media_error(e: crate::media::MediaError) -> ApiError {
+    use crate::media::MediaError::*;
+    let (status, kind) = match &e {
+        NotFound(_) | SetupUpdateNotFound(_) | Missing(_) => (StatusCode::NOT_FOUND, "not-found"),
+        NameTaken(_) | AlreadyRegistered { .. } | SetupUpdateTaken(_) | Changed { .. } => {
+            (StatusCode::CONFLICT, "conflict")
+        }
+        NotMedia(_)
+        | NoInstallWim(_)
+        | InstallEsd(_)
+        | UnreadableIso { .. }
+        | SetupUpdate { .. } => (StatusCode::BAD_REQUEST, "bad-media"),
+        Image { .. } | Build { .. } | Io { .. } | Site(_) => {
+            (StatusCode::INTERNAL_SERVER_ERROR, "internal")
+        }
+    };
+    ApiError::engine(status, kind, &e, e.hint())
 }
 
 impl From<super::AccountError> for ApiError {

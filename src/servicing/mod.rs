@@ -215,6 +215,13 @@ pub fn default_jobs(images: usize) -> usize {
     cpus.min(by_memory).min(images.max(1)).max(1)
 }
 
+/// What a caller does with a run's serviced and verified WIM (its path in the stage, its
+/// SHA-256) before it replaces the original. An error ends the run Failed with the original
+/// unchanged: media servicing builds and checks the whole new media here, so a media that
+/// cannot be completed leaves its images as they were.
+pub type BeforeReplace<'a> =
+    &'a (dyn Fn(&Image, &std::path::Path, &str) -> Result<(), String> + Sync);
+
 /// Services images: every plan is made first, so an impossible request touches nothing; then
 /// the images run in parallel, each on one thread of a pool of `jobs`.
 pub fn service(
@@ -222,6 +229,18 @@ pub fn service(
     images: &[ImageId],
     options: &ServiceOptions,
     observer: &(dyn Fn(&str, RunEvent) + Sync),
+) -> Result<Vec<ImageOutcome>, ServicingError> {
+    service_with(site, images, options, observer, &|_, _, _| Ok(()))
+}
+
+/// [`service`], calling `before_replace` with each run's verified WIM before it replaces the
+/// original.
+pub fn service_with(
+    site: &Site,
+    images: &[ImageId],
+    options: &ServiceOptions,
+    observer: &(dyn Fn(&str, RunEvent) + Sync),
+    before_replace: BeforeReplace,
 ) -> Result<Vec<ImageOutcome>, ServicingError> {
     let db = site.database()?;
     let library = ContentLibrary::new(site);
@@ -275,7 +294,16 @@ pub fn service(
             jobs.par_iter()
                 .map(|(img, p, nested)| {
                     run::run(
-                        site, &library, catalog, img, p, nested, options, watch, observer,
+                        site,
+                        &library,
+                        catalog,
+                        img,
+                        p,
+                        nested,
+                        options,
+                        watch,
+                        observer,
+                        before_replace,
                     )
                 })
                 .collect::<Vec<_>>()

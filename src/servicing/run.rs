@@ -54,6 +54,7 @@ pub(super) fn run(
     options: &ServiceOptions,
     watch: &CancelWatch,
     observer: &(dyn Fn(&str, RunEvent) + Sync),
+    before_replace: super::BeforeReplace,
 ) -> ImageOutcome {
     let started = Instant::now();
     let mut outcome = ImageOutcome {
@@ -103,6 +104,7 @@ pub(super) fn run(
                 options,
                 &canceled,
                 observer,
+                before_replace,
                 &mut outcome,
             );
             watch.unregister(run_id);
@@ -277,6 +279,7 @@ fn service(
     options: &ServiceOptions,
     canceled: &dyn Fn() -> bool,
     observer: &(dyn Fn(&str, RunEvent) + Sync),
+    before_replace: super::BeforeReplace,
     outcome: &mut ImageOutcome,
 ) -> Result<(String, u64), Ended> {
     let run_id = outcome.run_id.unwrap_or_default();
@@ -593,6 +596,8 @@ fn service(
                 output.display()
             )
         })?;
+    before_replace(img, &output, &output_hash.0)
+        .map_err(|e| format!("{e}; the original image is unchanged"))?;
     step("replacing the original image");
     let replaced = commit::replace(&output, &img.path, run_id, &output_hash).map_err(|e| {
         format!(
@@ -983,6 +988,7 @@ mod tests {
             &all,
             &watch,
             &|_, _| {},
+            &|_, _, _| Ok(()),
         );
         assert_eq!(outcome.status, RunStatus::Successful, "{:?}", outcome.error);
         assert!(

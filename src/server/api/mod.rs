@@ -38,6 +38,9 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/images/{id}/changes", get(changes))
         .route("/images/{id}/distribute", post(distribute))
         .route("/images/{id}/locate", get(locate))
+        .route("/media", get(media_list))
+        .route("/media/{name}", get(media))
+        .route("/media/{name}/service", post(service_media))
         .route("/updates", get(updates).post(import_updates))
         .route("/updates/{id}", get(update))
         .route("/dps", get(dps).post(add_dp))
@@ -83,6 +86,9 @@ pub fn router(state: AppState) -> Router<AppState> {
         handlers::changes,
         handlers::distribute,
         handlers::locate,
+        handlers::media_list,
+        handlers::media,
+        handlers::service_media,
         handlers::updates,
         handlers::import_updates,
         handlers::update,

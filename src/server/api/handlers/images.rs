@@ -101,7 +101,7 @@ pub struct SelectionBody {
     /// With all_applicable: `file`, `cbs` or `all` (default).
     kind: Option<String>,
     #[serde(default)]
-    continue_on_error: bool,
+    pub(super) continue_on_error: bool,
     /// Send the serviced image to its distribution points after a successful run.
     #[serde(default)]
     update_dps: bool,
@@ -111,7 +111,7 @@ pub struct SelectionBody {
 }
 
 impl SelectionBody {
-    fn target(&self) -> Result<TargetFilter, ApiError> {
+    pub(super) fn target(&self) -> Result<TargetFilter, ApiError> {
         match &self.target {
             Some(t) => t
                 .parse()
@@ -120,7 +120,7 @@ impl SelectionBody {
         }
     }
 
-    fn selection(&self) -> Result<Selection, ApiError> {
+    pub(super) fn selection(&self) -> Result<Selection, ApiError> {
         match (self.all_applicable, self.updates.is_empty()) {
             (true, true) => {
                 let kind: KindFilter = match &self.kind {

@@ -3,6 +3,7 @@
 
 mod dps;
 mod images;
+mod media;
 mod monitoring;
 mod prelude;
 mod session;
@@ -10,6 +11,7 @@ mod updates;
 
 pub use dps::*;
 pub use images::*;
+pub use media::*;
 pub use monitoring::*;
 pub use session::*;
 pub use updates::*;
