@@ -17,6 +17,8 @@ use ois::wim::Compression;
 /// The servicing stack update of the sample packages: it applies to WinPE and Windows alike
 /// (x64, build 22631) and adds Windows/servicing/Stack/CbsCore.dll.
 const SSU: &str = "KB5040000";
+/// The servicing stack update for Windows PE: boot.wim takes only `target = "winpe"` updates.
+const WINPE_SSU: &str = "KB5040090";
 
 fn ssu_file() -> Vec<u8> {
     filler(20, 40 * 1024)
@@ -147,6 +149,33 @@ fn import_setup_update(site: &TestSite) -> String {
     "KB5046000".into()
 }
 
+/// Imports the WinPE servicing stack update: the same stack file as the OS one.
+fn import_winpe_stack_update(site: &TestSite) {
+    let dir = site.path("pkgs/winpe-ssu");
+    write_tree(
+        &dir,
+        &[
+            (
+                "update.toml",
+                format!(
+                    r#"id = "{WINPE_SSU}"
+title = "Servicing Stack Update for Windows PE (x64)"
+architecture = "x64"
+target = "winpe"
+[[change]]
+add = "payload/CbsCore.dll"
+at = "Windows/servicing/Stack/CbsCore.dll"
+"#
+                )
+                .into_bytes(),
+            ),
+            ("payload/CbsCore.dll", ssu_file()),
+        ],
+    )
+    .expect("package");
+    site.ois(&["update", "import", s(&dir)]).ok();
+}
+
 #[test]
 fn a_serviced_media_round_trips_to_a_bootable_iso_holding_the_serviced_images() {
     if !have_media_tools() {
@@ -185,13 +214,14 @@ fn a_serviced_media_round_trips_to_a_bootable_iso_holding_the_serviced_images() 
     );
 
     let du = import_setup_update(&site);
+    import_winpe_stack_update(&site);
     let iso = site.path("out/win11.iso");
     let done = site.ois(&[
         "media",
         "service",
         "win11",
         "--updates",
-        SSU,
+        &format!("{SSU},{WINPE_SSU}"),
         "--setup-update",
         &du,
         "--iso",
