@@ -48,6 +48,7 @@ pub fn run(site_dir: &Path) -> Result<u8, CliError> {
     let ImportedImage {
         image: img,
         indexes,
+        ..
     } = commands::import_image(&site, &wim_path, ImageKind::OsImage, Some(&name))?;
     for i in &indexes {
         let installed: Vec<&str> = i.installed.iter().map(|u| u.id.as_str()).collect();
