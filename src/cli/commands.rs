@@ -502,6 +502,21 @@ fn image_import(
         );
         print_indexes(&imported.indexes);
         print_nested(&imported.nested);
+        let p = &imported.compressed_payloads;
+        if !p.built.is_empty() {
+            println!(
+                "Compressed the payloads of {} update(s) for {} ahead of its first run: {}",
+                p.built.len(),
+                p.compression,
+                p.built.join(", ")
+            );
+        }
+        if !p.failed.is_empty() {
+            println!(
+                "Could not compress ahead (its first run will): {}",
+                p.failed.join(", ")
+            );
+        }
     }
     Ok(0)
 }

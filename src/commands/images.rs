@@ -6,9 +6,11 @@ use serde::Serialize;
 
 use super::CommandError;
 use crate::image::{self, Image, ImageKind, IndexDetail, NestedImage};
+use crate::library::{ContentLibrary, PreparedPayloads};
 use crate::schedule::{self, ScheduledStatus};
 use crate::servicing::{self, lease::ProvisioningMode};
 use crate::site::{Database, Site};
+use crate::wim::Wim;
 
 /// One image in the list of Operating System Images, with the console's columns.
 #[derive(Debug, Clone, Serialize)]
@@ -32,6 +34,9 @@ pub struct ImportedImage {
     pub indexes: Vec<IndexDetail>,
     /// The WIMs found inside its indexes (Winre.wim), with why one cannot be serviced.
     pub nested: Vec<NestedImage>,
+    /// Update payloads compressed for the image's compression type at its import, so that
+    /// its first run does not compress them.
+    pub compressed_payloads: PreparedPayloads,
 }
 
 /// Every registered image, in id order.
@@ -56,7 +61,10 @@ fn summary(db: &Database, image: Image) -> Result<ImageSummary, CommandError> {
 }
 
 /// Registers the WIM file `wim` with its nested images: Winre.wim, and the `nested` paths
-/// (see [`image::import_with_nested`]).
+/// (see [`image::import_with_nested`]). Then compresses the payloads of the updates that can
+/// apply to it for its compression type if the library has none yet (an image of a type no
+/// other image had): done here, where the admin expects to wait, rather than in the middle of
+/// its first servicing run. Nothing of that fails the import.
 pub fn import_image(
     site: &Site,
     wim: &Path,
@@ -67,11 +75,49 @@ pub fn import_image(
     let mut db = site.database()?;
     let (image, indexes) = image::import_with_nested(site, &mut db, wim, kind, name, nested)?;
     let nested = image::nested_images(&db, &image)?;
+    let compressed_payloads = prepare_payloads(site, &db, &image, &indexes);
     Ok(ImportedImage {
         image,
         indexes,
         nested,
+        compressed_payloads,
     })
+}
+
+fn prepare_payloads(
+    site: &Site,
+    db: &Database,
+    image: &Image,
+    indexes: &[IndexDetail],
+) -> PreparedPayloads {
+    let header = match Wim::open(&image.path, false) {
+        Ok(w) => w.header(),
+        Err(e) => {
+            tracing::warn!(
+                "image {}: cannot read its header to compress payloads ahead ({e}); its first \
+                 run compresses them",
+                image.name
+            );
+            return PreparedPayloads::default();
+        }
+    };
+    let Some(compression) = header.compression else {
+        return PreparedPayloads::default();
+    };
+    let library = ContentLibrary::new(site);
+    let updates = match library.all(db) {
+        Ok(u) => u,
+        Err(e) => {
+            tracing::warn!(
+                "image {}: cannot list the library's updates to compress payloads ahead ({e}); \
+                 its first run compresses them",
+                image.name
+            );
+            return PreparedPayloads::default();
+        }
+    };
+    let applicable = servicing::applicable(indexes, &updates);
+    library.prepare_for_image(db, &image.name, &applicable, compression, header.chunk_size)
 }
 
 /// Forgets the image `key` (id or name) and its history; the WIM file stays.

@@ -14,6 +14,7 @@ pub mod progress;
 pub mod target;
 mod transfer;
 mod validate;
+mod webdav;
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -465,9 +466,9 @@ pub struct DpOutcome {
 fn open_operator(
     db: &Database,
     dp: &DistributionPoint,
-) -> Result<opendal::blocking::Operator, DistributionError> {
+) -> Result<target::Storage, DistributionError> {
     let secrets = catalog::secrets(db, dp.id)?;
-    target::operator(&dp.target, &dp.settings, &secrets).map_err(|reason| {
+    target::storage(&dp.target, &dp.settings, &secrets).map_err(|reason| {
         DistributionError::Target {
             dp: dp.nal_path.clone(),
             target: dp.target.clone(),

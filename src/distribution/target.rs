@@ -9,6 +9,8 @@ use std::sync::OnceLock;
 
 use opendal::blocking::Operator;
 
+use super::webdav::Uploader;
+
 /// A parsed target: the OpenDAL scheme and the options the target string itself carries.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Target {
@@ -77,12 +79,6 @@ pub fn parse(target: &str) -> Result<Target, String> {
     Ok(Target { scheme, options })
 }
 
-/// OpenDAL's WebDAV writer sends a file in one PUT whose body it collects first: a transfer to
-/// such a target holds the whole image in memory.
-pub fn buffers_whole_file(target: &str) -> bool {
-    parse(target).is_ok_and(|t| t.scheme == "webdav")
-}
-
 /// Where a client finds `rel` on the target: a URL for WebDAV, a path for directories.
 pub fn location(target: &str, rel: &str) -> String {
     let base = target.trim().trim_end_matches('/');
@@ -92,7 +88,7 @@ pub fn location(target: &str, rel: &str) -> String {
 
 /// The runtime OpenDAL's async services run on. Private to this module: callers see a blocking
 /// API and the rest of ois stays synchronous.
-fn runtime() -> Result<&'static tokio::runtime::Runtime, String> {
+pub(super) fn runtime() -> Result<&'static tokio::runtime::Runtime, String> {
     static RUNTIME: OnceLock<Result<tokio::runtime::Runtime, String>> = OnceLock::new();
     RUNTIME
         .get_or_init(|| {
@@ -110,6 +106,47 @@ fn runtime() -> Result<&'static tokio::runtime::Runtime, String> {
         .map_err(Clone::clone)
 }
 
+/// A DP's storage: the OpenDAL operator for everything, and for WebDAV the streaming PUT that
+/// sends images (see [`super::webdav`]). Derefs to the operator.
+pub struct Storage {
+    op: Operator,
+    uploader: Option<Uploader>,
+}
+
+impl Storage {
+    /// How images are sent when OpenDAL's writer would hold them whole.
+    pub(super) fn uploader(&self) -> Option<&Uploader> {
+        self.uploader.as_ref()
+    }
+}
+
+impl std::ops::Deref for Storage {
+    type Target = Operator;
+    fn deref(&self) -> &Operator {
+        &self.op
+    }
+}
+
+/// The storage of a target, with extra options (DP settings, then secrets: the later wins).
+pub fn storage(
+    target: &str,
+    settings: &[(String, String)],
+    secrets: &[(String, String)],
+) -> Result<Storage, String> {
+    let t = parse(target)?;
+    let mut options = t.options;
+    for (k, v) in settings.iter().chain(secrets) {
+        options.insert(k.clone(), v.clone());
+    }
+    let uploader = if t.scheme == "webdav" {
+        Some(Uploader::new(&options)?)
+    } else {
+        None
+    };
+    let op = operator_for(t.scheme, options)?;
+    Ok(Storage { op, uploader })
+}
+
 /// A blocking OpenDAL operator for the target, with extra options (DP settings, then secrets:
 /// the later wins).
 pub fn operator(
@@ -117,20 +154,19 @@ pub fn operator(
     settings: &[(String, String)],
     secrets: &[(String, String)],
 ) -> Result<Operator, String> {
-    let t = parse(target)?;
-    let mut options = t.options;
-    for (k, v) in settings.iter().chain(secrets) {
-        options.insert(k.clone(), v.clone());
-    }
+    storage(target, settings, secrets).map(|s| s.op)
+}
+
+fn operator_for(
+    scheme: &'static str,
+    options: BTreeMap<String, String>,
+) -> Result<Operator, String> {
     let rt = runtime()?;
-    let op = opendal::Operator::via_iter(t.scheme, options).map_err(|e| {
+    let op = opendal::Operator::via_iter(scheme, options).map_err(|e| {
         if e.kind() == opendal::ErrorKind::Unsupported {
-            format!(
-                "{} storage is not built into this ois (enable its cargo feature): {e}",
-                t.scheme
-            )
+            format!("{scheme} storage is not built into this ois (enable its cargo feature): {e}")
         } else {
-            format!("cannot configure {} storage: {e}", t.scheme)
+            format!("cannot configure {scheme} storage: {e}")
         }
     })?;
     let _guard = rt.enter();

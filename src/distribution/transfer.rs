@@ -7,6 +7,8 @@ use std::io::Read;
 use std::path::Path;
 
 use opendal::blocking::Operator;
+
+use super::target::Storage;
 use sha2::{Digest, Sha256};
 
 use super::layout;
@@ -48,7 +50,7 @@ impl Failure {
         }
     }
 
-    fn permanent(message: String) -> Failure {
+    pub(super) fn permanent(message: String) -> Failure {
         Failure {
             retry: false,
             message,
@@ -98,7 +100,7 @@ fn hash_reader(mut reader: impl Read) -> std::io::Result<(String, u64)> {
 
 /// Sends `local` (whose catalog SHA-256 is `sha256`) to the DP behind `op`.
 pub fn send(
-    op: &Operator,
+    op: &Storage,
     local: &Path,
     image_id: ImageId,
     sha256: &str,
@@ -147,11 +149,10 @@ pub fn send(
     Ok(Sent::Sent(size))
 }
 
-/// Sends the local file to `dest`, returning the SHA-256 of what was read. Services that take
-/// a file in several writes get it in chunks; the others (WebDAV: one PUT) get one buffer
-/// holding the whole file, as they would collect it anyway.
+/// Sends the local file to `dest` in chunks, returning the SHA-256 of what was read. WebDAV
+/// gets one streaming PUT; other services take the chunks through OpenDAL's writer.
 fn upload(
-    op: &Operator,
+    op: &Storage,
     local: &Path,
     dest: &str,
     tracker: &super::progress::Tracker,
@@ -160,16 +161,17 @@ fn upload(
         .map_err(|e| Failure::permanent(format!("cannot open {}: {e}", local.display())))?;
     let write_err = |e| Failure::storage(format!("cannot write {dest}"), e);
     let read_err = |e| Failure::io(format!("cannot read {}", local.display()), e);
-    let mut hasher = Sha256::new();
-    if !op.info().capability().write_can_multi {
+    if let Some(uploader) = op.uploader() {
+        // A PUT does not create folders on most servers: MKCOL them first, as OpenDAL would.
+        let folder = dest.rsplit_once('/').map_or("", |(d, _)| d);
+        if !folder.is_empty() {
+            op.create_dir(&format!("{folder}/"))
+                .map_err(|e| Failure::storage(format!("cannot create the folder {folder}"), e))?;
+        }
         let size = file.metadata().map_err(read_err)?.len();
-        let mut whole = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
-        file.read_to_end(&mut whole).map_err(read_err)?;
-        hasher.update(&whole);
-        op.write(dest, whole).map_err(write_err)?;
-        tracker.set(size);
-        return Ok(hex(&hasher.finalize()));
+        return uploader.put_file(&mut file, size, dest, tracker);
     }
+    let mut hasher = Sha256::new();
     let mut writer = op.writer(dest).map_err(write_err)?;
     let mut sent = 0u64;
     tracker.set(0);
@@ -189,7 +191,7 @@ fn upload(
     Ok(hex(&hasher.finalize()))
 }
 
-fn read_full(file: &mut File, buf: &mut [u8]) -> std::io::Result<usize> {
+pub(super) fn read_full(file: &mut File, buf: &mut [u8]) -> std::io::Result<usize> {
     let mut filled = 0;
     while filled < buf.len() {
         match file.read(&mut buf[filled..]) {
@@ -239,7 +241,7 @@ mod tests {
             .expect("write the image");
         let sha256 = hex(&Sha256::digest(&data));
         let dp = dir.path().join("dp");
-        let op = target::operator(&dp.display().to_string(), &[], &[]).expect("fs operator");
+        let op = target::storage(&dp.display().to_string(), &[], &[]).expect("fs storage");
         let size = data.len() as u64;
         let tracker = progress::start("transfer-progress-test", "dp1", size);
         let sent = send(

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use rusqlite::{params, OptionalExtension};
+use serde::Serialize;
 
 use super::{ContentLibrary, LibraryError, Update};
 use crate::fsutil::{hash_file, now_rfc3339};
@@ -41,6 +42,17 @@ fn wim_err(path: &Path) -> impl Fn(crate::wim::WimError) -> LibraryError + '_ {
         path: path.to_path_buf(),
         source: std::io::Error::other(e.to_string()),
     }
+}
+
+/// What registering an image built ahead of its first run.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct PreparedPayloads {
+    /// The image's compression type.
+    pub compression: String,
+    /// Updates whose payload was compressed for it.
+    pub built: Vec<String>,
+    /// Updates whose payload could not be: their first run compresses it.
+    pub failed: Vec<String>,
 }
 
 /// A compressed payload ready to be referenced: its file and the SHA-256 it had when checked.
@@ -162,6 +174,85 @@ impl ContentLibrary {
         // The copies runs read in place, made now rather than by the first run, and checked on
         // every import of the update (which is how a damaged library is repaired).
         self.refresh_repeated(update)
+    }
+
+    /// Builds the compressed payloads an image just registered would otherwise build in its
+    /// first run: for each of `updates` (those that can apply to it) that adds files and has
+    /// none yet for the image's `compression` and `chunk_size`. A build that fails is logged
+    /// and left to first use, as before: it never fails the caller.
+    pub fn prepare_for_image(
+        &self,
+        db: &Database,
+        image: &str,
+        updates: &[&Update],
+        compression: Compression,
+        chunk_size: u32,
+    ) -> PreparedPayloads {
+        let mut prepared = PreparedPayloads {
+            compression: compression.as_str().to_string(),
+            built: Vec::new(),
+            failed: Vec::new(),
+        };
+        if default_chunk(compression) != Some(chunk_size) {
+            tracing::info!(
+                "image {image}: chunk size {chunk_size} is not {}'s default: its runs stage \
+                 checked copies of the payloads instead of compressed ones",
+                compression.as_str()
+            );
+            return prepared;
+        }
+        let missing: Vec<&Update> = updates
+            .iter()
+            .copied()
+            .filter(|u| {
+                u.manifest
+                    .changes
+                    .iter()
+                    .any(|c| matches!(c, Change::Add { .. }))
+            })
+            .filter(|u| !self.has_compressed(db, u, compression, chunk_size))
+            .collect();
+        for (i, u) in missing.iter().enumerate() {
+            tracing::info!(
+                "image {image}: compressing the payloads its runs need ({} of {}: {}, {})",
+                i + 1,
+                missing.len(),
+                u.id(),
+                compression.as_str()
+            );
+            match self.compressed_payload(db, u, compression, chunk_size) {
+                Ok(Some(_)) => prepared.built.push(u.id().to_string()),
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::warn!(
+                        "image {image}: the {} payload of update {} was not compressed ahead \
+                         ({e}); its first run compresses it",
+                        compression.as_str(),
+                        u.id()
+                    );
+                    prepared.failed.push(u.id().to_string());
+                }
+            }
+        }
+        prepared
+    }
+
+    /// Whether the library records a payload for the update, compression and chunk size (its
+    /// file is checked when used).
+    fn has_compressed(
+        &self,
+        db: &Database,
+        update: &Update,
+        compression: Compression,
+        chunk_size: u32,
+    ) -> bool {
+        db.query_row(
+            "SELECT 1 FROM compressed_payloads WHERE update_id = ?1 AND compression = ?2 AND chunk_size = ?3",
+            params![update.id(), compression.as_str(), chunk_size],
+            |_| Ok(()),
+        )
+        .optional()
+        .is_ok_and(|r| r.is_some())
     }
 
     fn compressed_dir(&self) -> PathBuf {

@@ -17,7 +17,7 @@ use rusqlite::{params, OptionalExtension};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-pub use compressed::CompressedPayload;
+pub use compressed::{CompressedPayload, PreparedPayloads};
 pub use manifest::AppliesTo;
 pub use manifest::{Architecture, Change, Manifest, UpdateTarget};
 pub use package::MANIFEST_NAME;
