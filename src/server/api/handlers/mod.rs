@@ -5,12 +5,14 @@ mod dps;
 mod images;
 mod monitoring;
 mod prelude;
+mod pull;
 mod session;
 mod updates;
 
 pub use dps::*;
 pub use images::*;
 pub use monitoring::*;
+pub use pull::*;
 pub use session::*;
 pub use updates::*;
 
