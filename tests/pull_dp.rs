@@ -341,4 +341,26 @@ fn a_killed_agent_resumes_and_a_damaged_chunk_is_fetched_again() {
          for a {size}-byte image\n{err}"
     );
     assert!(err.contains("do not match their hash"), "{err}");
+
+    // Content validation: the agent re-hashes what it holds when the site asks.
+    let mut bytes = std::fs::read(held(&root, id, &sha)).expect("held");
+    bytes[size as usize / 2] ^= 0x01;
+    std::fs::write(held(&root, id, &sha), bytes).expect("damage the held copy");
+    let asked = site
+        .ois(&["dp", "validate", &nal("DP03"), "--json"])
+        .ok()
+        .json();
+    assert_eq!(asked[0]["requested"], true, "{asked}");
+    wait_for(60, "the agent's validation report", || {
+        let v = dp_json(&site, "DP03");
+        v["dp"]["pull"]["validation_requested_at"].is_null()
+            && v["distributions"][0]["validated_at"].is_string()
+    });
+    let err = std::fs::read_to_string(site.path("DP03b.err")).unwrap_or_default();
+    assert!(err.contains("content validation"), "{err}");
+    // The damaged copy is fetched again.
+    wait_for(60, "the version fetched again", || {
+        installed(&site, "DP03", &sha)
+            && std::fs::read(held(&root, id, &sha)).is_ok_and(|b| sha256(&b) == sha)
+    });
 }

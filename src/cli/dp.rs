@@ -316,6 +316,12 @@ pub fn run(site: &Site, cmd: DpCommand) -> Result<u8, CliError> {
             } else {
                 for r in &results {
                     match &r.problem {
+                        None if r.requested => println!(
+                            "Asked   {}  {}  {}  (its agent re-hashes it and reports)",
+                            server(&r.dp),
+                            r.image,
+                            r.sha256
+                        ),
                         None => println!("OK      {}  {}  {}", server(&r.dp), r.image, r.sha256),
                         Some(p) => println!("Failed  {}  {}  {p}", server(&r.dp), r.image),
                     }

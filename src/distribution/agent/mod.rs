@@ -299,6 +299,14 @@ impl Agent<'_> {
         for image in images {
             for (sha, path) in held_versions(&self.paths, image) {
                 let problem = fetch::validate(&path, &sha);
+                if let Some(p) = &problem {
+                    // Clients must not get damaged content: it goes, and the next poll
+                    // fetches the version again.
+                    tracing::warn!("content validation: {p}: removing it");
+                    if let Err(e) = std::fs::remove_file(&path) {
+                        tracing::warn!("cannot remove {}: {e}", path.display());
+                    }
+                }
                 validations.push(ValidationReport {
                     image_id: image,
                     sha256: sha,
