@@ -307,9 +307,12 @@ fn a_killed_agent_resumes_and_a_damaged_chunk_is_fetched_again() {
     site.ois(&["image", "distribute", "golden", "--dp", &nal("DP03")])
         .ok();
     let journal = root.join(format!(".ois-agent/partial/{id}/{sha}.journal"));
-    wait_for(60, "the first chunks to be journaled", || {
-        std::fs::read_to_string(&journal).is_ok_and(|j| j.lines().count() > 60)
+    // The first 8 MiB range is about 500 chunks of 16 KiB; the throttle holds the next one
+    // back for seconds.
+    wait_for(60, "the first range to be journaled", || {
+        std::fs::read_to_string(&journal).is_ok_and(|j| j.lines().count() > 300)
     });
+    std::thread::sleep(Duration::from_millis(300));
     agent.sigkill();
     assert!(!held(&root, id, &sha).exists(), "no partial file is served");
     let partial = root.join(format!(".ois-agent/partial/{id}/{sha}.wim"));

@@ -134,6 +134,23 @@ impl ChunkIndex {
     }
 }
 
+/// Reads `buf.len()` bytes at `offset`. Seek and read on a shared `&File`: portable, where
+/// positioned reads differ between Unix and Windows.
+pub fn read_at(file: &File, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
+    use std::io::{Seek, SeekFrom};
+    let mut f = file;
+    f.seek(SeekFrom::Start(offset))?;
+    f.read_exact(buf)
+}
+
+/// Writes `data` at `offset` (see [`read_at`]).
+pub fn write_at(file: &File, data: &[u8], offset: u64) -> std::io::Result<()> {
+    use std::io::{Seek, SeekFrom, Write};
+    let mut f = file;
+    f.seek(SeekFrom::Start(offset))?;
+    f.write_all(data)
+}
+
 fn parse_hex32(hex: &str) -> Option<[u8; 32]> {
     if hex.len() != 64 {
         return None;

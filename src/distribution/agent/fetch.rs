@@ -7,7 +7,6 @@
 use std::collections::{BTreeSet, HashMap};
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Read, Write};
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -179,9 +178,7 @@ impl Partial {
 
     /// Writes a checked chunk, then journals it: the journal never names bytes not written.
     fn put(&mut self, i: usize, chunk: &Chunk, data: &[u8]) -> Result<(), AgentError> {
-        self.file
-            .write_all_at(data, chunk.offset)
-            .map_err(io_err(&self.path))?;
+        chunks::write_at(&self.file, data, chunk.offset).map_err(io_err(&self.path))?;
         writeln!(self.journal, "{i}").map_err(io_err(&self.journal_path))?;
         self.done.insert(i);
         Ok(())
@@ -189,9 +186,7 @@ impl Partial {
 
     fn read(&self, chunk: &Chunk) -> Result<Vec<u8>, AgentError> {
         let mut buf = vec![0u8; chunk.length as usize];
-        self.file
-            .read_exact_at(&mut buf, chunk.offset)
-            .map_err(io_err(&self.path))?;
+        chunks::read_at(&self.file, &mut buf, chunk.offset).map_err(io_err(&self.path))?;
         Ok(buf)
     }
 
@@ -364,8 +359,7 @@ pub fn install(
                 }
             };
             let mut buf = vec![0u8; *length as usize];
-            file.read_exact_at(&mut buf, *offset)
-                .map_err(io_err(path))?;
+            chunks::read_at(file, &mut buf, *offset).map_err(io_err(path))?;
             // The held copy is checked as it is read: a damaged one is fetched instead.
             if hash_of(&buf) == c.sha256 {
                 partial.put(i, c, &buf)?;

@@ -126,7 +126,7 @@ pub async fn pull_content(
         let mut data = vec![0u8; (end - start + 1) as usize];
         let file = std::fs::File::open(&img.path)
             .map_err(|e| ApiError::internal(format!("{}: {e}", img.path.display())))?;
-        std::os::unix::fs::FileExt::read_exact_at(&file, &mut data, start)
+        crate::distribution::chunks::read_at(&file, &mut data, start)
             .map_err(|e| ApiError::internal(format!("{}: {e}", img.path.display())))?;
         pull::count_served(&s.site, dp, data.len() as u64)?;
         Ok((start, end, img.size_bytes, data))
