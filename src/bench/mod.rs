@@ -3,6 +3,7 @@
 //! copy floor (issue 5).
 
 mod content;
+pub mod delta;
 pub mod floor;
 pub mod generator;
 pub mod harness;

@@ -14,6 +14,8 @@ pub enum BenchCommand {
     Generate(GenerateArgs),
     /// Measure ois side by side with wimlib-imagex, mount-style servicing and the copy floor
     Run(RunArgs),
+    /// Bytes a pull DP fetches from one image version to the next (whole file vs delta)
+    Delta(DeltaArgs),
     /// The floor strategy's work, run as a child by `ois bench run`
     #[command(hide = true)]
     Floor {
@@ -26,6 +28,67 @@ pub enum BenchCommand {
         #[arg(long)]
         payload: Vec<PathBuf>,
     },
+}
+
+#[derive(Args, Debug)]
+pub struct DeltaArgs {
+    /// The version a DP holds
+    pub old: PathBuf,
+    /// The version it must get
+    pub new: PathBuf,
+    /// Chunk sizes to compare, MIN/AVG/MAX in KiB (repeat); default the agent's 16/64/256
+    #[arg(long = "chunks", value_name = "MIN/AVG/MAX")]
+    pub chunk_sizes: Vec<String>,
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn delta(a: DeltaArgs) -> Result<u8, CliError> {
+    use ois::distribution::chunks::{AVG_SIZE, MAX_SIZE, MIN_SIZE};
+    let mut sizes = Vec::new();
+    for s in &a.chunk_sizes {
+        let kib: Vec<u32> = s.split('/').filter_map(|n| n.trim().parse().ok()).collect();
+        let [min, avg, max] = kib[..] else {
+            return Err(CliError::Usage(format!(
+                "--chunks {s:?}: use MIN/AVG/MAX in KiB, e.g. 16/64/256"
+            )));
+        };
+        sizes.push((min << 10, avg << 10, max << 10));
+    }
+    if sizes.is_empty() {
+        sizes.push((MIN_SIZE, AVG_SIZE, MAX_SIZE));
+    }
+    let mut reports = Vec::new();
+    for s in sizes {
+        reports.push(bench::delta::measure(&a.old, &a.new, s).map_err(err)?);
+    }
+    if a.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&reports).unwrap_or_default()
+        );
+        return Ok(0);
+    }
+    for r in &reports {
+        let (min, avg, max) = r.chunk_sizes;
+        println!(
+            "chunks {}/{}/{} KiB: whole file {} bytes (what a directory or WebDAV DP receives); \
+             delta {} bytes ({} index, {} range requests, {} chunks); what changed {} bytes \
+             compressed; delta/changed {:.2}; a delta saves {:.1}%",
+            min >> 10,
+            avg >> 10,
+            max >> 10,
+            r.new_bytes,
+            r.delta_bytes,
+            r.index_bytes,
+            r.requests,
+            r.chunks,
+            r.changed_bytes,
+            r.delta_over_changed,
+            100.0 * r.saved_fraction
+        );
+    }
+    Ok(0)
 }
 
 /// The shape of a generated image.
@@ -144,6 +207,7 @@ pub fn run(cmd: BenchCommand) -> Result<u8, CliError> {
             Ok(0)
         }
         BenchCommand::Run(a) => bench_run(a),
+        BenchCommand::Delta(a) => delta(a),
         BenchCommand::Floor {
             wim,
             out,

@@ -157,6 +157,7 @@ pub fn run(cli: Cli) -> Result<u8, CliError> {
             super::dp::distribute(&Site::open(&cli.site, ois::SCHEMA)?, &args)
         }
         Command::Service(args) => service(&Site::open(&cli.site, ois::SCHEMA)?, &args),
+        Command::Dp(super::dp::DpCommand::Agent(args)) => super::dp::agent(args),
         Command::Dp(cmd) => super::dp::run(&Site::open(&cli.site, ois::SCHEMA)?, cmd),
         Command::Media(cmd) => super::media::run(&Site::open(&cli.site, ois::SCHEMA)?, cmd),
         Command::Content(cmd) => super::dp::content(&Site::open(&cli.site, ois::SCHEMA)?, cmd),

@@ -74,6 +74,65 @@ pub enum DpCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Run a pull DP: register with the site, fetch assigned images as deltas, serve clients
+    Agent(AgentArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct AgentArgs {
+    /// The site server, e.g. https://site.contoso.com:8530
+    #[arg(long)]
+    pub site_url: String,
+    /// An API token of a site account (`ois site user add NAME --role admin`)
+    #[arg(long, env = "OIS_AGENT_TOKEN", hide_env_values = true)]
+    pub token: String,
+    /// Where the DP's content lives (served under /ois/)
+    #[arg(long)]
+    pub root: std::path::PathBuf,
+    /// Address to serve clients on
+    #[arg(long, default_value = "0.0.0.0:8531")]
+    pub listen: std::net::SocketAddr,
+    /// The DP's NAL path on the site; by default this host's name with the site code PS1
+    #[arg(long)]
+    pub nal_path: Option<String>,
+    /// URL clients reach this agent at (default: http:// and the --listen address)
+    #[arg(long)]
+    pub advertise_url: Option<String>,
+    /// Seconds between polls of the site
+    #[arg(long, default_value_t = 60)]
+    pub poll_seconds: u64,
+    /// Fetch at most this many bytes a second (a WAN link's share)
+    #[arg(long)]
+    pub max_bytes_per_second: Option<u64>,
+}
+
+/// `ois dp agent`: runs until SIGTERM or SIGINT; needs no site directory.
+pub fn agent(args: AgentArgs) -> Result<u8, CliError> {
+    let nal_path = match args.nal_path {
+        Some(n) => n,
+        None => {
+            let host = sysinfo::System::host_name()
+                .ok_or_else(|| CliError::Usage("this host has no name: give --nal-path".into()))?;
+            format!("[\"Display=\\\\{host}\\\"]MSWNET:[\"SMS_SITE=PS1\"]\\\\{host}\\")
+        }
+    };
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+        signal_hook::flag::register(signal, stop.clone())
+            .map_err(|e| CliError::Other(format!("cannot handle signals: {e}")))?;
+    }
+    let options = distribution::agent::AgentOptions {
+        site_url: args.site_url,
+        token: args.token,
+        root: args.root,
+        listen: args.listen,
+        nal_path,
+        advertise: args.advertise_url,
+        poll: std::time::Duration::from_secs(args.poll_seconds.max(1)),
+        max_rate: args.max_bytes_per_second,
+    };
+    distribution::agent::run(&options, stop).map_err(|e| CliError::Other(e.to_string()))?;
+    Ok(0)
 }
 
 #[derive(Args, Debug, Clone, Default)]
@@ -190,6 +249,11 @@ pub fn run(site: &Site, cmd: DpCommand) -> Result<u8, CliError> {
                             d.boundary_groups.join(", ")
                         },
                         d.target.clone(),
+                        // Pull DPs: when their agent was last seen.
+                        d.pull
+                            .as_ref()
+                            .and_then(|p| p.last_contact.clone())
+                            .unwrap_or_else(|| "-".into()),
                     ]
                 })
                 .collect();
@@ -200,6 +264,7 @@ pub fn run(site: &Site, cmd: DpCommand) -> Result<u8, CliError> {
                     "Maintenance mode",
                     "Boundary groups",
                     "Target",
+                    "Agent last seen",
                 ],
                 &rows,
             );
@@ -251,6 +316,12 @@ pub fn run(site: &Site, cmd: DpCommand) -> Result<u8, CliError> {
             } else {
                 for r in &results {
                     match &r.problem {
+                        None if r.requested => println!(
+                            "Asked   {}  {}  {}  (its agent re-hashes it and reports)",
+                            server(&r.dp),
+                            r.image,
+                            r.sha256
+                        ),
                         None => println!("OK      {}  {}  {}", server(&r.dp), r.image, r.sha256),
                         Some(p) => println!("Failed  {}  {}  {p}", server(&r.dp), r.image),
                     }
@@ -263,6 +334,7 @@ pub fn run(site: &Site, cmd: DpCommand) -> Result<u8, CliError> {
             let outcomes = commands::retry_distributions(site)?;
             print_outcomes(&outcomes, json)
         }
+        DpCommand::Agent(args) => agent(args),
         DpCommand::Upgrade { json } => {
             let ups = commands::upgrade_dp_layouts(site)?;
             if json {
@@ -330,6 +402,17 @@ fn print_dp(dp: &DistributionPoint) {
     println!("Server              {}", dp.server);
     println!("Site code           {}", dp.site_code);
     println!("Target              {}", dp.target);
+    if let Some(p) = &dp.pull {
+        println!("Agent last seen     {}", opt(&p.last_contact));
+        println!("Agent version       {}", opt(&p.agent_version));
+        println!("Bytes served        {}", bytes(p.bytes_served));
+        if let Some(b) = p.last_fetch_bytes {
+            println!("Last fetch          {}", bytes(b));
+        }
+        if let Some(at) = &p.validation_requested_at {
+            println!("Validation asked    {at} (the agent answers at its next poll)");
+        }
+    }
     println!("Description         {}", opt(&dp.description));
     println!(
         "Boundary groups     {}",

@@ -10,7 +10,8 @@ use crate::site::{Database, Migrations};
 
 pub static MIGRATIONS: Migrations = Migrations {
     module: "distribution",
-    steps: &["CREATE TABLE distribution_points (
+    steps: &[
+        "CREATE TABLE distribution_points (
             id INTEGER PRIMARY KEY AUTOINCREMENT,
             server TEXT NOT NULL UNIQUE COLLATE NOCASE,
             nal_type TEXT NOT NULL,
@@ -47,7 +48,15 @@ pub static MIGRATIONS: Migrations = Migrations {
             updated_at TEXT NOT NULL,
             installed_at TEXT,
             validated_at TEXT,
-            PRIMARY KEY (dp_id, image_id, sha256));"],
+            PRIMARY KEY (dp_id, image_id, sha256));",
+        "CREATE TABLE pull_dps (
+            dp_id INTEGER PRIMARY KEY REFERENCES distribution_points(id) ON DELETE CASCADE,
+            agent_version TEXT,
+            last_contact TEXT,
+            bytes_served INTEGER NOT NULL DEFAULT 0,
+            last_fetch_bytes INTEGER,
+            validation_requested_at TEXT);",
+    ],
 };
 
 crate::id::integer_id!(
@@ -74,6 +83,9 @@ pub struct DistributionPoint {
     pub maintenance_since: Option<String>,
     pub layout_version: u32,
     pub added_at: String,
+    /// For a pull DP: what its agent last said.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pull: Option<super::pull::PullState>,
 }
 
 impl DistributionPoint {
@@ -149,6 +161,7 @@ fn row_to_dp(r: &rusqlite::Row) -> rusqlite::Result<DistributionPoint> {
         maintenance_since: r.get(7)?,
         layout_version: r.get(8)?,
         added_at: r.get(9)?,
+        pull: None,
     })
 }
 
@@ -179,6 +192,9 @@ fn fill(db: &Database, mut dp: DistributionPoint) -> Result<DistributionPoint, D
         } else {
             dp.settings.push((k, v));
         }
+    }
+    if super::pull::is_pull(&dp.target) {
+        dp.pull = Some(super::pull::state(db, dp.id)?.unwrap_or_default());
     }
     Ok(dp)
 }

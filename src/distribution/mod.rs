@@ -7,10 +7,13 @@
 //! Entry points for the scheduler: [`distribute_image`], [`retry_due`], [`validate`],
 //! [`upgrade_layouts`] and [`set_maintenance_mode`].
 
+pub mod agent;
 mod catalog;
+pub mod chunks;
 pub mod layout;
 pub mod nal;
 pub mod progress;
+pub mod pull;
 pub mod target;
 mod transfer;
 mod validate;
@@ -185,13 +188,16 @@ impl DpProperties {
 }
 
 fn check_target(nal: &Nal, t: &str) -> Result<(), DistributionError> {
-    target::parse(t)
-        .map(|_| ())
-        .map_err(|reason| DistributionError::Target {
-            dp: nal.to_string(),
-            target: t.to_string(),
-            reason,
-        })
+    let checked = if pull::is_pull(t) {
+        pull::check_target(t)
+    } else {
+        target::parse(t).map(|_| ())
+    };
+    checked.map_err(|reason| DistributionError::Target {
+        dp: nal.to_string(),
+        target: t.to_string(),
+        reason,
+    })
 }
 
 /// A write transaction on `db`'s own connection: the catalog's statements on `db` run inside
@@ -440,7 +446,10 @@ pub fn locate(
         out.push(ContentLocation {
             dp: dp.nal_path.clone(),
             server: dp.server.clone(),
-            location: target::location(&dp.target, &layout::content_path(img.id, &d.sha256)),
+            location: match pull::agent_url(&dp.target) {
+                Some(url) => target::location(url, &layout::content_path(img.id, &d.sha256)),
+                None => target::location(&dp.target, &layout::content_path(img.id, &d.sha256)),
+            },
             sha256: d.sha256.clone(),
             boundary_groups: dp.boundary_groups.clone(),
         });
@@ -597,6 +606,14 @@ fn try_distribute_to(
         );
         outcome.status = current.unwrap_or(DistStatus::Pending);
         outcome.action = "waiting: maintenance mode".into();
+        return Ok(());
+    }
+    if pull::is_pull(&dp.target) {
+        if current.is_none() {
+            catalog::set_status(&db, dp.id, img.id, sha, size, DistStatus::Pending, None)?;
+        }
+        outcome.status = current.unwrap_or(DistStatus::Pending);
+        outcome.action = "waiting: the pull DP's agent fetches it".into();
         return Ok(());
     }
     catalog::set_status(&db, dp.id, img.id, sha, size, DistStatus::InProgress, None)?;

@@ -15,6 +15,10 @@ pub struct Validation {
     pub ok: bool,
     /// What differs, when not ok.
     pub problem: Option<String>,
+    /// A pull DP's agent re-hashes its content itself: the site asked it to, and records its
+    /// answer when it comes (`validated_at`, or `Failed` with what differs).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub requested: bool,
 }
 
 /// Validates every installed version on `dp`, or on every DP. Mismatches become `Failed` with
@@ -32,6 +36,18 @@ pub fn validate(site: &Site, dp: Option<&Nal>) -> Result<Vec<Validation>, Distri
             .filter(|d| d.status == DistStatus::Installed)
             .collect();
         if rows.is_empty() {
+            continue;
+        }
+        if super::pull::is_pull(&dp.target) {
+            super::pull::request_validation(&db, dp.id)?;
+            out.extend(rows.iter().map(|row| Validation {
+                dp: dp.nal_path.clone(),
+                image: row.image.clone(),
+                sha256: row.sha256.clone(),
+                ok: true,
+                problem: None,
+                requested: true,
+            }));
             continue;
         }
         let op = open_operator(&db, dp);
@@ -74,6 +90,7 @@ pub fn validate(site: &Site, dp: Option<&Nal>) -> Result<Vec<Validation>, Distri
                 sha256: row.sha256.clone(),
                 ok: problem.is_none(),
                 problem,
+                requested: false,
             });
         }
     }

@@ -49,6 +49,17 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/dps/{id}", get(dp).patch(set_dp).delete(remove_dp))
         .route("/dps/{id}/maintenance-mode", put(maintenance_mode))
         .route("/dps/{id}/validate", post(validate_dp))
+        .route("/pull/register", post(pull_register))
+        .route("/pull/{dp}/assignments", get(pull_assignments))
+        .route(
+            "/pull/{dp}/images/{image}/versions/{sha256}/chunks",
+            get(pull_chunks),
+        )
+        .route(
+            "/pull/{dp}/images/{image}/versions/{sha256}/content",
+            get(pull_content),
+        )
+        .route("/pull/{dp}/report", post(pull_report))
         .route_layer(middleware::from_fn_with_state(state, auth::require));
     Router::new()
         .route("/whoami", get(whoami))
@@ -101,6 +112,11 @@ pub fn router(state: AppState) -> Router<AppState> {
         handlers::validate_dp,
         handlers::validate_all,
         handlers::retry,
+        handlers::pull_register,
+        handlers::pull_assignments,
+        handlers::pull_chunks,
+        handlers::pull_content,
+        handlers::pull_report,
         super::adminservice::dp_info,
         super::adminservice::set_dp_maintenance_mode,
     ),

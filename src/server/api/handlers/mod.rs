@@ -6,6 +6,7 @@ mod images;
 mod media;
 mod monitoring;
 mod prelude;
+mod pull;
 mod session;
 mod updates;
 
@@ -13,6 +14,7 @@ pub use dps::*;
 pub use images::*;
 pub use media::*;
 pub use monitoring::*;
+pub use pull::*;
 pub use session::*;
 pub use updates::*;
 
