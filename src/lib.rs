@@ -14,6 +14,7 @@ pub mod id;
 pub mod image;
 pub mod library;
 pub mod log;
+pub mod platform;
 pub mod registry;
 pub mod sample;
 pub mod schedule;
