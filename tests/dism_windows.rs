@@ -9,10 +9,9 @@ fn dism_adds_a_package_to_a_mounted_index() {
         eprintln!("skipped: set OIS_TEST_DISM=1 (with OIS_TEST_DISM_WIM and OIS_TEST_DISM_PACKAGE) on a Windows host with DISM to run it");
         return;
     }
-    assert!(
-        cfg!(windows),
-        "OIS_TEST_DISM=1 needs a Windows host with DISM"
-    );
+    if !cfg!(windows) {
+        panic!("OIS_TEST_DISM=1 needs a Windows host with DISM");
+    }
     let wim = std::env::var_os("OIS_TEST_DISM_WIM").expect("OIS_TEST_DISM_WIM names a WIM");
     let package =
         std::env::var_os("OIS_TEST_DISM_PACKAGE").expect("OIS_TEST_DISM_PACKAGE names a package");
