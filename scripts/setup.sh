@@ -11,10 +11,12 @@
 # The web console's browser tests (tests/console.rs) need Debian's chromium (and chromium-driver),
 # Node.js with npm, and the npm packages of tests/console (playwright-core, which drives
 # /usr/bin/chromium and downloads no browser of its own).
+# The Windows build (x86_64-pc-windows-gnu) needs mingw-w64 and the Rust target; its smoke test
+# (tests/windows_wine.rs) runs ois.exe under wine64.
 set -euo pipefail
 need=()
 have() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
-for pkg in build-essential pkg-config libclang-dev wimtools p7zip-full gcab nginx libnginx-mod-http-dav-ext strace libhivex-bin libwin-hivex-perl libhivex-dev openssl chromium chromium-driver xorriso dosfstools; do
+for pkg in build-essential pkg-config libclang-dev wimtools p7zip-full gcab nginx libnginx-mod-http-dav-ext strace libhivex-bin libwin-hivex-perl libhivex-dev openssl chromium chromium-driver xorriso dosfstools mingw-w64 wine64; do
   have "$pkg" || need+=("$pkg")
 done
 # A machine may bring its own Node.js (with npm); Debian's only where there is none.
@@ -28,6 +30,8 @@ if [ ${#need[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
 fi
 command -v cargo >/dev/null || { echo "cargo is missing: install Rust with rustup (https://rustup.rs)" >&2; exit 1; }
+rustup target list --installed 2>/dev/null | grep -qx x86_64-pc-windows-gnu ||
+  rustup target add x86_64-pc-windows-gnu
 # The console tests' npm packages, exactly as locked; again only when the lock changed.
 console_tests="$(dirname "$0")/../tests/console"
 if ! cmp -s "$console_tests/package-lock.json" "$console_tests/node_modules/.ois-installed-lock"; then

@@ -55,7 +55,7 @@ pub fn hash_file(path: &Path) -> std::io::Result<(String, u64)> {
 
 /// Makes a rename or a new entry in `dir` durable.
 pub fn sync_dir(dir: &Path) -> std::io::Result<()> {
-    File::open(dir)?.sync_all()
+    crate::platform::sync_dir(dir)
 }
 
 pub fn now_rfc3339() -> String {
@@ -65,10 +65,5 @@ pub fn now_rfc3339() -> String {
 /// Does a process with this id exist on this host? (A reused id keeps its scratch a little
 /// longer; it never removes a live process's.)
 pub fn process_alive(pid: u32) -> bool {
-    use sysinfo::{Pid, ProcessStatus, ProcessesToUpdate, System};
-    let pid = Pid::from_u32(pid);
-    let mut sys = System::new();
-    sys.refresh_processes(ProcessesToUpdate::Some(&[pid]), true);
-    sys.process(pid)
-        .is_some_and(|p| !matches!(p.status(), ProcessStatus::Zombie | ProcessStatus::Dead))
+    crate::platform::process_alive(pid)
 }

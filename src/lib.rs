@@ -15,6 +15,7 @@ pub mod image;
 pub mod library;
 pub mod log;
 pub mod media;
+pub mod platform;
 pub mod registry;
 pub mod sample;
 pub mod schedule;

@@ -30,6 +30,7 @@ impl Sample {
     }
 }
 
+#[cfg(unix)]
 fn seconds(t: libc::timeval) -> f64 {
     t.tv_sec as f64 + t.tv_usec as f64 / 1e6
 }
@@ -67,6 +68,25 @@ pub fn run(
         status: format!("cannot start: {e}"),
         log: log.to_path_buf(),
     })?;
+    let (ended, cpu_s, peak_rss_mib) = wait_measured(child).map_err(io)?;
+    let wall_s = started.elapsed().as_secs_f64();
+    ended.map_err(|status| BenchError::Step {
+        what: what.to_string(),
+        status,
+        log: log.to_path_buf(),
+    })?;
+    Ok(Sample {
+        wall_s,
+        cpu_s,
+        peak_rss_mib,
+    })
+}
+
+/// Waits for the child: whether it succeeded (or how it ended), its CPU seconds and its peak
+/// resident set in MiB.
+#[cfg(unix)]
+#[allow(clippy::type_complexity)]
+fn wait_measured(child: std::process::Child) -> std::io::Result<(Result<(), String>, f64, f64)> {
     let pid = child.id() as libc::pid_t;
     let mut status = 0;
     // SAFETY: rusage is plain data filled by the kernel; the pid is our own unreaped child
@@ -79,39 +99,58 @@ pub fn run(
         }
         break rc;
     };
-    let wall_s = started.elapsed().as_secs_f64();
     drop(child);
     if rc == -1 {
-        return Err(io(std::io::Error::last_os_error()));
+        return Err(std::io::Error::last_os_error());
     }
-    if !(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0) {
-        return Err(BenchError::Step {
-            what: what.to_string(),
-            status: if libc::WIFEXITED(status) {
-                format!("exit code {}", libc::WEXITSTATUS(status))
-            } else {
-                format!("signal {}", libc::WTERMSIG(status))
-            },
-            log: log.to_path_buf(),
-        });
-    }
-    Ok(Sample {
-        wall_s,
-        cpu_s: seconds(usage.ru_utime) + seconds(usage.ru_stime),
-        // Linux reports ru_maxrss in KiB.
-        peak_rss_mib: usage.ru_maxrss as f64 / 1024.0,
-    })
+    let ended = if libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0 {
+        Ok(())
+    } else if libc::WIFEXITED(status) {
+        Err(format!("exit code {}", libc::WEXITSTATUS(status)))
+    } else {
+        Err(format!("signal {}", libc::WTERMSIG(status)))
+    };
+    // Linux reports ru_maxrss in KiB.
+    let rss = usage.ru_maxrss as f64 / 1024.0;
+    Ok((
+        ended,
+        seconds(usage.ru_utime) + seconds(usage.ru_stime),
+        rss,
+    ))
+}
+
+/// Windows: the wall clock only (CPU and peak memory of a child are not measured there).
+#[cfg(windows)]
+#[allow(clippy::type_complexity)]
+fn wait_measured(
+    mut child: std::process::Child,
+) -> std::io::Result<(Result<(), String>, f64, f64)> {
+    let status = child.wait()?;
+    let ended = if status.success() {
+        Ok(())
+    } else {
+        Err(format!("{status}"))
+    };
+    Ok((ended, 0.0, 0.0))
+}
+
+#[cfg(unix)]
+fn process_cpu_seconds() -> f64 {
+    // SAFETY: plain data filled by the kernel.
+    let mut u: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut u) };
+    seconds(u.ru_utime) + seconds(u.ru_stime)
+}
+
+#[cfg(windows)]
+fn process_cpu_seconds() -> f64 {
+    0.0
 }
 
 /// Times work done in this process (a few file operations); its peak RSS is not attributable,
 /// so it counts as zero.
 pub fn in_process<T>(f: impl FnOnce() -> Result<T, BenchError>) -> Result<(T, Sample), BenchError> {
-    let cpu = || {
-        // SAFETY: plain data filled by the kernel.
-        let mut u: libc::rusage = unsafe { std::mem::zeroed() };
-        unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut u) };
-        seconds(u.ru_utime) + seconds(u.ru_stime)
-    };
+    let cpu = process_cpu_seconds;
     let (c0, t0) = (cpu(), Instant::now());
     let value = f()?;
     Ok((

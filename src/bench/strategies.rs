@@ -56,8 +56,7 @@ pub fn io(path: &Path) -> impl Fn(std::io::Error) -> BenchError + '_ {
 /// Flushes the untimed copies a strategy just made, so their write-back does not land in
 /// the next timed step (it would, unevenly: the copies differ in size between strategies).
 pub fn settle() {
-    // SAFETY: no arguments, cannot fail.
-    unsafe { libc::sync() };
+    crate::platform::sync_all_filesystems();
 }
 
 pub fn size_of(path: &Path) -> Result<u64, BenchError> {

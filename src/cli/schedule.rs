@@ -16,12 +16,7 @@ use ois::site::Site;
 
 /// A flag that SIGINT and SIGTERM set, so long work can stop at a safe point.
 pub(super) fn stop_on_signals() -> Result<Arc<AtomicBool>, CliError> {
-    let stop = Arc::new(AtomicBool::new(false));
-    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        signal_hook::flag::register(signal, stop.clone())
-            .map_err(|e| CliError::Other(format!("cannot handle signal {signal}: {e}")))?;
-    }
-    Ok(stop)
+    ois::platform::stop_flag().map_err(|e| CliError::Other(e.to_string()))
 }
 
 pub(super) fn schedule(site: &Site, args: &ScheduleArgs) -> Result<u8, CliError> {

@@ -973,9 +973,7 @@ impl ContentLibrary {
 }
 
 fn is_disk_full(e: &std::io::Error) -> bool {
-    e.kind() == std::io::ErrorKind::StorageFull
-        || e.raw_os_error() == Some(libc::ENOSPC)
-        || e.raw_os_error() == Some(libc::EDQUOT)
+    crate::platform::is_out_of_space(e)
 }
 
 /// A package's reader, counting what it yields against what the package may still expand to:
@@ -1313,6 +1311,7 @@ mod tests {
         assert_eq!((size, left.get(), exceeded.get()), (600, 400, false));
     }
 
+    #[cfg(unix)]
     #[test]
     fn a_full_disk_is_recognised_whatever_reported_it() {
         assert!(is_disk_full(&std::io::Error::from_raw_os_error(

@@ -206,13 +206,7 @@ impl FileStore {
     /// adopted (so a name never points at a partial file), adoptions before the database
     /// records them. Cheaper than a flush per file and per directory for thousands of files.
     pub fn sync(&self) -> std::io::Result<()> {
-        use std::os::fd::AsRawFd;
-        let dir = File::open(&self.root)?;
-        // SAFETY: a valid descriptor for the duration of the call.
-        if unsafe { libc::syncfs(dir.as_raw_fd()) } != 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-        Ok(())
+        crate::platform::sync_volume(&self.root)
     }
 
     /// Copies a stored file to `dest`, re-checking its hash on the way.

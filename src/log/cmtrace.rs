@@ -61,10 +61,13 @@ impl RollingFile {
     }
 
     pub fn append(&mut self, text: &str) -> std::io::Result<()> {
-        use std::os::unix::fs::MetadataExt;
         let on_disk = std::fs::metadata(&self.path).ok();
+        // Another writer may have rolled the log over: the open handle then names another file.
         let stale = match (&self.file, &on_disk) {
-            (Some(f), Some(m)) => f.metadata().map(|h| h.ino() != m.ino()).unwrap_or(true),
+            (Some(f), Some(_)) => File::open(&self.path)
+                .ok()
+                .and_then(|named| crate::platform::file_identity(&named))
+                .is_none_or(|named| crate::platform::file_identity(f) != Some(named)),
             _ => true,
         };
         if stale {

@@ -143,8 +143,7 @@ where
 }
 
 fn thread_id() -> u64 {
-    // SAFETY: gettid takes no arguments and cannot fail.
-    unsafe { libc::syscall(libc::SYS_gettid) as u64 }
+    crate::platform::thread_id()
 }
 
 #[derive(Default)]

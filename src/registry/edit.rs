@@ -139,11 +139,7 @@ fn refuse_output_over_input(
     output: &Path,
     origin: &str,
 ) -> Result<(), RegistryError> {
-    use std::os::unix::fs::MetadataExt;
-    let (Ok(a), Ok(b)) = (std::fs::metadata(input), std::fs::metadata(output)) else {
-        return Ok(());
-    };
-    if a.dev() == b.dev() && a.ino() == b.ino() {
+    if crate::platform::same_file(input, output) {
         return Err(RegistryError::Io {
             origin: origin.to_string(),
             doing: "write the changed hive over its input",

@@ -10,6 +10,8 @@ use std::io;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
+pub use super::names::{names_equal, upcase};
+
 #[allow(non_camel_case_types)]
 #[repr(C)]
 struct hive_h {
@@ -267,21 +269,6 @@ impl Drop for Hivex {
         unsafe {
             hivex_close(self.h);
         }
-    }
-}
-
-/// Windows compares key and value names ignoring case, by each character's upper case.
-pub fn names_equal(a: &str, b: &str) -> bool {
-    a.chars().map(upcase).eq(b.chars().map(upcase))
-}
-
-/// A character's upper case when it is one character (as RtlUpcaseUnicodeChar maps one UTF-16
-/// unit to one), the character itself otherwise.
-pub fn upcase(c: char) -> char {
-    let mut upper = c.to_uppercase();
-    match (upper.next(), upper.next()) {
-        (Some(u), None) => u,
-        _ => c,
     }
 }
 

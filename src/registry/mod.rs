@@ -9,7 +9,13 @@
 
 mod base_block;
 mod edit;
+#[cfg(unix)]
 mod hivex;
+// No mingw build of libhivex exists in Debian: Windows builds of ois edit no hives.
+#[cfg(windows)]
+#[path = "hivex_unavailable.rs"]
+mod hivex;
+mod names;
 mod reg_file;
 mod value;
 mod verify;

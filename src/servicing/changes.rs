@@ -107,7 +107,7 @@ fn snapshot(wim: &Wim, index: u32, roots: &[String]) -> Result<Tree, WimError> {
             // same for this purpose; wimlib refuses such an update itself.
             Err(e)
                 if e.is_missing_path()
-                    || e.code as u32 == wimlib::sys::wimlib_error_code_WIMLIB_ERR_NOTDIR =>
+                    || e.code as u32 == wimlib_sys::wimlib_error_code_WIMLIB_ERR_NOTDIR =>
             {
                 continue
             }

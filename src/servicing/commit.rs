@@ -205,7 +205,7 @@ pub fn replace(
     let permissions = std::fs::metadata(original)?.permissions();
     if super::stage::same_filesystem(new.parent().unwrap_or(Path::new(".")), parent) {
         std::fs::set_permissions(new, permissions)?;
-        std::fs::rename(new, original)?;
+        crate::platform::replace_file(new, original)?;
         sync_dir(parent)?;
         return Ok(verified.clone());
     }
@@ -225,7 +225,7 @@ pub fn replace(
         out.sync_all()?;
         drop(out);
         std::fs::set_permissions(&tmp, permissions)?;
-        std::fs::rename(&tmp, original)?;
+        crate::platform::replace_file(&tmp, original)?;
         sync_dir(parent)?;
         Ok((sha256, size))
     })();

@@ -7,6 +7,7 @@ mod apply;
 pub mod cancel;
 pub mod changes;
 mod commit;
+pub mod dism;
 mod hives;
 pub mod lease;
 pub mod nested;

@@ -1,7 +1,6 @@
 //! One servicing run of one image, from provisioning mode to the recorded result.
 
 use std::collections::{BTreeSet, HashMap};
-use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::time::{Instant, SystemTime};
 
@@ -546,7 +545,7 @@ fn service(
     // original is replaced only once both are done.
     let flushing = {
         let path = output.clone();
-        std::thread::spawn(move || File::open(&path).and_then(|f| f.sync_all()))
+        std::thread::spawn(move || crate::platform::sync_file(&path))
     };
     check_original_hash(img, original_hash)?;
     let verified_base = image::verified_sha256(db, img.id).is_some_and(|v| v == img.sha256);

@@ -142,9 +142,5 @@ pub fn free_space(path: &Path) -> Option<(PathBuf, u64)> {
 
 /// Are two paths on the same filesystem (so that a rename between them is atomic)?
 pub fn same_filesystem(a: &Path, b: &Path) -> bool {
-    use std::os::unix::fs::MetadataExt;
-    match (std::fs::metadata(a), std::fs::metadata(b)) {
-        (Ok(x), Ok(y)) => x.dev() == y.dev(),
-        _ => false,
-    }
+    crate::platform::same_volume(a, b)
 }

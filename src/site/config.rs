@@ -24,6 +24,10 @@ impl std::str::FromStr for ServicingDrive {
             t if t.eq_ignore_ascii_case("auto") || t.eq_ignore_ascii_case("automatic") => {
                 Ok(ServicingDrive::Auto)
             }
+            // On Windows `D:` alone would mean "the current folder on D:".
+            t if cfg!(windows) => Ok(ServicingDrive::Path(
+                crate::platform::drive_letter_root(t).unwrap_or_else(|| PathBuf::from(t)),
+            )),
             t => Ok(ServicingDrive::Path(PathBuf::from(t))),
         }
     }

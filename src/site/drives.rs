@@ -1,8 +1,5 @@
 //! The machine's drives, as the servicing-drive setting sees them.
 
-use std::ffi::CString;
-use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
@@ -56,47 +53,19 @@ fn existing(path: &Path) -> Option<PathBuf> {
     }
 }
 
-/// The drive holding `path`: its mount point (the highest ancestor on the same device) and
+/// The drive holding `path`: its mount point (a drive root such as `D:\\` on Windows) and
 /// its space as the filesystem reports it right now.
 pub fn drive_holding(path: &Path) -> Option<Drive> {
     let path = existing(path)?;
-    let dev = std::fs::metadata(&path).ok()?.dev();
-    let mut mount = path.clone();
-    while let Some(parent) = mount.parent() {
-        if std::fs::metadata(parent).ok()?.dev() != dev {
-            break;
-        }
-        mount = parent.to_path_buf();
-    }
-    let (total_bytes, free_bytes) = space(&path)?;
-    let file_system = std::fs::read_to_string("/proc/self/mounts")
-        .ok()
-        .and_then(|m| {
-            m.lines().find_map(|l| {
-                let mut f = l.split_whitespace();
-                let (_, point, fs) = (f.next()?, f.next()?, f.next()?);
-                (Path::new(point) == mount).then(|| fs.to_string())
-            })
-        })
-        .unwrap_or_else(|| "unknown".into());
+    let mount = crate::platform::volume_root(&path)?;
+    let space = crate::platform::space(&path)?;
+    let file_system = crate::platform::file_system(&mount).unwrap_or_else(|| "unknown".into());
     Some(Drive {
         mount_point: mount,
         file_system,
-        total_bytes,
-        free_bytes,
+        total_bytes: space.total_bytes,
+        free_bytes: space.free_bytes,
     })
-}
-
-/// Total and available bytes of the filesystem holding `path`.
-fn space(path: &Path) -> Option<(u64, u64)> {
-    let cpath = CString::new(path.as_os_str().as_bytes()).ok()?;
-    // SAFETY: statvfs fills the struct for a valid NUL-terminated path.
-    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
-    if unsafe { libc::statvfs(cpath.as_ptr(), &mut st) } != 0 {
-        return None;
-    }
-    let unit = st.f_frsize as u64;
-    Some((st.f_blocks as u64 * unit, st.f_bavail as u64 * unit))
 }
 
 /// The listed drive holding `path`: the longest mount point prefix.

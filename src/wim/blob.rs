@@ -11,11 +11,10 @@
 
 use std::ffi::c_void;
 use std::fs::File;
-use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::ptr::null_mut;
 
-use wimlib::sys;
+use wimlib_sys as sys;
 
 use super::resource::Blob;
 use super::{Compression, WimError};
@@ -91,8 +90,7 @@ impl<'a> BlobReader<'a> {
     }
 
     fn read_at(&self, buf: &mut [u8], at: u64) -> Result<(), WimError> {
-        self.file
-            .read_exact_at(buf, at)
+        crate::platform::read_exact_at(&self.file, buf, at)
             .map_err(|e| WimError::io(self.path, "reading", e))
     }
 

@@ -2,22 +2,24 @@
 //!
 //! The `wimlib` crate builds the library (bundled) and exposes the raw bindings; its safe layer
 //! panics inside C callbacks on attribute bits or progress messages it does not know, which a
-//! crafted WIM can trigger, so ois talks to `wimlib::sys` directly here and nowhere else.
+//! crafted WIM can trigger, so ois talks to `wimlib_sys` directly here and nowhere else.
 
 mod blob;
 mod diagnostics;
 mod metadata;
 mod progress;
 mod resource;
+mod tchar;
 mod tree;
 
-use std::ffi::{c_int, CStr, CString};
-use std::os::unix::ffi::OsStrExt;
+use std::ffi::c_int;
 use std::path::{Path, PathBuf};
 use std::ptr::null_mut;
 use std::sync::OnceLock;
 
-use wimlib::sys;
+use wimlib_sys as sys;
+
+use tchar::TString;
 
 pub use progress::{Progress, ProgressEvent};
 pub use resource::{same_bytes, verify_blobs, verify_file, Blob, FileReader};
@@ -106,9 +108,7 @@ impl WimError {
 
 fn error_string(code: c_int) -> String {
     // SAFETY: wimlib returns a static string for every code, including unknown ones.
-    unsafe { CStr::from_ptr(sys::wimlib_get_error_string(code as _)) }
-        .to_string_lossy()
-        .into_owned()
+    unsafe { tchar::to_string(sys::wimlib_get_error_string(code as _)) }
 }
 
 /// Initialises wimlib once for the process: case-insensitive paths as on Windows, and its
@@ -224,14 +224,12 @@ impl Drop for Wim {
     }
 }
 
-pub(crate) fn c_path(path: &Path) -> CString {
-    // Interior NULs cannot occur in paths that came from the filesystem or from validated
-    // manifests; fall back to an empty string that wimlib rejects with INVALID_PARAM.
-    CString::new(path.as_os_str().as_bytes()).unwrap_or_default()
+pub(crate) fn c_path(path: &Path) -> TString {
+    TString::from_path(path)
 }
 
-pub(crate) fn c_str(s: &str) -> CString {
-    CString::new(s).unwrap_or_default()
+pub(crate) fn c_str(s: &str) -> TString {
+    TString::from_str(s)
 }
 
 impl Wim {
@@ -329,11 +327,8 @@ impl Wim {
         if ptr.is_null() {
             None
         } else {
-            Some(
-                unsafe { CStr::from_ptr(ptr) }
-                    .to_string_lossy()
-                    .into_owned(),
-            )
+            // SAFETY: a non-null property value is a NUL-terminated string wimlib owns.
+            Some(unsafe { tchar::to_string(ptr) })
         }
     }
 
@@ -430,11 +425,11 @@ impl Wim {
     /// Applies wimlib update commands to one image in memory. wimlib rolls back every
     /// command of the call when one fails, so a call is all-or-nothing.
     pub fn update(&self, index: u32, commands: &[UpdateCommand]) -> Result<(), WimError> {
-        let mut strings: Vec<(CString, CString)> = Vec::with_capacity(commands.len());
+        let mut strings: Vec<(TString, TString)> = Vec::with_capacity(commands.len());
         for c in commands {
             strings.push(match c {
                 UpdateCommand::Add { source, target } => (c_path(source), c_str(target)),
-                UpdateCommand::Delete { path } => (c_str(path), CString::default()),
+                UpdateCommand::Delete { path } => (c_str(path), TString::default()),
                 UpdateCommand::Rename { from, to } => (c_str(from), c_str(to)),
             });
         }
@@ -455,8 +450,8 @@ impl Wim {
         if paths.is_empty() {
             return Ok(());
         }
-        let cpaths: Vec<CString> = paths.iter().map(|p| c_path(p)).collect();
-        let ptrs: Vec<*const std::ffi::c_char> = cpaths.iter().map(|p| p.as_ptr()).collect();
+        let cpaths: Vec<TString> = paths.iter().map(|p| c_path(p)).collect();
+        let ptrs: Vec<*const sys::wimlib_tchar> = cpaths.iter().map(|p| p.as_ptr()).collect();
         let rc = unsafe {
             sys::wimlib_reference_resource_files(
                 self.raw,
@@ -655,7 +650,7 @@ impl Wim {
     }
 }
 
-fn raw_command(c: &UpdateCommand, a: &CString, b: &CString) -> sys::wimlib_update_command {
+fn raw_command(c: &UpdateCommand, a: &TString, b: &TString) -> sys::wimlib_update_command {
     // SAFETY: the command structs are plain data; pointers stay valid while `strings` lives.
     unsafe {
         let mut cmd = std::mem::zeroed::<sys::wimlib_update_command>();

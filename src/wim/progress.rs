@@ -2,7 +2,7 @@
 
 use std::ffi::c_void;
 
-use wimlib::sys;
+use wimlib_sys as sys;
 
 #[derive(Debug, Clone, Copy)]
 pub enum ProgressEvent {

@@ -5,11 +5,10 @@
 use std::collections::HashMap;
 use std::ffi::{c_int, c_void};
 use std::fs::File;
-use std::os::unix::fs::FileExt;
 use std::path::Path;
 
 use sha1::{Digest, Sha1};
-use wimlib::sys;
+use wimlib_sys as sys;
 
 use super::blob::{corrupt, hex, BlobReader, Layout};
 use super::{Compression, TreeEntry, Wim, WimError};
@@ -271,7 +270,7 @@ pub fn verify_blobs(
 fn is_pipable_file(path: &Path) -> Result<bool, WimError> {
     let mut magic = [0u8; 8];
     File::open(path)
-        .and_then(|f| f.read_exact_at(&mut magic, 0))
+        .and_then(|f| crate::platform::read_exact_at(&f, &mut magic, 0))
         .map_err(|e| WimError::io(path, "verifying", e))?;
     Ok(&magic == b"WLPWM\0\0\0")
 }
@@ -336,8 +335,8 @@ pub fn same_bytes(
     let mut done = 0;
     while done < len {
         let n = (len - done).min(x.len() as u64) as usize;
-        a.read_exact_at(&mut x[..n], a_at + done)?;
-        b.read_exact_at(&mut y[..n], b_at + done)?;
+        crate::platform::read_exact_at(a, &mut x[..n], a_at + done)?;
+        crate::platform::read_exact_at(b, &mut y[..n], b_at + done)?;
         if x[..n] != y[..n] {
             return Ok(false);
         }

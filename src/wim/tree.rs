@@ -1,8 +1,8 @@
 //! Listing an image's directory tree.
 
-use std::ffi::{c_int, c_void, CStr};
+use std::ffi::{c_int, c_void};
 
-use wimlib::sys;
+use wimlib_sys as sys;
 
 use super::{c_str, Wim, WimError};
 
@@ -25,7 +25,7 @@ unsafe extern "C" fn collect(entry: *const sys::wimlib_dir_entry, ctx: *mut c_vo
     if e.full_path.is_null() {
         return 0;
     }
-    let full = unsafe { CStr::from_ptr(e.full_path) }.to_string_lossy();
+    let full = super::tchar::image_path(unsafe { super::tchar::to_string(e.full_path) });
     let path = full.trim_start_matches('/').to_string();
     // The unnamed stream is first in the trailing array.
     let stream = unsafe { &*e.streams.as_ptr() };
