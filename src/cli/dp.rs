@@ -106,7 +106,7 @@ pub struct AgentArgs {
     pub max_bytes_per_second: Option<u64>,
 }
 
-/// `ois dp agent`: runs until SIGTERM or SIGINT; needs no site directory.
+/// `ois dp agent`: runs until SIGTERM or SIGINT (Ctrl+C on Windows); needs no site directory.
 pub fn agent(args: AgentArgs) -> Result<u8, CliError> {
     let nal_path = match args.nal_path {
         Some(n) => n,
@@ -116,11 +116,7 @@ pub fn agent(args: AgentArgs) -> Result<u8, CliError> {
             format!("[\"Display=\\\\{host}\\\"]MSWNET:[\"SMS_SITE=PS1\"]\\\\{host}\\")
         }
     };
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
-        signal_hook::flag::register(signal, stop.clone())
-            .map_err(|e| CliError::Other(format!("cannot handle signals: {e}")))?;
-    }
+    let stop = super::schedule::stop_on_signals()?;
     let options = distribution::agent::AgentOptions {
         site_url: args.site_url,
         token: args.token,

@@ -77,13 +77,10 @@ pub fn extract(iso: &Path, dir: &Path) -> Result<(), String> {
 }
 
 fn make_writable(dir: &Path) -> std::io::Result<()> {
-    use std::os::unix::fs::PermissionsExt;
     for entry in std::fs::read_dir(dir)? {
         let entry = entry?;
         let meta = entry.metadata()?;
-        let mut perms = meta.permissions();
-        perms.set_mode(perms.mode() | 0o600 | if meta.is_dir() { 0o100 } else { 0 });
-        std::fs::set_permissions(entry.path(), perms)?;
+        crate::platform::make_owner_writable(&entry.path(), &meta)?;
         if meta.is_dir() {
             make_writable(&entry.path())?;
         }

@@ -151,30 +151,10 @@ pub fn replace_with(from: &Path, to: &Path) -> io::Result<()> {
     })
 }
 
-/// Swaps two folders in one step (`renameat2(RENAME_EXCHANGE)`): readers see the old media or
-/// the new one, never a mix or nothing.
+/// Swaps two folders (see [`crate::platform::exchange_dirs`]): on Linux in one step, so readers
+/// see the old media or the new one, never a mix or nothing.
 pub fn exchange(a: &Path, b: &Path) -> io::Result<()> {
-    use std::ffi::CString;
-    use std::os::unix::ffi::OsStrExt;
-    let c = |p: &Path| {
-        CString::new(p.as_os_str().as_bytes()).map_err(|e| io::Error::other(e.to_string()))
-    };
-    let (ca, cb) = (c(a)?, c(b)?);
-    // SAFETY: both paths are NUL-terminated C strings that live across the call.
-    let rc = unsafe {
-        libc::renameat2(
-            libc::AT_FDCWD,
-            ca.as_ptr(),
-            libc::AT_FDCWD,
-            cb.as_ptr(),
-            libc::RENAME_EXCHANGE,
-        )
-    };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
+    crate::platform::exchange_dirs(a, b)
 }
 
 #[cfg(test)]

@@ -72,6 +72,19 @@ pub fn replace_file(from: &Path, to: &Path) -> io::Result<()> {
     host::replace_file(from, to)
 }
 
+/// Swaps two folders. On Linux in one step (`renameat2(RENAME_EXCHANGE)`): readers see one
+/// or the other, never a mix or nothing. Windows has no such call: three renames, so for a
+/// moment `a` is missing, and a crash in between leaves `a`'s old content at `b`'s
+/// `.ois-exchange` name.
+pub fn exchange_dirs(a: &Path, b: &Path) -> io::Result<()> {
+    host::exchange_dirs(a, b)
+}
+
+/// Lets the owner write `path` (files extracted from an ISO come read-only).
+pub fn make_owner_writable(path: &Path, meta: &std::fs::Metadata) -> io::Result<()> {
+    host::make_owner_writable(path, meta)
+}
+
 /// Flushes a file another handle (wimlib's) wrote to disk.
 pub fn sync_file(path: &Path) -> io::Result<()> {
     host::sync_file(path)

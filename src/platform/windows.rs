@@ -97,6 +97,29 @@ pub fn file_identity(file: &File) -> Option<(u64, u64)> {
     })
 }
 
+pub fn exchange_dirs(a: &Path, b: &Path) -> io::Result<()> {
+    let mut aside = a.as_os_str().to_owned();
+    aside.push(".ois-exchange");
+    let aside = std::path::PathBuf::from(aside);
+    std::fs::rename(a, &aside)?;
+    if let Err(e) = std::fs::rename(b, a) {
+        let _ = std::fs::rename(&aside, a);
+        return Err(e);
+    }
+    std::fs::rename(&aside, b)
+}
+
+pub fn make_owner_writable(path: &Path, meta: &std::fs::Metadata) -> io::Result<()> {
+    let mut perms = meta.permissions();
+    if perms.readonly() {
+        // On Windows this clears FILE_ATTRIBUTE_READONLY only; no one else gains access.
+        #[allow(clippy::permissions_set_readonly_false)]
+        perms.set_readonly(false);
+        std::fs::set_permissions(path, perms)?;
+    }
+    Ok(())
+}
+
 pub fn replace_file(from: &Path, to: &Path) -> io::Result<()> {
     // SAFETY: two NUL-terminated paths that live for the call.
     let ok = unsafe {
