@@ -36,7 +36,7 @@ pub struct DeltaArgs {
     pub old: PathBuf,
     /// The version it must get
     pub new: PathBuf,
-    /// Chunk sizes to compare, MIN/AVG/MAX in KiB (repeat); default the agent's 16/64/256
+    /// Chunk sizes to compare, MIN/AVG/MAX in KiB (repeat); default the agent's 4/16/64
     #[arg(long = "chunks", value_name = "MIN/AVG/MAX")]
     pub chunk_sizes: Vec<String>,
     #[arg(long)]
@@ -50,7 +50,7 @@ fn delta(a: DeltaArgs) -> Result<u8, CliError> {
         let kib: Vec<u32> = s.split('/').filter_map(|n| n.trim().parse().ok()).collect();
         let [min, avg, max] = kib[..] else {
             return Err(CliError::Usage(format!(
-                "--chunks {s:?}: use MIN/AVG/MAX in KiB, e.g. 16/64/256"
+                "--chunks {s:?}: use MIN/AVG/MAX in KiB, e.g. 4/16/64"
             )));
         };
         sizes.push((min << 10, avg << 10, max << 10));
