@@ -17,7 +17,7 @@ use super::plan::{self, Catalog, KindFilter, Plan, PlanError, Selection};
 use super::stage::{stage_updates, Stage};
 use super::{commit, FailedUpdate, RunId};
 use crate::image::nested::{self, NestedId, NestedImage};
-use crate::image::{detect, Image, IndexDetail};
+use crate::image::{Image, IndexDetail};
 use crate::library::{ContentLibrary, Update, UpdateTarget};
 use crate::site::Database;
 use crate::wim::{Progress, ProgressEvent, UpdateCommand, Wim};
@@ -504,21 +504,7 @@ fn record_in_wim(
     n: &NestedImage,
     results: &[UpdateResult],
 ) -> Result<(), crate::wim::WimError> {
-    let now = crate::fsutil::now_rfc3339();
-    for idx in &n.indexes {
-        let mut ids: BTreeSet<String> = idx.installed.iter().map(|u| u.id.clone()).collect();
-        ids.extend(detect::from_record(wim, idx.info.index));
-        ids.extend(
-            results
-                .iter()
-                .filter(|r| r.applied && r.index == idx.info.index)
-                .map(|r| r.update.clone()),
-        );
-        let value = ids.into_iter().collect::<Vec<_>>().join(" ");
-        wim.set_property(idx.info.index, detect::RECORD_PROPERTY, Some(&value))?;
-        wim.set_property(idx.info.index, detect::SERVICED_PROPERTY, Some(&now))?;
-    }
-    Ok(())
+    super::run::record_installed(wim, &n.indexes, results)
 }
 
 /// A fresh outcome for a nested plan.

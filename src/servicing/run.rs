@@ -806,8 +806,18 @@ fn record_in_wim(
             std::io::Error::other(e.to_string()),
         )
     })?;
+    record_installed(wim, &indexes, results)
+}
+
+/// Writes each index's installed set (recorded, already in the XML, and applied by this run)
+/// into `OIS/INSTALLEDUPDATES`, with `OIS/LASTSERVICED`: for images and nested images alike.
+pub(super) fn record_installed(
+    wim: &Wim,
+    indexes: &[image::IndexDetail],
+    results: &[UpdateResult],
+) -> Result<(), WimError> {
     let now = now_rfc3339();
-    for idx in &indexes {
+    for idx in indexes {
         let mut ids: BTreeSet<String> = idx.installed.iter().map(|u| u.id.clone()).collect();
         ids.extend(detect::from_record(wim, idx.info.index));
         ids.extend(
