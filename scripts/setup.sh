@@ -12,11 +12,11 @@
 # Node.js with npm, and the npm packages of tests/console (playwright-core, which drives
 # /usr/bin/chromium and downloads no browser of its own).
 # The Windows build (x86_64-pc-windows-gnu) needs mingw-w64 and the Rust target; its smoke test
-# (tests/windows_wine.rs) runs ois.exe under wine64.
+# (tests/windows_wine.rs) runs ois.exe under wine64 (with the `wine` launcher, only recommended by wine64).
 set -euo pipefail
 need=()
 have() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
-for pkg in build-essential pkg-config libclang-dev wimtools p7zip-full gcab nginx libnginx-mod-http-dav-ext strace libhivex-bin libwin-hivex-perl libhivex-dev openssl chromium chromium-driver xorriso dosfstools mingw-w64 wine64; do
+for pkg in build-essential pkg-config libclang-dev wimtools p7zip-full gcab nginx libnginx-mod-http-dav-ext strace libhivex-bin libwin-hivex-perl libhivex-dev openssl chromium chromium-driver xorriso dosfstools mingw-w64 wine64 wine; do
   have "$pkg" || need+=("$pkg")
 done
 # A machine may bring its own Node.js (with npm); Debian's only where there is none.
