@@ -24,10 +24,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 }
 
 fn generate_bindings(builder: bindgen::Builder) -> Result<(), Box<dyn std::error::Error>> {
+	println!("cargo::rerun-if-changed=build.rs");
 	let bindings = builder
 		.allowlist_item("wimlib_.*")
 		.allowlist_item("WIMLIB_.*")
-		.parse_callbacks(Box::new(bindgen::CargoCallbacks::new()))
+		// ois: the bundled build writes wimlib.h while this script runs, so a rerun-if-changed
+		// on it is always newer than the run and a path dependency (this vendored copy) would
+		// rebuild wimlib at every cargo invocation. The header only changes with build.rs.
+		.parse_callbacks(Box::new(bindgen::CargoCallbacks::new().rerun_on_header_files(false)))
 		.generate()?;
 
 	let out_path = OUT_DIR.join("bindings.rs");
