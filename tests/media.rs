@@ -702,3 +702,28 @@ fn the_site_server_lists_shows_and_services_media() {
         sha256(&std::fs::read(&iso).expect("iso"))
     );
 }
+
+#[test]
+fn an_image_of_a_media_cannot_be_removed_on_its_own() {
+    if !have_media_tools() {
+        return;
+    }
+    let site = TestSite::new();
+    let media = make_media(&site, "win11");
+    site.ois(&["media", "import", s(&media), "--name", "win11"])
+        .ok();
+    for (image, role) in [("win11-install", "install.wim"), ("win11-boot", "boot.wim")] {
+        let out = site.ois(&["image", "remove", image]).failed().all_output();
+        assert!(
+            out.contains(&format!("image {image} is the {role} of media win11"))
+                && out.contains("ois media remove win11"),
+            "{out}"
+        );
+    }
+    let images = site.ois(&["image", "list", "--json"]).ok().json();
+    assert_eq!(images.as_array().map(Vec::len), Some(2), "{images}");
+    // Removing the media forgets both images; then nothing holds them.
+    site.ois(&["media", "remove", "win11"]).ok();
+    let images = site.ois(&["image", "list", "--json"]).ok().json();
+    assert_eq!(images.as_array().map(Vec::len), Some(0), "{images}");
+}

@@ -124,6 +124,8 @@ fn prepare_payloads(
 pub fn remove_image(site: &Site, key: &str) -> Result<Image, CommandError> {
     let db = site.database()?;
     let image = image::find(&db, key)?;
+    crate::media::check_image_removable(&db, &image)
+        .map_err(|e| CommandError::Media(Box::new(e)))?;
     image::remove(&db, &image)?;
     Ok(image)
 }

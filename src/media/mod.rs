@@ -96,6 +96,12 @@ pub enum MediaError {
     SetupUpdate { path: PathBuf, reason: String },
     #[error("no Setup Dynamic Update {0:?} on the site: import it with `ois media import-setup-update FILE.cab`")]
     SetupUpdateNotFound(String),
+    #[error("image {image} is the {role} of media {media}: remove the media instead (`ois media remove {media}`), which forgets both of its images")]
+    ImageOfMedia {
+        image: String,
+        role: &'static str,
+        media: String,
+    },
     #[error("a Setup Dynamic Update with id {0:?} is already imported")]
     SetupUpdateTaken(String),
     #[error("media {media}: the new media could not be written: {reason}; the original media is unchanged")]
@@ -183,6 +189,25 @@ pub fn find(db: &Database, key: &str) -> Result<Media, MediaError> {
     .optional()
     .map_err(|e| db.error(e))?
     .ok_or_else(|| MediaError::NotFound(key.to_string()))
+}
+
+/// Refuses to let an image of a media be forgotten on its own: the media record needs it.
+pub fn check_image_removable(db: &Database, image: &crate::image::Image) -> Result<(), MediaError> {
+    for m in list(db)? {
+        let role = if m.install_image_id == image.id {
+            "install.wim"
+        } else if m.boot_image_id == Some(image.id) {
+            "boot.wim"
+        } else {
+            continue;
+        };
+        return Err(MediaError::ImageOfMedia {
+            image: image.name.clone(),
+            role,
+            media: m.name,
+        });
+    }
+    Ok(())
 }
 
 pub fn list(db: &Database) -> Result<Vec<Media>, MediaError> {

@@ -263,9 +263,11 @@ fn media_error(e: crate::media::MediaError) -> ApiError {
     use crate::media::MediaError::*;
     let (status, kind) = match &e {
         NotFound(_) | SetupUpdateNotFound(_) | Missing(_) => (StatusCode::NOT_FOUND, "not-found"),
-        NameTaken(_) | AlreadyRegistered { .. } | SetupUpdateTaken(_) | Changed { .. } => {
-            (StatusCode::CONFLICT, "conflict")
-        }
+        NameTaken(_)
+        | AlreadyRegistered { .. }
+        | SetupUpdateTaken(_)
+        | Changed { .. }
+        | ImageOfMedia { .. } => (StatusCode::CONFLICT, "conflict"),
         NotMedia(_)
         | NoInstallWim(_)
         | InstallEsd(_)
