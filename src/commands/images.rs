@@ -84,7 +84,7 @@ pub fn import_image(
     })
 }
 
-fn prepare_payloads(
+pub(super) fn prepare_payloads(
     site: &Site,
     db: &Database,
     image: &Image,

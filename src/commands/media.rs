@@ -44,6 +44,12 @@ fn view(site: &Site, media: Media, files: Vec<MediaFile>) -> Result<MediaView, C
 pub fn import_media(site: &Site, source: &Path, name: &str) -> Result<MediaView, CommandError> {
     let mut db = site.database()?;
     let (media, files) = media::import(site, &mut db, source, name)?;
+    // The media's images get their compressed payloads now, as any imported image does.
+    for id in std::iter::once(media.install_image_id).chain(media.boot_image_id) {
+        let image = crate::image::find(&db, &id.to_string())?;
+        let indexes = crate::image::indexes(&db, &image)?;
+        super::images::prepare_payloads(site, &db, &image, &indexes);
+    }
     drop(db);
     view(site, media, files)
 }
