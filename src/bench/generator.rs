@@ -48,6 +48,16 @@ const EDITIONS: &[(&str, &str)] = &[
     ("Windows 11 Pro for Workstations", "ProfessionalWorkstation"),
     ("Windows 11 Pro Education", "ProfessionalEducation"),
     ("Windows 11 Home", "Core"),
+    // A full retail install.wim holds eleven editions: the N and single-language ones too.
+    ("Windows 11 Home N", "CoreN"),
+    ("Windows 11 Home Single Language", "CoreSingleLanguage"),
+    ("Windows 11 Education N", "EducationN"),
+    ("Windows 11 Pro N", "ProfessionalN"),
+    ("Windows 11 Pro Education N", "ProfessionalEducationN"),
+    (
+        "Windows 11 Pro N for Workstations",
+        "ProfessionalWorkstationN",
+    ),
 ];
 const BUILD: u32 = 22631;
 /// The cumulative update already in the image, seen through its `.mum` by detection.
@@ -95,7 +105,12 @@ fn layout(opts: &GenerateOptions) -> Vec<FileSpec> {
                 "Program Files/Windows Defender/mpengine.dll".into(),
                 Kind::Binary,
             ),
-            2 => ("Windows/System32/Recovery/Winre.wim".into(), Kind::Packed),
+            // Packed data, but not a WIM: a file named Winre.wim would be taken for a
+            // (damaged) nested recovery image at import.
+            2 => (
+                "Windows/SystemApps/Microsoft.Windows.Search.appx".into(),
+                Kind::Packed,
+            ),
             _ => (
                 format!("Program Files/WindowsApps/Store{i}.appx"),
                 Kind::Packed,

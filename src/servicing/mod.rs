@@ -4,6 +4,7 @@
 
 mod added;
 mod apply;
+mod assemble;
 pub mod cancel;
 pub mod changes;
 mod commit;

@@ -1,6 +1,7 @@
 //! Bounding a run's memory: wimlib holds the metadata of every index it changed until the
 //! write, so the indexes of an image whose metadata would not fit the site's budget together
-//! are serviced in several passes, each a full write of the WIM.
+//! are serviced in several passes of consecutive indexes, assembled into one file
+//! (`assemble`): each index is written once, whatever the number of passes.
 
 use super::plan::{IndexPlan, Plan};
 use crate::wim::{Wim, WimError};
@@ -24,15 +25,18 @@ pub fn metadata_memory(wim: &Wim) -> Result<Vec<u64>, WimError> {
 }
 
 /// The plan split into passes, in index order, each holding indexes to change whose trees fit
-/// `budget` bytes together; an index over the budget alone gets a pass of its own. Indexes
-/// with nothing to apply go with the first pass: they are only checked, and wimlib frees an
+/// `budget` bytes together; an index over the budget alone gets a pass of its own. Passes hold
+/// consecutive indexes, since each adds its indexes after those of the passes before it.
+/// Indexes with nothing to apply go with the pass they fall in: they are only checked, and wimlib frees an
 /// unchanged index when it moves to the next.
 pub fn passes(plan: &Plan, memory: &[u64], budget: u64) -> Vec<Plan> {
     let mut passes: Vec<Vec<IndexPlan>> = vec![Vec::new()];
     let mut used = 0u64;
     for index in &plan.indexes {
         if index.updates.is_empty() {
-            passes[0].push(index.clone());
+            if let Some(current) = passes.last_mut() {
+                current.push(index.clone());
+            }
             continue;
         }
         let need = (index.index as usize)
@@ -115,11 +119,16 @@ mod tests {
     }
 
     #[test]
-    fn indexes_without_updates_are_checked_in_the_first_pass() {
+    fn passes_hold_consecutive_indexes_with_the_unchanged_ones_where_they_fall() {
         let p = plan(&[0, 1, 0, 1]);
         assert_eq!(
             shape(&passes(&p, &[10, 10, 10, 10], 15)),
             vec![vec![1, 2, 3], vec![4]]
+        );
+        let p = plan(&[1, 0, 1, 0]);
+        assert_eq!(
+            shape(&passes(&p, &[10, 10, 10, 10], 15)),
+            vec![vec![1, 2], vec![3, 4]]
         );
         let nothing = plan(&[0, 0]);
         assert_eq!(shape(&passes(&nothing, &[10, 10], 0)), vec![vec![1, 2]]);

@@ -8,6 +8,7 @@ use rusqlite::{params, OptionalExtension};
 
 use super::added::check_added_data;
 use super::apply::{self, Stop, UpdateResult};
+use super::assemble;
 use super::cancel::CancelWatch;
 use super::nested::{self, NestedPlan, NestedRun, NestedStop};
 use super::plan::{Catalog, KindFilter, Plan};
@@ -20,7 +21,7 @@ use crate::fsutil::{hash_file, now_rfc3339};
 use crate::image::{self, detect, Image};
 use crate::library::{ContentLibrary, Update};
 use crate::site::{Database, Site};
-use crate::wim::{Progress, ProgressEvent, Wim, WimError};
+use crate::wim::{Progress, ProgressEvent, UpdateCommand, Wim, WimError};
 
 /// The compression level of what a run itself compresses: see where it is set.
 const METADATA_LEVEL: u32 = 20;
@@ -351,8 +352,6 @@ fn service(
             site.config().metadata_memory_mib,
             passes.len()
         );
-        // A pass's output stays until the next one is written.
-        check_free_space(site, img, &stage, &selected, img.size_bytes)?;
     }
     stop_if_canceled()?;
 
@@ -403,20 +402,24 @@ fn service(
 
     let output = stage.output();
     let mut results: Vec<UpdateResult> = Vec::new();
+    let assembled = passes.len() > 1;
+    let boot_index = wim.header().boot_index;
     let mut opened = Some(wim);
-    let mut previous: Option<PathBuf> = None;
     let mut hives = super::hives::HiveEdits::new(stage.dir());
     for (n, pass) in passes.iter().enumerate() {
         let last = n + 1 == passes.len();
-        let wim = match (opened.take(), &previous) {
-            (Some(wim), _) => wim,
-            (None, Some(path)) => {
-                let wim = Wim::open(path, false).map_err(|e| wim_message(name, &e))?;
-                wim.reference(&payloads)
+        let wim = match opened.take() {
+            Some(wim) if assembled => {
+                // The first pass writes its own indexes only; each later one adds its indexes
+                // to that file, so no index is written twice and no tree waits for the end.
+                let keep = pass.indexes.last().map_or(0, |i| i.index);
+                wim.keep_leading_images(keep)
                     .map_err(|e| wim_message(name, &e))?;
                 wim
             }
-            (None, None) => return Err("no image to service".to_string().into()),
+            Some(wim) => wim,
+            None => assemble::next_part(&img.path, &output, pass, &payloads)
+                .map_err(|e| format!("image {name}: {e}"))?,
         };
         if passes.len() > 1 {
             let indexes: Vec<String> = pass.indexes.iter().map(|i| i.index.to_string()).collect();
@@ -468,10 +471,13 @@ fn service(
                 .into());
             }
         }
-        if last && !put_back.is_empty() {
+        let in_pass = |index: u32| pass.indexes.iter().any(|i| i.index == index);
+        let put_back_here: Vec<&(u32, UpdateCommand)> =
+            put_back.iter().filter(|(i, _)| in_pass(*i)).collect();
+        if !put_back_here.is_empty() {
             // Each serviced nested image goes back at every place that held it, as part of
             // the parent's apply: one source file, so the write keeps one blob of it.
-            for (index, command) in &put_back {
+            for (index, command) in &put_back_here {
                 crate::image::inspect::check_loads_whole(&wim, *index)
                     .map_err(|e| format!("image {name}: {e}"))?;
                 wim.update(*index, std::slice::from_ref(command))
@@ -490,14 +496,14 @@ fn service(
             );
         }
 
-        record_in_wim(db, img, &wim, &results).map_err(|e| wim_message(name, &e))?;
-        let nested_here = last && !put_back.is_empty();
+        record_in_wim(db, img, &wim, pass, &results).map_err(|e| wim_message(name, &e))?;
+        let nested_here = !put_back_here.is_empty();
         let changed = pass
             .indexes
             .iter()
             .find(|i| !i.updates.is_empty())
             .map(|i| i.index)
-            .or_else(|| put_back.first().filter(|_| nested_here).map(|(i, _)| *i));
+            .or_else(|| put_back_here.first().map(|(i, _)| *i));
         // Hashed now, so that data found in the references resolves to them, and so that the
         // check below knows the hives the run wrote by their SHA-1.
         let added_data = !references.is_empty() || hives.wrote_any() || nested_here;
@@ -513,19 +519,23 @@ fn service(
         check_added_data(&wim, &staged, &hive_data, &results[before..])?;
 
         step("writing the serviced image");
-        let target = if last {
-            output.clone()
-        } else {
-            stage.dir().join(format!("pass-{}.wim", n + 1))
-        };
         // Payloads come compressed (once, at full level) from the library and are copied raw;
         // what is left to compress is the rewritten metadata of every index (about 1 % of
         // the WIM), which near-optimal LZX made the slowest part of the run: a lazy level is
         // several times faster for a few percent more on those few MiB.
         crate::wim::set_write_level(METADATA_LEVEL);
-        let written =
-            wim.write_unsynced(&target, site.config().integrity_table, 0, &mut on_progress);
-        drop(wim);
+        let integrity = last && site.config().integrity_table;
+        let written = if n == 0 {
+            wim.write_unsynced(&output, integrity, 0, &mut on_progress)
+        } else {
+            assemble::add_part(
+                wim,
+                &output,
+                last.then_some(boot_index),
+                integrity,
+                &mut on_progress,
+            )
+        };
         if let Err(e) = written {
             if e.is_aborted() {
                 return Err(Ended(
@@ -534,9 +544,6 @@ fn service(
                 ));
             }
             return Err(wim_message(name, &e).into());
-        }
-        if let Some(done) = previous.replace(target) {
-            let _ = std::fs::remove_file(done);
         }
     }
 
@@ -797,15 +804,18 @@ fn record_in_wim(
     db: &Database,
     img: &Image,
     wim: &Wim,
+    pass: &Plan,
     results: &[UpdateResult],
 ) -> Result<(), WimError> {
-    let indexes = image::indexes(db, img).map_err(|e| {
+    let mut indexes = image::indexes(db, img).map_err(|e| {
         WimError::io(
             &img.path,
             "reading the catalog for",
             std::io::Error::other(e.to_string()),
         )
     })?;
+    // A pass's WIM holds that pass's indexes and those written before it.
+    indexes.retain(|i| pass.indexes.iter().any(|p| p.index == i.info.index));
     record_installed(wim, &indexes, results)
 }
 

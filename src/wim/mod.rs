@@ -4,6 +4,7 @@
 //! panics inside C callbacks on attribute bits or progress messages it does not know, which a
 //! crafted WIM can trigger, so ois talks to `wimlib_sys` directly here and nowhere else.
 
+mod assemble;
 mod blob;
 mod diagnostics;
 mod metadata;
@@ -215,6 +216,9 @@ pub enum UpdateCommand {
 pub struct Wim {
     raw: *mut sys::WIMStruct,
     path: PathBuf,
+    /// The images whose metadata is in `path` itself; images exported into this WIM after
+    /// those keep theirs in the file they came from.
+    images_in_file: u32,
 }
 
 impl Drop for Wim {
@@ -235,23 +239,30 @@ pub(crate) fn c_str(s: &str) -> TString {
 impl Wim {
     /// Opens a WIM for reading. `check_integrity` verifies the integrity table when present.
     pub fn open(path: &Path, check_integrity: bool) -> Result<Wim, WimError> {
-        init();
-        let mut flags = sys::WIMLIB_OPEN_FLAG_ERROR_IF_SPLIT as c_int;
+        let mut flags = sys::WIMLIB_OPEN_FLAG_ERROR_IF_SPLIT;
         if check_integrity {
-            flags |= sys::WIMLIB_OPEN_FLAG_CHECK_INTEGRITY as c_int;
+            flags |= sys::WIMLIB_OPEN_FLAG_CHECK_INTEGRITY;
         }
+        Self::open_with(path, flags)
+    }
+
+    fn open_with(path: &Path, flags: u32) -> Result<Wim, WimError> {
+        init();
         let mut raw = null_mut();
         let cpath = c_path(path);
         diagnostics::take();
         // SAFETY: cpath outlives the call; raw receives an owned handle on success.
-        let rc = unsafe { sys::wimlib_open_wim(cpath.as_ptr(), flags, &mut raw) };
+        let rc = unsafe { sys::wimlib_open_wim(cpath.as_ptr(), flags as c_int, &mut raw) };
         if rc != 0 {
             return Err(WimError::new(path, "opening", rc));
         }
-        Ok(Wim {
+        let mut wim = Wim {
             raw,
             path: path.to_path_buf(),
-        })
+            images_in_file: 0,
+        };
+        wim.images_in_file = wim.header().image_count;
+        Ok(wim)
     }
 
     /// Creates an empty in-memory WIM, written later with [`Wim::write`].
@@ -265,6 +276,7 @@ impl Wim {
         Ok(Wim {
             raw,
             path: PathBuf::from("<new WIM>"),
+            images_in_file: 0,
         })
     }
 

@@ -106,8 +106,11 @@ impl Wim {
     }
 
     /// The bytes of image `index`'s metadata resource as stored in the file; None for an
-    /// image that is not in the file yet.
+    /// image that is not in the file yet, or whose metadata is in the file it was exported from.
     pub(super) fn stored_metadata(&self, index: u32) -> Result<Option<Vec<u8>>, WimError> {
+        if index > self.images_in_file {
+            return Ok(None);
+        }
         let Some(blob) = self.metadata_blob(index)?.filter(|b| b.in_wim) else {
             return Ok(None);
         };
