@@ -18,6 +18,7 @@ pub mod target;
 mod transfer;
 mod validate;
 mod webdav;
+mod wim_layout;
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};

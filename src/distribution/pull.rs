@@ -280,10 +280,10 @@ pub fn servable(
 }
 
 /// The chunk index of an image's current version, built on first request and kept under
-/// `<site>/ChunkIndex/<image id>/<sha256>.json` (indexes of older versions are removed).
+/// `<site>/ChunkIndex/<image id>/<sha256>.chunks` (indexes of older versions are removed).
 pub fn chunk_index(site: &Site, img: &Image) -> Result<Vec<u8>, DistributionError> {
     let dir = site.root().join("ChunkIndex").join(img.id.to_string());
-    let cache = dir.join(format!("{}.json", img.sha256));
+    let cache = dir.join(format!("{}.chunks", img.sha256));
     let index = super::chunks::cached(&img.path, &img.sha256, &cache).map_err(|e| {
         DistributionError::Storage {
             dp: "the site".into(),
@@ -297,7 +297,7 @@ pub fn chunk_index(site: &Site, img: &Image) -> Result<Vec<u8>, DistributionErro
             }
         }
     }
-    Ok(index.to_json())
+    Ok(index.to_bytes())
 }
 
 /// Adds to the bytes the site has served a pull DP.

@@ -431,7 +431,7 @@ fn put_in_place(
     if let Some(parent) = cache.parent() {
         let _ = std::fs::create_dir_all(parent);
     }
-    let _ = std::fs::write(&cache, index.to_json());
+    let _ = std::fs::write(&cache, index.to_bytes());
     for (sha, path) in held_versions(paths, a.image_id) {
         if sha != a.sha256 {
             let _ = std::fs::remove_file(&path);

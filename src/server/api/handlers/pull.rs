@@ -82,7 +82,7 @@ pub async fn pull_chunks(
         Ok(bytes)
     })
     .await?;
-    Ok(([(header::CONTENT_TYPE, "application/json")], bytes).into_response())
+    Ok(([(header::CONTENT_TYPE, "application/octet-stream")], bytes).into_response())
 }
 
 #[utoipa::path(get, path = "/api/v1/pull/{dp}/images/{image}/versions/{sha256}/content", tag = "pull",
