@@ -455,6 +455,11 @@ fn an_agent_token_calls_only_the_pull_routes_of_its_own_dp() {
     assert_eq!(code, 200, "{v}");
     let other = v["dp_id"].as_i64().expect("dp id");
 
+    let shown = dp_json(&site, "DP05");
+    assert_eq!(
+        shown["dp"]["pull"]["agent_account"], "dp05-agent",
+        "{shown}"
+    );
     // Its own DP's routes work.
     let (code, v) = api(
         &client,

@@ -49,11 +49,14 @@ pub struct PullState {
     pub last_fetch_bytes: Option<u64>,
     /// Set while the site waits for the agent to re-hash its content.
     pub validation_requested_at: Option<String>,
+    /// The dp-agent account that registered or claimed the DP (none for an admin's token).
+    pub agent_account: Option<String>,
 }
 
 pub fn state(db: &Database, dp_id: DpId) -> Result<Option<PullState>, DistributionError> {
     db.query_row(
-        "SELECT agent_version, last_contact, bytes_served, last_fetch_bytes, validation_requested_at
+        "SELECT agent_version, last_contact, bytes_served, last_fetch_bytes, validation_requested_at,
+                agent_account
          FROM pull_dps WHERE dp_id = ?1",
         [dp_id],
         |r| {
@@ -63,6 +66,7 @@ pub fn state(db: &Database, dp_id: DpId) -> Result<Option<PullState>, Distributi
                 bytes_served: r.get::<_, i64>(2)? as u64,
                 last_fetch_bytes: r.get::<_, Option<i64>>(3)?.map(|b| b as u64),
                 validation_requested_at: r.get(4)?,
+                agent_account: r.get(5)?,
             })
         },
     )
