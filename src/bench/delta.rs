@@ -12,10 +12,21 @@ use serde::Serialize;
 use super::BenchError;
 use crate::distribution::chunks::{self, ChunkIndex};
 
+/// How both versions are cut.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Cutting {
+    /// At WIM resource boundaries, FastCDC within pieces bigger than the maximum (the agent's).
+    Resources,
+    /// FastCDC over the whole file (the agent's before chunk index format 2).
+    Content,
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct DeltaReport {
     pub old_bytes: u64,
     pub new_bytes: u64,
+    pub cutting: Cutting,
     pub chunk_sizes: (u32, u32, u32),
     pub chunks: usize,
     /// What a pull DP holding the old version fetches: missing chunks and the index.
@@ -88,14 +99,30 @@ fn delta(old: &ChunkIndex, new: &ChunkIndex) -> (u64, usize) {
     (bytes, requests)
 }
 
-/// Measures the delta from `old` to `new` with chunk sizes `min/avg/max` (bytes).
-pub fn measure(old: &Path, new: &Path, sizes: (u32, u32, u32)) -> Result<DeltaReport, BenchError> {
+/// Measures the delta from `old` to `new`, cut as `cutting` says with FastCDC sizes
+/// `min/avg/max` (bytes).
+pub fn measure(
+    old: &Path,
+    new: &Path,
+    cutting: Cutting,
+    sizes: (u32, u32, u32),
+) -> Result<DeltaReport, BenchError> {
     let (min, avg, max) = sizes;
-    let chunk = |p: &Path| {
-        chunks::build_with(p, min, avg, max).map_err(|e| BenchError::Invalid(e.to_string()))
+    let chunk = |p: &Path| match cutting {
+        Cutting::Content => {
+            chunks::build_with(p, min, avg, max).map_err(|e| BenchError::Invalid(e.to_string()))
+        }
+        Cutting::Resources => chunks::build_resources_with(p, sizes)
+            .ok_or_else(|| {
+                BenchError::Invalid(format!(
+                    "{}: wimlib cannot read it as a WIM, so it cannot be cut at its resources",
+                    p.display()
+                ))
+            })?
+            .map_err(|e| BenchError::Invalid(e.to_string())),
     };
     let (io, in_) = (chunk(old)?, chunk(new)?);
-    let index_bytes = in_.to_json().len() as u64;
+    let index_bytes = in_.to_bytes().len() as u64;
     let (missing, requests) = delta(&io, &in_);
     let known: HashSet<String> = blobs(old)?.into_iter().map(|(h, _, _)| h).collect();
     let changed_bytes: u64 = blobs(new)?
@@ -107,6 +134,7 @@ pub fn measure(old: &Path, new: &Path, sizes: (u32, u32, u32)) -> Result<DeltaRe
     Ok(DeltaReport {
         old_bytes: io.size,
         new_bytes: in_.size,
+        cutting,
         chunk_sizes: sizes,
         chunks: in_.chunks.len(),
         delta_bytes,

@@ -36,31 +36,52 @@ pub struct DeltaArgs {
     pub old: PathBuf,
     /// The version it must get
     pub new: PathBuf,
-    /// Chunk sizes to compare, MIN/AVG/MAX in KiB (repeat); default the agent's 4/16/64
+    /// Chunk sizes to compare when cutting by content alone, MIN/AVG/MAX in KiB (repeat);
+    /// default 4/16/64
     #[arg(long = "chunks", value_name = "MIN/AVG/MAX")]
     pub chunk_sizes: Vec<String>,
+    /// Chunk sizes within big resources when cutting at WIM resources, MIN/AVG/MAX in KiB
+    /// (repeat); default the agent's 64/256/1024
+    #[arg(long = "resource-chunks", value_name = "MIN/AVG/MAX")]
+    pub resource_chunk_sizes: Vec<String>,
     #[arg(long)]
     pub json: bool,
 }
 
-fn delta(a: DeltaArgs) -> Result<u8, CliError> {
-    use ois::distribution::chunks::{AVG_SIZE, MAX_SIZE, MIN_SIZE};
+fn kib_sizes(option: &str, given: &[String]) -> Result<Vec<(u32, u32, u32)>, CliError> {
     let mut sizes = Vec::new();
-    for s in &a.chunk_sizes {
+    for s in given {
         let kib: Vec<u32> = s.split('/').filter_map(|n| n.trim().parse().ok()).collect();
         let [min, avg, max] = kib[..] else {
             return Err(CliError::Usage(format!(
-                "--chunks {s:?}: use MIN/AVG/MAX in KiB, e.g. 4/16/64"
+                "{option} {s:?}: use MIN/AVG/MAX in KiB, e.g. 4/16/64"
             )));
         };
         sizes.push((min << 10, avg << 10, max << 10));
     }
-    if sizes.is_empty() {
-        sizes.push((MIN_SIZE, AVG_SIZE, MAX_SIZE));
+    Ok(sizes)
+}
+
+fn delta(a: DeltaArgs) -> Result<u8, CliError> {
+    use bench::delta::Cutting;
+    use ois::distribution::chunks::{
+        AVG_SIZE, MAX_SIZE, MIN_SIZE, RESOURCE_AVG, RESOURCE_MAX, RESOURCE_MIN,
+    };
+    let mut by_resource = kib_sizes("--resource-chunks", &a.resource_chunk_sizes)?;
+    let mut by_content = kib_sizes("--chunks", &a.chunk_sizes)?;
+    if by_resource.is_empty() {
+        by_resource.push((RESOURCE_MIN, RESOURCE_AVG, RESOURCE_MAX));
     }
+    if by_content.is_empty() {
+        by_content.push((MIN_SIZE, AVG_SIZE, MAX_SIZE));
+    }
+    let runs = by_resource
+        .into_iter()
+        .map(|s| (Cutting::Resources, s))
+        .chain(by_content.into_iter().map(|s| (Cutting::Content, s)));
     let mut reports = Vec::new();
-    for s in sizes {
-        reports.push(bench::delta::measure(&a.old, &a.new, s).map_err(err)?);
+    for (cutting, s) in runs {
+        reports.push(bench::delta::measure(&a.old, &a.new, cutting, s).map_err(err)?);
     }
     if a.json {
         println!(
@@ -71,10 +92,15 @@ fn delta(a: DeltaArgs) -> Result<u8, CliError> {
     }
     for r in &reports {
         let (min, avg, max) = r.chunk_sizes;
+        let cut = match r.cutting {
+            Cutting::Resources => "resource",
+            Cutting::Content => "content",
+        };
         println!(
-            "chunks {}/{}/{} KiB: whole file {} bytes (what a directory or WebDAV DP receives); \
+            "{} chunks {}/{}/{} KiB: whole file {} bytes (what a directory or WebDAV DP receives); \
              delta {} bytes ({} index, {} range requests, {} chunks); what changed {} bytes \
              compressed; delta/changed {:.2}; a delta saves {:.1}%",
+            cut,
             min >> 10,
             avg >> 10,
             max >> 10,

@@ -401,6 +401,9 @@ fn print_dp(dp: &DistributionPoint) {
     if let Some(p) = &dp.pull {
         println!("Agent last seen     {}", opt(&p.last_contact));
         println!("Agent version       {}", opt(&p.agent_version));
+        if let Some(account) = &p.agent_account {
+            println!("Agent account       {account} (dp-agent)");
+        }
         println!("Bytes served        {}", bytes(p.bytes_served));
         if let Some(b) = p.last_fetch_bytes {
             println!("Last fetch          {}", bytes(b));

@@ -27,7 +27,8 @@ pub enum UserCommand {
     /// Add an account of the site server; prints its API token once
     Add {
         name: String,
-        /// admin (changes things) or read-only (sees everything, changes nothing)
+        /// admin (changes things), read-only (sees everything, changes nothing) or dp-agent
+        /// (a pull DP's agent: the /api/v1/pull/ routes of the one DP it registers)
         #[arg(long, value_parser = parse_role)]
         role: Role,
         #[arg(long)]

@@ -35,7 +35,13 @@ pub fn service(
     Ok(outcomes
         .into_iter()
         .map(|outcome| {
-            let sent = (update_dps && outcome.status == RunStatus::Successful)
+            let succeeded = outcome.status == RunStatus::Successful;
+            // Pull DPs' agents see the new version at their next poll, sent or not: its chunk
+            // index is built now rather than on their first request.
+            if succeeded && !update_dps {
+                distribution::pull::prepare_index(site, outcome.image_id);
+            }
+            let sent = (update_dps && succeeded)
                 .then(|| distribution::distribute_image(site, outcome.image_id, None));
             let (distributed, distribution_error) = match sent {
                 None => (None, None),

@@ -56,6 +56,9 @@ pub static MIGRATIONS: Migrations = Migrations {
             bytes_served INTEGER NOT NULL DEFAULT 0,
             last_fetch_bytes INTEGER,
             validation_requested_at TEXT);",
+        // The dp-agent account that registered or claimed the DP: the only one of that role
+        // that may act for it.
+        "ALTER TABLE pull_dps ADD COLUMN agent_account TEXT;",
     ],
 };
 

@@ -18,6 +18,7 @@ pub mod target;
 mod transfer;
 mod validate;
 mod webdav;
+mod wim_layout;
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -87,6 +88,9 @@ pub enum DistributionError {
     InProvisioningMode(String),
     #[error("{0}")]
     Usage(String),
+    /// A dp-agent account acting for a DP other than the one it registered or claimed.
+    #[error("{0}")]
+    AgentScope(String),
     #[error(transparent)]
     Image(#[from] ImageError),
     #[error(transparent)]
@@ -528,8 +532,15 @@ pub fn distribute_image_with(
         None => catalog::dps_for_image(&db, img.id)?,
     };
     drop(db);
-    run_pool(jobs, targets.len(), |i| {
-        distribute_to(site, &img, &targets[i])
+    let pulled = targets.iter().any(|dp| pull::is_pull(&dp.target));
+    // The pull DPs' chunk index is built while the push DPs receive the file.
+    std::thread::scope(|scope| {
+        if pulled {
+            scope.spawn(|| pull::prepare_index(site, img.id));
+        }
+        run_pool(jobs, targets.len(), |i| {
+            distribute_to(site, &img, &targets[i])
+        })
     })
 }
 

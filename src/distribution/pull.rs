@@ -49,11 +49,14 @@ pub struct PullState {
     pub last_fetch_bytes: Option<u64>,
     /// Set while the site waits for the agent to re-hash its content.
     pub validation_requested_at: Option<String>,
+    /// The dp-agent account that registered or claimed the DP (none for an admin's token).
+    pub agent_account: Option<String>,
 }
 
 pub fn state(db: &Database, dp_id: DpId) -> Result<Option<PullState>, DistributionError> {
     db.query_row(
-        "SELECT agent_version, last_contact, bytes_served, last_fetch_bytes, validation_requested_at
+        "SELECT agent_version, last_contact, bytes_served, last_fetch_bytes, validation_requested_at,
+                agent_account
          FROM pull_dps WHERE dp_id = ?1",
         [dp_id],
         |r| {
@@ -63,6 +66,7 @@ pub fn state(db: &Database, dp_id: DpId) -> Result<Option<PullState>, Distributi
                 bytes_served: r.get::<_, i64>(2)? as u64,
                 last_fetch_bytes: r.get::<_, Option<i64>>(3)?.map(|b| b as u64),
                 validation_requested_at: r.get(4)?,
+                agent_account: r.get(5)?,
             })
         },
     )
@@ -84,13 +88,42 @@ fn ensure_row(db: &Database, dp_id: DpId) -> Result<(), DistributionError> {
     )
 }
 
+/// The DP a dp-agent account registered or claimed, if any.
+fn agent_dp(db: &Database, account: &str) -> Result<Option<DpId>, DistributionError> {
+    db.query_row(
+        "SELECT dp_id FROM pull_dps WHERE agent_account = ?1 COLLATE NOCASE",
+        [account],
+        |r| r.get(0),
+    )
+    .optional()
+    .map_err(|e| DistributionError::Site(db.error(e)))
+}
+
+/// Refuses a dp-agent account acting for a DP it did not register or claim.
+pub fn check_agent(db: &Database, dp_id: DpId, account: &str) -> Result<(), DistributionError> {
+    match agent_dp(db, account)? {
+        Some(own) if own == dp_id => Ok(()),
+        Some(own) => Err(DistributionError::AgentScope(format!(
+            "account {account} is the agent of distribution point {own}: it cannot act for \
+             distribution point {dp_id}"
+        ))),
+        None => Err(DistributionError::AgentScope(format!(
+            "account {account} has registered no distribution point: register first \
+             (POST /api/v1/pull/register)"
+        ))),
+    }
+}
+
 /// The agent's registration: adds the pull DP under its NAL path, or claims the one an admin
-/// added (with a pull target), recording the address it serves clients from.
+/// added (with a pull target), recording the address it serves clients from. `agent` is the
+/// dp-agent account registering, bound to this DP from now on: it may claim no other DP, nor
+/// one another agent account holds (admin accounts are bound to nothing).
 pub fn register(
     site: &Site,
     nal_path: &str,
     url: &str,
     agent_version: &str,
+    agent: Option<&str>,
 ) -> Result<DistributionPoint, DistributionError> {
     let nal = parse_nal(nal_path)?;
     let target = format!("{TARGET_PREFIX}{}", url.trim().trim_end_matches('/'));
@@ -101,7 +134,36 @@ pub fn register(
     })?;
     let db = site.database()?;
     let tx = immediate(&db)?;
-    let dp = match catalog::find_optional(&db, &nal)? {
+    let existing = catalog::find_optional(&db, &nal)?;
+    if let Some(account) = agent {
+        let holder: Option<String> = match &existing {
+            Some(dp) => db
+                .query_row(
+                    "SELECT agent_account FROM pull_dps WHERE dp_id = ?1",
+                    [dp.id],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(|e| db.error(e))?
+                .flatten(),
+            None => None,
+        };
+        if let Some(other) = holder.filter(|h| !h.eq_ignore_ascii_case(account)) {
+            return Err(DistributionError::AgentScope(format!(
+                "distribution point {nal} belongs to agent account {other}: account {account} \
+                 cannot claim it"
+            )));
+        }
+        if let Some(own) = agent_dp(&db, account)? {
+            if existing.as_ref().is_none_or(|dp| dp.id != own) {
+                return Err(DistributionError::AgentScope(format!(
+                    "account {account} is already the agent of distribution point {own}: an \
+                     agent account serves one DP; add another account for {nal}"
+                )));
+            }
+        }
+    }
+    let dp = match existing {
         None => {
             let id = catalog::insert(&db, &nal, &target)?;
             tracing::info!("pull DP {nal} registered by its agent at {url}");
@@ -133,6 +195,13 @@ pub fn register(
         "UPDATE pull_dps SET agent_version = ?2, last_contact = ?3 WHERE dp_id = ?1",
         params![dp, agent_version, now_rfc3339()],
     )?;
+    if let Some(account) = agent {
+        run(
+            &db,
+            "UPDATE pull_dps SET agent_account = ?2 WHERE dp_id = ?1",
+            params![dp, account],
+        )?;
+    }
     tx.commit().map_err(|e| db.error(e))?;
     catalog::find(&db, &nal)
 }
@@ -279,11 +348,12 @@ pub fn servable(
     Ok(img)
 }
 
-/// The chunk index of an image's current version, built on first request and kept under
-/// `<site>/ChunkIndex/<image id>/<sha256>.json` (indexes of older versions are removed).
+/// The chunk index of an image's current version, kept under
+/// `<site>/ChunkIndex/<image id>/<sha256>.chunks` (indexes of older versions are removed):
+/// built when the version is published ([`prepare_index`]), or else on the first request.
 pub fn chunk_index(site: &Site, img: &Image) -> Result<Vec<u8>, DistributionError> {
     let dir = site.root().join("ChunkIndex").join(img.id.to_string());
-    let cache = dir.join(format!("{}.json", img.sha256));
+    let cache = dir.join(format!("{}.chunks", img.sha256));
     let index = super::chunks::cached(&img.path, &img.sha256, &cache).map_err(|e| {
         DistributionError::Storage {
             dp: "the site".into(),
@@ -297,7 +367,38 @@ pub fn chunk_index(site: &Site, img: &Image) -> Result<Vec<u8>, DistributionErro
             }
         }
     }
-    Ok(index.to_json())
+    Ok(index.to_bytes())
+}
+
+/// Builds the chunk index of an image's current version when a pull DP holds the image or is
+/// assigned it, so no agent's request waits while the site reads the whole file. A failure is
+/// logged, not returned: the first request builds the index then.
+pub fn prepare_index(site: &Site, image_id: ImageId) {
+    let prepared = (|| -> Result<Option<Image>, DistributionError> {
+        let db = site.database()?;
+        let img = image::get(&db, image_id)?;
+        let pulled = catalog::dps_for_image(&db, img.id)?
+            .iter()
+            .any(|dp| is_pull(&dp.target));
+        drop(db);
+        if !pulled {
+            return Ok(None);
+        }
+        chunk_index(site, &img)?;
+        Ok(Some(img))
+    })();
+    match prepared {
+        Ok(Some(img)) => tracing::info!(
+            "chunk index of image {} version {} ready for its pull DPs",
+            img.name,
+            img.sha256
+        ),
+        Ok(None) => {}
+        Err(e) => tracing::warn!(
+            "the chunk index of image {image_id} was not built now (the first pull DP to ask \
+             builds it): {e}"
+        ),
+    }
 }
 
 /// Adds to the bytes the site has served a pull DP.

@@ -12,13 +12,16 @@ use serde::Serialize;
 use crate::fsutil::now_rfc3339;
 use crate::site::{Database, SiteError};
 
-/// Admins change things; read-only analysts see everything and change nothing.
+/// Admins change things; read-only analysts see everything and change nothing; a pull DP's
+/// agent calls only the `/api/v1/pull/…` routes, and only for the DP it registered or claimed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub enum Role {
     #[serde(rename = "admin")]
     Admin,
     #[serde(rename = "read-only")]
     ReadOnly,
+    #[serde(rename = "dp-agent")]
+    DpAgent,
 }
 
 impl Role {
@@ -26,6 +29,7 @@ impl Role {
         match self {
             Role::Admin => "admin",
             Role::ReadOnly => "read-only",
+            Role::DpAgent => "dp-agent",
         }
     }
 }
@@ -36,7 +40,10 @@ impl std::str::FromStr for Role {
         match s.trim().to_ascii_lowercase().as_str() {
             "admin" => Ok(Role::Admin),
             "read-only" | "readonly" => Ok(Role::ReadOnly),
-            other => Err(format!("unknown role {other:?}: use admin or read-only")),
+            "dp-agent" => Ok(Role::DpAgent),
+            other => Err(format!(
+                "unknown role {other:?}: use admin, read-only or dp-agent"
+            )),
         }
     }
 }

@@ -10,6 +10,8 @@
 //!   `X-CSRF-Token` from `GET /api/v1/whoami`, so a web page from elsewhere cannot make them
 //!   through the admin's browser.
 //! - Read-only accounts see everything and change nothing: every change answers 403.
+//! - A `dp-agent` account (a pull DP's agent) may call the `/api/v1/pull/…` routes only: any
+//!   other answers 403, and the pull handlers hold it to the one DP it registered or claimed.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -139,7 +141,7 @@ fn is_loopback_host(host: &str) -> bool {
 fn unauthorized(detail: &str) -> ApiError {
     ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", detail).hint(
         "send an account's token as `Authorization: Bearer TOKEN`, or sign in with \
-         POST /api/v1/session; an admin issues tokens with `ois site user add NAME --role admin|read-only`",
+         POST /api/v1/session; an admin issues tokens with `ois site user add NAME --role admin|read-only|dp-agent`",
     )
 }
 
@@ -214,14 +216,35 @@ fn is_change(method: &Method) -> bool {
     !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
 }
 
-/// Refuses what the caller may not do: any change by a read-only account, and a change
-/// authenticated by cookie (or as the local admin) without the right CSRF token.
+/// Which routes a middleware guards: a pull DP agent's, or everything else.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Routes {
+    Pull,
+    Other,
+}
+
+/// Refuses what the caller may not do: any route but the pull DP routes for a dp-agent
+/// account, any change by a read-only account, and a change authenticated by cookie (or as
+/// the local admin) without the right CSRF token.
 pub fn authorize(
     caller: &Caller,
+    routes: Routes,
     method: &Method,
     headers: &HeaderMap,
     what: &str,
 ) -> Result<(), ApiError> {
+    if caller.role == Role::DpAgent && routes != Routes::Pull {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "dp-agent",
+            format!(
+                "account {} is a pull DP's agent (role dp-agent): it cannot {what}; it may call \
+                 only the /api/v1/pull/ routes",
+                caller.name
+            ),
+        )
+        .hint("use an account with the admin or read-only role"));
+    }
     if !is_change(method) {
         return Ok(());
     }
@@ -250,16 +273,25 @@ pub fn authorize(
     Ok(())
 }
 
-/// Middleware for every protected route: identifies the caller, refuses what they may not do,
-/// and hands the caller to the handler (an `Extension<Caller>`).
-pub async fn require(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
+/// Middleware for every protected route but the pull DP routes: identifies the caller,
+/// refuses what they may not do, and hands the caller to the handler (an `Extension<Caller>`).
+pub async fn require(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    guard(state, Routes::Other, request, next).await
+}
+
+/// [`require`] for the pull DP routes, which dp-agent accounts may call too.
+pub async fn require_pull(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    guard(state, Routes::Pull, request, next).await
+}
+
+async fn guard(state: AppState, routes: Routes, mut request: Request, next: Next) -> Response {
     use axum::response::IntoResponse;
     let what = format!("{} {}", request.method(), request.uri().path());
     let caller = match identify(&state, request.headers()).await {
         Ok(c) => c,
         Err(e) => return e.into_response(),
     };
-    if let Err(e) = authorize(&caller, request.method(), request.headers(), &what) {
+    if let Err(e) = authorize(&caller, routes, request.method(), request.headers(), &what) {
         tracing::warn!(
             "site server: refused {what} by {}: {}",
             caller.name,

@@ -240,6 +240,7 @@ fn distribution_error(e: DistributionError) -> ApiError {
             ReadOnly(_) => (StatusCode::CONFLICT, "maintenance-mode"),
             InProvisioningMode(_) => (StatusCode::CONFLICT, "provisioning-mode"),
             Storage { .. } => (StatusCode::BAD_GATEWAY, "storage"),
+            AgentScope(_) => (StatusCode::FORBIDDEN, "dp-agent"),
         };
         ApiError::engine(status, kind, &e, e.hint())
     }

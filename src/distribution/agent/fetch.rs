@@ -431,12 +431,15 @@ fn put_in_place(
     if let Some(parent) = cache.parent() {
         let _ = std::fs::create_dir_all(parent);
     }
-    let _ = std::fs::write(&cache, index.to_json());
+    let _ = std::fs::write(&cache, index.to_bytes());
     for (sha, path) in held_versions(paths, a.image_id) {
         if sha != a.sha256 {
             let _ = std::fs::remove_file(&path);
             let _ = std::fs::remove_file(dir.join(format!("{sha}.wim.sha256")));
-            let _ = std::fs::remove_file(paths.chunk_cache(a.image_id, &sha));
+            let cache = paths.chunk_cache(a.image_id, &sha);
+            let _ = std::fs::remove_file(&cache);
+            // An index of format 1 (JSON), left by an agent before resource-cut indexes.
+            let _ = std::fs::remove_file(cache.with_extension("json"));
         }
     }
     Ok(())

@@ -100,7 +100,7 @@ impl Paths {
             .join(".ois-agent")
             .join("chunks")
             .join(image.to_string())
-            .join(format!("{sha256}.json"))
+            .join(format!("{sha256}.chunks"))
     }
 }
 

@@ -137,7 +137,7 @@ impl SiteClient {
             what: what.clone(),
             reason: e.to_string(),
         })?;
-        let index = ChunkIndex::from_json(&bytes).ok_or_else(|| AgentError::Site {
+        let index = ChunkIndex::from_bytes(&bytes).ok_or_else(|| AgentError::Site {
             what,
             reason: "the answer is not a chunk index this agent reads".into(),
         })?;

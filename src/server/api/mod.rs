@@ -49,6 +49,9 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/dps/{id}", get(dp).patch(set_dp).delete(remove_dp))
         .route("/dps/{id}/maintenance-mode", put(maintenance_mode))
         .route("/dps/{id}/validate", post(validate_dp))
+        .route_layer(middleware::from_fn_with_state(state.clone(), auth::require));
+    // A pull DP's agent may call these with a dp-agent account, and no other.
+    let pull = Router::new()
         .route("/pull/register", post(pull_register))
         .route("/pull/{dp}/assignments", get(pull_assignments))
         .route(
@@ -60,12 +63,13 @@ pub fn router(state: AppState) -> Router<AppState> {
             get(pull_content),
         )
         .route("/pull/{dp}/report", post(pull_report))
-        .route_layer(middleware::from_fn_with_state(state, auth::require));
+        .route_layer(middleware::from_fn_with_state(state, auth::require_pull));
     Router::new()
         .route("/whoami", get(whoami))
         .route("/session", post(sign_in).delete(sign_out))
         .route("/openapi.json", get(openapi))
         .merge(protected)
+        .merge(pull)
         .fallback(|| async { ApiError::not_found("no such API route: see /api/v1/openapi.json") })
 }
 

@@ -1,9 +1,26 @@
 //! The pull DP agent's API (`/api/v1/pull/…`): registration, assignments, chunk indexes,
-//! content by byte range, and reports. The agent authenticates with an account's API token.
+//! content by byte range, and reports. The agent authenticates with an account's API token:
+//! an admin's, or better a dp-agent account's, which acts only for the DP it registered.
 
 use super::prelude::*;
 use crate::distribution::pull::{self, Report, ServeRefusal};
 use crate::image::ImageId;
+use crate::server::accounts::Role;
+use crate::site::Site;
+
+/// The dp-agent account calling, if the caller is one (admins act for any DP).
+fn agent_of(caller: &Caller) -> Option<String> {
+    (caller.role == Role::DpAgent).then(|| caller.name.clone())
+}
+
+/// Refuses a dp-agent account acting for a DP it did not register or claim.
+fn check_dp(site: &Site, agent: Option<&str>, dp: DpId) -> Result<(), ApiError> {
+    if let Some(account) = agent {
+        let db = site.database()?;
+        pull::check_agent(&db, dp, account)?;
+    }
+    Ok(())
+}
 
 /// Most bytes one range request may ask for: the agent asks for a few MiB at a time.
 const MAX_RANGE: u64 = 64 << 20;
@@ -36,6 +53,7 @@ pub async fn pull_register(
     Body(body): Body<Registration>,
 ) -> Result<Response, ApiError> {
     let target = body.nal_path.clone();
+    let agent = agent_of(&caller);
     let dp = change(
         &state,
         &caller,
@@ -47,6 +65,7 @@ pub async fn pull_register(
                 &body.nal_path,
                 &body.url,
                 &body.agent_version,
+                agent.as_deref(),
             )?)
         },
     )
@@ -58,11 +77,17 @@ pub async fn pull_register(
     params(("dp" = i64, Path)), responses((status = 200, description = "{dp_id, maintenance_mode, assignments, validate}")))]
 pub async fn pull_assignments(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path(dp): Path<String>,
 ) -> Result<Response, ApiError> {
     let dp = id_of(&dp, "distribution point")?;
+    let agent = agent_of(&caller);
     Ok(json(
-        &read(&state, move |s| Ok(pull::assignments(&s.site, dp)?)).await?,
+        &read(&state, move |s| {
+            check_dp(&s.site, agent.as_deref(), dp)?;
+            Ok(pull::assignments(&s.site, dp)?)
+        })
+        .await?,
     ))
 }
 
@@ -71,18 +96,21 @@ pub async fn pull_assignments(
     responses((status = 200, description = "the version's chunk index"), (status = 410, description = "not the current version")))]
 pub async fn pull_chunks(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path((dp, image, sha256)): Path<(String, String, String)>,
 ) -> Result<Response, ApiError> {
     let dp: DpId = id_of(&dp, "distribution point")?;
     let image: ImageId = id_of(&image, "image")?;
+    let agent = agent_of(&caller);
     let bytes = read(&state, move |s| {
+        check_dp(&s.site, agent.as_deref(), dp)?;
         let img = pull::servable(&s.site, dp, image, &sha256).map_err(refusal)?;
         let bytes = pull::chunk_index(&s.site, &img)?;
         pull::count_served(&s.site, dp, bytes.len() as u64)?;
         Ok(bytes)
     })
     .await?;
-    Ok(([(header::CONTENT_TYPE, "application/json")], bytes).into_response())
+    Ok(([(header::CONTENT_TYPE, "application/octet-stream")], bytes).into_response())
 }
 
 #[utoipa::path(get, path = "/api/v1/pull/{dp}/images/{image}/versions/{sha256}/content", tag = "pull",
@@ -91,9 +119,11 @@ pub async fn pull_chunks(
         (status = 410, description = "not the current version"), (status = 416)))]
 pub async fn pull_content(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path((dp, image, sha256)): Path<(String, String, String)>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
+    let agent = agent_of(&caller);
     let dp: DpId = id_of(&dp, "distribution point")?;
     let image: ImageId = id_of(&image, "image")?;
     let range = headers
@@ -104,6 +134,7 @@ pub async fn pull_content(
             ApiError::bad_request("ask for one byte range (Range: bytes=A-B) at a time")
         })?;
     let (start, end, size, data) = read(&state, move |s| {
+        check_dp(&s.site, agent.as_deref(), dp)?;
         let img = pull::servable(&s.site, dp, image, &sha256).map_err(refusal)?;
         let unsatisfiable = |why: String| {
             ApiError::new(StatusCode::RANGE_NOT_SATISFIABLE, "range", why)
@@ -152,12 +183,16 @@ pub async fn pull_report(
     Body(report): Body<Report>,
 ) -> Result<Response, ApiError> {
     let dp: DpId = id_of(&dp, "distribution point")?;
+    let agent = agent_of(&caller);
     change(
         &state,
         &caller,
         "pull distribution point report",
         format!("dp {dp}"),
-        move |s| Ok(pull::record_report(&s.site, dp, &report)?),
+        move |s| {
+            check_dp(&s.site, agent.as_deref(), dp)?;
+            Ok(pull::record_report(&s.site, dp, &report)?)
+        },
     )
     .await?;
     Ok(StatusCode::NO_CONTENT.into_response())
