@@ -50,6 +50,7 @@ fn main() {
         only: Vec::new(),
         ois: PathBuf::from(env!("CARGO_BIN_EXE_ois")),
         wimlib_imagex: bench::harness::which("wimlib-imagex"),
+        cold: std::env::var_os("OIS_BENCH_COLD").is_some(),
     });
     match report {
         Ok(r) => print!("{}", r.markdown()),

@@ -199,7 +199,8 @@ fn harness_reports_every_strategy() {
             "mount-style",
             "ois-images-jobs1",
             "ois-images-parallel",
-            "floor"
+            "floor",
+            "copy"
         ]
     );
     for s in strategies {
@@ -221,7 +222,13 @@ fn harness_reports_every_strategy() {
             other => panic!("{title}: {other}: {}", s["reason"]),
         }
     }
-    for id in ["ois", "ois-images-jobs1", "ois-images-parallel", "floor"] {
+    for id in [
+        "ois",
+        "ois-images-jobs1",
+        "ois-images-parallel",
+        "floor",
+        "copy",
+    ] {
         let s = strategies.iter().find(|s| s["id"] == id).expect("strategy");
         assert_eq!(s["status"], "ok", "{id} never needs another tool");
     }
@@ -233,4 +240,54 @@ fn harness_reports_every_strategy() {
     assert!(json["ratios"].as_array().expect("ratios").len() >= 5);
     assert!(json["machine"]["cores"].as_u64().unwrap_or(0) >= 1);
     assert!(md.contains("| ratio |"));
+}
+
+#[test]
+fn a_cold_run_drops_the_page_cache_or_says_it_needs_root() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let out = tmp.path().join("bench");
+    let args = [
+        "bench",
+        "run",
+        "--size",
+        "3MiB",
+        "--indexes",
+        "1",
+        "--repetitions",
+        "1",
+        "--images",
+        "0",
+        "--only",
+        "ois,copy",
+        "--cold",
+        "--out",
+        out.to_str().expect("utf8"),
+    ];
+    let can_drop = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/proc/sys/vm/drop_caches")
+        .is_ok();
+    if !can_drop {
+        let failed = ois(&args).failed();
+        assert!(failed.stderr.contains("needs root"), "{}", failed.stderr);
+        return;
+    }
+    ois(&args).ok();
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("bench.json")).expect("bench.json"))
+            .expect("JSON");
+    let strategies = json["strategies"].as_array().expect("strategies");
+    let copy = strategies.iter().find(|s| s["id"] == "copy").expect("copy");
+    assert_eq!(copy["status"], "ok", "{copy}");
+    assert_eq!(
+        copy["median"]["output_bytes"].as_u64(),
+        json["input"]["wim_bytes"].as_u64(),
+        "the plain copy is the whole WIM"
+    );
+    let ratios = json["ratios"].as_array().expect("ratios");
+    assert!(
+        ratios.iter().any(|r| r["name"] == "ois / plain copy (wall)"
+            && r["value"].as_f64().is_some_and(|v| v > 0.0)),
+        "{ratios:?}"
+    );
 }

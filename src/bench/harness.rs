@@ -2,6 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
+use super::measure;
 use super::measure::Sample;
 use super::report::{self, Report, RunRecord, StrategyResult};
 use super::strategies::{self, io, Input, Outcome};
@@ -26,6 +27,9 @@ pub struct BenchOptions {
     pub ois: PathBuf,
     /// `wimlib-imagex`; None when it is not installed.
     pub wimlib_imagex: Option<PathBuf>,
+    /// Drop the page cache before every timed step (root only), so that each strategy starts
+    /// from the disk as a monthly run on a big image does.
+    pub cold: bool,
 }
 
 /// The strategies, in their table order.
@@ -37,16 +41,18 @@ pub enum Key {
     Jobs1,
     Parallel,
     Floor,
+    Copy,
 }
 
 impl Key {
-    pub const ALL: [Key; 6] = [
+    pub const ALL: [Key; 7] = [
         Key::Ois,
         Key::Script,
         Key::Mount,
         Key::Jobs1,
         Key::Parallel,
         Key::Floor,
+        Key::Copy,
     ];
 
     pub fn id(self) -> &'static str {
@@ -57,6 +63,7 @@ impl Key {
             Key::Jobs1 => "ois-images-jobs1",
             Key::Parallel => "ois-images-parallel",
             Key::Floor => "floor",
+            Key::Copy => "copy",
         }
     }
 
@@ -68,6 +75,7 @@ impl Key {
             Key::Jobs1 => format!("4a. ois service of {images} images, --jobs 1"),
             Key::Parallel => format!("4b. ois service of {images} images, default jobs"),
             Key::Floor => "5. floor: copy WIM + fsync, compress payload once".into(),
+            Key::Copy => "6. plain copy: cp + fsync of the WIM".into(),
         }
     }
 }
@@ -168,6 +176,10 @@ pub fn run(opts: &BenchOptions) -> Result<Report, BenchError> {
         std::fs::remove_dir_all(&work).map_err(io(&work))?;
     }
     std::fs::create_dir_all(&work).map_err(io(&work))?;
+    if opts.cold {
+        measure::require_cold_start()?;
+    }
+    measure::set_cold(opts.cold);
     let input = read_input(opts, &work)?;
     let runs = work.join("runs");
     let pristine = work.join("pristine");
@@ -263,6 +275,7 @@ fn run_one(
             None,
         ),
         Key::Floor => strategies::floor(&opts.ois, input, dir),
+        Key::Copy => strategies::plain_copy(input, dir),
     }
 }
 

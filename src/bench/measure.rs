@@ -4,6 +4,7 @@
 use std::fs::File;
 use std::path::Path;
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use serde::Serialize;
@@ -35,6 +36,31 @@ fn seconds(t: libc::timeval) -> f64 {
     t.tv_sec as f64 + t.tv_usec as f64 / 1e6
 }
 
+/// Whether every timed step starts with an empty page cache (`ois bench run --cold`): one
+/// setting for the whole comparison, read by every strategy's steps.
+static COLD: AtomicBool = AtomicBool::new(false);
+
+pub fn set_cold(cold: bool) {
+    COLD.store(cold, Ordering::Relaxed);
+}
+
+const DROP_CACHES: &str = "/proc/sys/vm/drop_caches";
+
+/// Checks that the page cache can be dropped here (root on Linux), before anything is run.
+pub fn require_cold_start() -> Result<(), BenchError> {
+    drop_caches().map_err(|e| {
+        BenchError::Invalid(format!(
+            "--cold drops the page cache before each timed step, which needs root on Linux \
+             (writing {DROP_CACHES}: {e}); run it as root or leave --cold out"
+        ))
+    })
+}
+
+fn drop_caches() -> std::io::Result<()> {
+    crate::platform::sync_all_filesystems();
+    std::fs::write(DROP_CACHES, "3\n")
+}
+
 /// Runs `cmd` to completion with its output in `log` and returns what it cost; a failure is
 /// an error naming the step, never a sample.
 pub fn run(
@@ -60,6 +86,12 @@ pub fn run(
         None => {
             cmd.stdin(Stdio::null());
         }
+    }
+    if COLD.load(Ordering::Relaxed) {
+        drop_caches().map_err(|e| BenchError::Io {
+            path: DROP_CACHES.into(),
+            source: e,
+        })?;
     }
     tracing::debug!("running {cmd:?}");
     let started = Instant::now();

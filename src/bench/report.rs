@@ -220,7 +220,7 @@ impl Report {
                 "ois / wimlib-script (wall)",
                 wall("ois"),
                 wall("wimlib-script"),
-                Some(("<=", 0.5)),
+                Some(("<=", 0.2)),
             ),
             ratio(
                 "ois / mount-style (wall)",
@@ -251,6 +251,12 @@ impl Report {
                 ois_rss,
                 Some(1024.0),
                 Some(("<=", 0.5)),
+            ),
+            ratio(
+                "ois / plain copy (wall)",
+                wall("ois"),
+                wall("copy"),
+                Some(("<=", 2.0)),
             ),
             ratio(
                 "wimlib-script / floor (wall)",

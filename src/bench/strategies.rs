@@ -340,6 +340,26 @@ fn overlay(src: &Path, dest: &Path) -> Result<(), BenchError> {
 }
 
 /// Strategy 5: the floor, run as `ois bench floor` so it is measured like the others.
+/// Strategy 6: the lowest cost of writing a new file of the image: `cp` and an fsync of the
+/// copy (coreutils `sync FILE`), with no servicing at all.
+pub fn plain_copy(input: &Input, run: &Path) -> Result<Outcome, BenchError> {
+    prepare(run)?;
+    settle();
+    let out = run.join("copy.wim");
+    let mut c = Command::new("sh");
+    c.arg("-c")
+        .arg(r#"cp -- "$1" "$2" && sync -- "$2""#)
+        .arg("sh")
+        .arg(&input.wim)
+        .arg(&out);
+    let sample = measure::run("cp + fsync", &mut c, &run.join("copy.log"), None)?;
+    Ok(Outcome {
+        sample,
+        output_bytes: size_of(&out)?,
+        import: None,
+    })
+}
+
 pub fn floor(exe: &Path, input: &Input, run: &Path) -> Result<Outcome, BenchError> {
     prepare(run)?;
     settle();

@@ -165,9 +165,13 @@ pub struct RunArgs {
     #[arg(long, default_value = "target/bench")]
     pub out: PathBuf,
     /// Measure only these strategies (ois, wimlib-script, mount-style, ois-images-jobs1,
-    /// ois-images-parallel, floor); the others are reported as skipped
+    /// ois-images-parallel, floor, copy); the others are reported as skipped
     #[arg(long, value_delimiter = ',', value_parser = parse_strategy)]
     pub only: Vec<bench::harness::Key>,
+    /// Drop the page cache before every timed step (needs root), so each strategy reads the
+    /// image from disk
+    #[arg(long)]
+    pub cold: bool,
     #[arg(long)]
     pub json: bool,
 }
@@ -287,6 +291,7 @@ fn bench_run(a: RunArgs) -> Result<u8, CliError> {
         only: a.only,
         ois,
         wimlib_imagex: bench::harness::which("wimlib-imagex"),
+        cold: a.cold,
     })
     .map_err(err)?;
     if a.json {
