@@ -65,8 +65,9 @@ pub struct SiteConfig {
     /// Extra free space to keep on the servicing drive, in MiB, beyond what a run needs.
     pub free_space_reserve_mib: u64,
     /// Memory a run may give to the directory trees of the indexes it changes, in MiB (wimlib
-    /// holds them until the write). Indexes beyond it are serviced in further passes, each a
-    /// full write of the WIM; 0 means one index per pass.
+    /// holds them until the write). Indexes beyond it are serviced in further passes, each
+    /// adding its indexes to the one file (`servicing::assemble`); 0 means one index per pass.
+    /// 256 keeps an 11-edition install.wim of 100,000 files per index under 512 MiB in all.
     pub metadata_memory_mib: u64,
     /// How often the scheduler looks for images stuck in provisioning mode, in minutes
     /// (fractions allowed; absent or 0 means 60).
@@ -112,7 +113,7 @@ impl Default for SiteConfig {
             servicing_drive: ServicingDrive::Auto,
             integrity_table: true,
             free_space_reserve_mib: 64,
-            metadata_memory_mib: 512,
+            metadata_memory_mib: 256,
             provisioning_check_minutes: DEFAULT_PROVISIONING_CHECK_MINUTES,
             provisioning_max_minutes: DEFAULT_PROVISIONING_MAX_MINUTES,
             log_max_kib: DEFAULT_LOG_MAX_KIB,

@@ -79,12 +79,23 @@ impl Wim {
             } else {
                 sys::WIMLIB_WRITE_FLAG_NO_CHECK_INTEGRITY
             };
+        let _guard = diagnostics::exclusive();
         diagnostics::take();
         // SAFETY: the handle is valid. After a successful overwrite wimlib allows only
         // wimlib_free: the caller drops the WIM (after a refused one it may write it anew).
         let rc = self.with_progress(sink, || unsafe {
             sys::wimlib_overwrite(self.raw, flags as c_int, 0)
         });
+        // wimlib always warns that a compaction must not be interrupted; that holds for a
+        // file only this run writes, and the run log need not say so for every pass. (On a
+        // failure the messages go with the error.)
+        if rc == 0 {
+            diagnostics::take_except(&[
+                "is being compacted in place",
+                "Do *not* interrupt the operation",
+                "corrupted!",
+            ]);
+        }
         if rc as u32 == sys::wimlib_error_code_WIMLIB_ERR_COMPACTION_NOT_POSSIBLE {
             return Ok(false);
         }

@@ -74,6 +74,12 @@ pub(super) fn exclusive() -> MutexGuard<'static, ()> {
 
 /// The messages wimlib printed since the last call, also written to the log.
 pub(super) fn take() -> Vec<String> {
+    take_except(&[])
+}
+
+/// [`take`], leaving out (of the result and the log) lines that hold one of `expected`:
+/// warnings an operation always prints, which say nothing to the reader of a run log.
+pub(super) fn take_except(expected: &[&str]) -> Vec<String> {
     let Some(capture) = CAPTURE.get() else {
         return Vec::new();
     };
@@ -89,7 +95,7 @@ pub(super) fn take() -> Vec<String> {
     c.offset = offset + n as u64;
     text.split(['\n', '\r'])
         .map(|l| l.trim())
-        .filter(|l| !l.is_empty())
+        .filter(|l| !l.is_empty() && !expected.iter().any(|e| l.contains(e)))
         .map(|l| {
             tracing::debug!(target: "wimlib", "{l}");
             l.trim_start_matches("[ERROR] ")
