@@ -583,3 +583,133 @@ fn a_cancel_while_dism_works_stops_before_the_next_package_and_discards() {
     );
     assert_eq!(std::fs::read(&s.wim).expect("wim"), s.original);
 }
+
+#[test]
+fn remove_superseded_updates_cleans_up_components_after_the_packages_of_each_index() {
+    let Some(s) = setup(1) else {
+        return;
+    };
+    s.site.configure("remove_superseded_updates = true");
+    let shown = s.site.ois(&["site", "show", "--json"]).ok().json();
+    assert_eq!(shown["remove_superseded_updates"], true);
+    let all = [ssu(), other(), checkpoint(), cumulative()];
+    let script = Arc::new(Mutex::new(Script {
+        answers: VecDeque::from([
+            (0, MOUNTED.to_string()),
+            (0, ADDED.to_string()),
+            (0, ADDED.to_string()),
+            (0, ADDED.to_string()),
+            (0, String::new()),
+            (0, listing(&all)),
+            (0, String::new()),
+        ]),
+        ..Script::default()
+    }));
+    let (_site, outcome) = service(&s, &script, Arc::new(AtomicBool::new(false)));
+    assert_eq!(outcome.status, RunStatus::Successful, "{:?}", outcome.error);
+    let calls = script.lock().expect("script").calls.clone();
+    let verbs: Vec<String> = calls.iter().map(|c| verb(&c.args)).collect();
+    assert_eq!(
+        verbs,
+        [
+            "/Mount-Image",
+            "/Add-Package",
+            "/Add-Package",
+            "/Add-Package",
+            "/Cleanup-Image /StartComponentCleanup /ResetBase",
+            "/Get-Packages",
+            "/Unmount-Image /Commit"
+        ]
+    );
+}
+
+#[test]
+fn the_repair_discards_the_runs_stale_dism_mount_before_removing_its_stage() {
+    if !tools() {
+        return;
+    }
+    let test_site = TestSite::new();
+    test_site.golden_image("golden");
+    let site = ois::site::Site::open(&test_site.root(), ois::SCHEMA).expect("site");
+    let db = site.database().expect("db");
+    let img = ois::image::find(&db, "golden").expect("image");
+    let original = std::fs::read(&img.path).expect("wim");
+    // A run whose process is gone, killed while DISM had index 1 mounted.
+    let mut gone = Command::new("true").spawn().expect("true");
+    let pid = gone.id();
+    gone.wait().expect("wait");
+    let host = ois::servicing::lease::host_name();
+    db.execute(
+        "INSERT INTO servicing_runs (image_id, status, started_at, continue_on_error, owner_pid, owner_host)
+         VALUES (?1, 'In progress', '2026-12-02T08:00:00Z', 0, ?2, ?3)",
+        rusqlite::params![img.id, pid, host],
+    )
+    .expect("run");
+    let run_id = db.last_insert_rowid();
+    let stage = site.stage_dir(run_id);
+    db.execute(
+        "UPDATE servicing_runs SET stage_dir = ?2 WHERE id = ?1",
+        rusqlite::params![run_id, stage.to_string_lossy()],
+    )
+    .expect("stage");
+    db.execute(
+        "INSERT INTO provisioning (image_id, run_id, since, owner_pid, owner_host)
+         VALUES (?1, ?2, '2026-12-02T08:00:00Z', ?3, ?4)",
+        rusqlite::params![img.id, run_id, pid, host],
+    )
+    .expect("provisioning");
+    let mount = stage.join("mount").join("1");
+    std::fs::create_dir_all(mount.join("Windows")).expect("mount");
+    std::fs::write(stage.join("staged.wim"), b"staged copy").expect("staged");
+    // Another run's mount (run 1 and run 12 share a prefix) is not this repair's to discard.
+    let other = site
+        .staging_root()
+        .join(format!(
+            "{}2",
+            stage.file_name().expect("name").to_string_lossy()
+        ))
+        .join("mount")
+        .join("1");
+    let mounted = format!(
+        "Mounted images:\n\nMount Dir : {}\nImage File : {}\nImage Index : 1\nMounted Read/Write : Yes\nStatus : Needs Remount\n\nMount Dir : {}\nImage File : other.wim\nImage Index : 1\nMounted Read/Write : Yes\nStatus : Ok\n\nThe operation completed successfully.\n",
+        mount.display(),
+        stage.join("staged.wim").display(),
+        other.display()
+    );
+    let script = Arc::new(Mutex::new(Script {
+        answers: VecDeque::from([(0, mounted), (0, String::new()), (0, String::new())]),
+        ..Script::default()
+    }));
+    let shared = script.clone();
+    let make = move || -> Box<dyn DismRunner> { Box::new(Transcript(shared.clone())) };
+    let repair = ois::servicing::recovery::repair_by(
+        &site,
+        &img,
+        ois::servicing::recovery::Trigger::Admin,
+        Servicers::with_dism(&make),
+    )
+    .expect("repair")
+    .expect("something to repair");
+    let calls = script.lock().expect("script").calls.clone();
+    let verbs: Vec<String> = calls.iter().map(|c| verb(&c.args)).collect();
+    assert_eq!(
+        verbs,
+        [
+            "/Get-MountedWimInfo",
+            "/Unmount-Image /Discard",
+            "/Cleanup-Wim"
+        ]
+    );
+    assert_eq!(calls[1].args[1], format!("/MountDir:{}", mount.display()));
+    assert!(repair.removed.contains(&stage), "{:?}", repair.removed);
+    assert!(!stage.exists());
+    assert_eq!(repair.original, ois::servicing::recovery::Original::Intact);
+    assert_eq!(std::fs::read(&img.path).expect("wim"), original);
+    let log =
+        std::fs::read_to_string(ois::log::run_log_path(&site.logs_dir(), run_id)).expect("run log");
+    assert!(
+        log.contains("component=\"DISM\"")
+            && log.contains("Executing command line: dism.exe /Unmount-Image"),
+        "{log}"
+    );
+}

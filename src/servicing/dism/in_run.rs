@@ -354,14 +354,20 @@ fn servicing_stack_in_library(
         .map(|c| c.id().to_string())
 }
 
-/// Appends an index's DISM log to the run's CMTrace log, one line each with component
-/// `DISM`, so the run log tells the whole story. A log DISM did not write is said so.
+/// Appends a DISM log (an index's, or the repair's: `index` 0) to the run's CMTrace log, one
+/// line each with component `DISM`, so the run log tells the whole story. A log DISM did not
+/// write is said so.
 pub(crate) fn copy_dism_log(dism_log: &Path, run_log: &Path, index: u32) {
     let bytes = match std::fs::read(dism_log) {
         Ok(b) => b,
         Err(e) => {
+            let of = if index == 0 {
+                "the repair".to_string()
+            } else {
+                format!("index {index}")
+            };
             tracing::warn!(
-                "index {index}: no DISM log to copy into the run log ({}: {e})",
+                "{of}: no DISM log to copy into the run log ({}: {e})",
                 dism_log.display()
             );
             return;
