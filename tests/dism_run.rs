@@ -713,3 +713,72 @@ fn the_repair_discards_the_runs_stale_dism_mount_before_removing_its_stage() {
         "{log}"
     );
 }
+
+/// After a run with Windows packages, planning reads the image again rather than trusting
+/// DISM's word. The replayed DISM changes nothing in the WIM, so a file-level update of the
+/// same run lays down the cumulative update's `.mum` (an ordinary file-level change, not
+/// DISM's): the next plan must see the index at that revision from the image itself.
+#[test]
+fn after_a_windows_package_run_planning_reads_the_installed_packages_from_the_image() {
+    let Some(s) = setup(1) else {
+        return;
+    };
+    let marker = s.site.path("file-level/OIS-CU-MARKER");
+    std::fs::create_dir_all(marker.join("payload")).expect("mkdir");
+    let cu = cumulative();
+    std::fs::write(
+        marker.join("update.toml"),
+        format!("id = \"OIS-CU-MARKER\"\ntitle = \"A .mum\"\narchitecture = \"x64\"\n[[change]]\nadd = \"payload/cu.mum\"\nat = \"Windows/servicing/Packages/{cu}.mum\"\n"),
+    )
+    .expect("manifest");
+    std::fs::write(
+        marker.join("payload/cu.mum"),
+        mum(
+            "Package_for_RollupFix",
+            "26100.2314.1.10",
+            "KB5044284",
+            "Security Update",
+            &[],
+        ),
+    )
+    .expect("mum");
+    s.site.import_update(&marker);
+    let before = s
+        .site
+        .ois(&["image", "applicable", "rtm", "--json"])
+        .ok()
+        .json();
+    assert!(before.to_string().contains("KB5044284"), "{before}");
+    let all = [ssu(), other(), checkpoint(), cumulative()];
+    let script = Arc::new(Mutex::new(Script {
+        answers: VecDeque::from([
+            (0, MOUNTED.to_string()),
+            (0, ADDED.to_string()),
+            (0, ADDED.to_string()),
+            (0, ADDED.to_string()),
+            (0, listing(&all)),
+            (0, String::new()),
+        ]),
+        ..Script::default()
+    }));
+    let (_site, outcome) = service(&s, &script, Arc::new(AtomicBool::new(false)));
+    assert_eq!(outcome.status, RunStatus::Successful, "{:?}", outcome.error);
+    assert!(outcome.applied.contains(&"OIS-CU-MARKER".to_string()));
+    let after = s
+        .site
+        .ois(&["image", "applicable", "rtm", "--json"])
+        .ok()
+        .json();
+    let ids: Vec<&str> = after
+        .as_array()
+        .expect("array")
+        .iter()
+        .map(|u| u["id"].as_str().expect("id"))
+        .collect();
+    assert!(
+        !ids.contains(&"KB5044284") && !ids.contains(&"KB5043080"),
+        "the image is at 26100.2314 now: {ids:?}"
+    );
+    let shown = s.site.ois(&["image", "show", "rtm", "--json"]).ok().json();
+    assert!(shown.to_string().contains(&cu), "{shown}");
+}

@@ -120,7 +120,13 @@ pub(super) fn run(
             &mut outcome,
         );
         watch.unregister(run_id);
-        finish(&db, &img, &mut outcome, result)
+        // After DISM, planning reads the installed packages from the image, not from DISM's
+        // word.
+        let windows_state = match &result {
+            Ok(_) if !plan.windows.is_empty() => super::dism::in_run::read_back(&img),
+            _ => None,
+        };
+        finish(&db, &img, &mut outcome, result, windows_state.as_ref())
     });
     if let Err(Ended(status, message)) = result {
         tracing::error!(
@@ -689,6 +695,7 @@ fn finish(
     img: &Image,
     outcome: &mut ImageOutcome,
     result: Result<(String, u64), Ended>,
+    windows_state: Option<&image::WimContents>,
 ) -> Result<(), Ended> {
     let run_id = outcome.run_id.unwrap_or_default();
     // What the nested images took counts as the run's own applied and failed updates.
@@ -734,6 +741,9 @@ fn finish(
             }
             let installed: Vec<(u32, BTreeSet<String>)> = installed.into_iter().collect();
             image::record_servicing(&tx, img.id, sha256, *size, run_id, &installed)?;
+            if let Some(contents) = windows_state {
+                image::record_windows_state(&tx, img.id, contents)?;
+            }
             outcome.size_after = *size;
         }
         for r in &outcome.results {

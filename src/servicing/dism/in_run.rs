@@ -429,3 +429,18 @@ fn severity(line: &str) -> Severity {
         Severity::Info
     }
 }
+
+/// The serviced image's Windows state read back from the file that replaced the original
+/// (the same reader as `image import`): what DISM installed counts once the image shows it.
+/// `None`, with a warning, when it cannot be read; the next import or run reads it then.
+pub(crate) fn read_back(img: &Image) -> Option<crate::image::WimContents> {
+    crate::image::inspect::inspect(&img.path)
+        .map_err(|e| {
+            tracing::warn!(
+                "cannot read the Windows packages back from the serviced image {} ({}): {e}; `ois image applicable` may list what was installed until it is read again",
+                img.name,
+                img.path.display()
+            )
+        })
+        .ok()
+}
