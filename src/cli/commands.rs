@@ -167,6 +167,7 @@ pub fn run(cli: Cli) -> Result<u8, CliError> {
             super::serve::user(&Site::open(&cli.site, ois::SCHEMA)?, cmd)
         }
         Command::Quickstart => super::quickstart::run(&cli.site),
+        Command::ServiceHost(cmd) => super::service_host::run(&cli.site, cmd),
     }
 }
 
