@@ -25,7 +25,10 @@ fn dism_adds_a_package_to_a_mounted_index() {
         index: 1,
         mount_dir: dir.path().join("mount").join("1"),
         log: dir.path().join("dism.log"),
-        packages: vec![(identity.clone(), package.into())],
+        packages: vec![ois::servicing::dism::PackageToAdd::one(
+            identity.clone(),
+            package,
+        )],
         remove_superseded: false,
         ssu_in_library: None,
     };

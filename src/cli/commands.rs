@@ -167,6 +167,7 @@ pub fn run(cli: Cli) -> Result<u8, CliError> {
             super::serve::user(&Site::open(&cli.site, ois::SCHEMA)?, cmd)
         }
         Command::Quickstart => super::quickstart::run(&cli.site),
+        Command::ServiceHost(cmd) => super::service_host::run(&cli.site, cmd),
     }
 }
 
@@ -204,6 +205,7 @@ fn site_show(site: &Site, json: bool) -> Result<u8, CliError> {
             "root": site.root(), "servicing_drive": c.servicing_drive.to_string(),
             "staging_folder": site.staging_root(), "integrity_table": c.integrity_table,
             "metadata_memory_mib": c.metadata_memory_mib,
+            "remove_superseded_updates": c.remove_superseded_updates,
             "content_library": site.library_dir(), "logs": site.logs_dir(),
             "wimlib": ois::wim::version(),
         }));
@@ -218,6 +220,14 @@ fn site_show(site: &Site, json: bool) -> Result<u8, CliError> {
             if c.integrity_table { "yes" } else { "no" }
         );
         println!("Metadata memory   {} MiB", c.metadata_memory_mib);
+        println!(
+            "Remove superseded {}",
+            if c.remove_superseded_updates {
+                "yes (DISM /StartComponentCleanup /ResetBase after Windows packages)"
+            } else {
+                "no"
+            }
+        );
         println!("wimlib            {}", ois::wim::version());
     }
     Ok(0)

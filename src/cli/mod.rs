@@ -10,6 +10,7 @@ mod quickstart;
 mod render;
 mod schedule;
 mod serve;
+mod service_host;
 
 use std::path::PathBuf;
 
@@ -69,6 +70,9 @@ pub enum Command {
     /// Installation media: import a folder or ISO, service it into a new folder and ISO
     #[command(subcommand)]
     Media(media::MediaCommand),
+    /// Run the scheduler or the site server as a Windows service (Windows hosts)
+    #[command(subcommand)]
+    ServiceHost(service_host::ServiceHostCommand),
 }
 
 #[derive(Subcommand, Debug)]

@@ -594,6 +594,46 @@ pub fn verified_sha256(db: &Database, image_id: ImageId) -> Option<String> {
 }
 
 /// Records a serviced image: its new file hash and size, and what each index gained.
+/// Records what each index now holds, as read from the image itself (its build, revision,
+/// edition and Windows packages): after DISM installed Windows packages, planning must see
+/// them from the image, as it does after an import.
+pub fn record_windows_state(
+    tx: &Transaction,
+    image_id: ImageId,
+    contents: &WimContents,
+) -> rusqlite::Result<()> {
+    for (info, packages) in contents.indexes.iter().zip(&contents.packages) {
+        tx.execute(
+            "UPDATE image_indexes SET build = ?3, version = ?4, edition = ?5, product_name = ?6,
+                ubr = ?7, display_version = ?8, packages_from = ?9
+             WHERE image_id = ?1 AND idx = ?2",
+            params![
+                image_id,
+                info.index,
+                info.build,
+                info.version,
+                info.edition,
+                info.product_name,
+                info.ubr,
+                info.display_version,
+                info.packages_from
+            ],
+        )?;
+        tx.execute(
+            "DELETE FROM installed_packages WHERE image_id = ?1 AND idx = ?2",
+            params![image_id, info.index],
+        )?;
+        for p in packages {
+            tx.execute(
+                "INSERT OR IGNORE INTO installed_packages (image_id, idx, identity, state, installed, source)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![image_id, info.index, p.identity, p.state, p.installed, p.source],
+            )?;
+        }
+    }
+    Ok(())
+}
+
 pub fn record_servicing(
     tx: &Transaction,
     image_id: ImageId,

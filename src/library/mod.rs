@@ -704,6 +704,14 @@ impl ContentLibrary {
         Ok(new)
     }
 
+    /// Where the store keeps an original file of a Windows package (`.msu`, `.cab`, `.psf`),
+    /// unchanged: DISM is given copies of these. `None` when the store does not hold it.
+    pub fn original_file(&self, file: &cbs::OriginalFile) -> Option<PathBuf> {
+        self.store
+            .contains(&file.sha256)
+            .then(|| self.store.path_of(&file.sha256))
+    }
+
     /// Every Windows (CBS) package in the library, by KB then identity.
     pub fn windows_packages(&self, db: &Database) -> Result<Vec<cbs::CbsPackage>, LibraryError> {
         cbs::all(db)

@@ -124,6 +124,13 @@ pub fn stop_flag() -> io::Result<Arc<AtomicBool>> {
     host::stop_flag()
 }
 
+/// The flag [`stop_flag`] returns, without installing the console handler: a Windows
+/// service's stop control raises it (`ois service-host`).
+#[cfg(not(unix))]
+pub fn stop_requested() -> Arc<AtomicBool> {
+    host::stop_requested()
+}
+
 /// Is this I/O error "the disk is full" (or a quota is exhausted)?
 pub fn is_out_of_space(e: &io::Error) -> bool {
     e.kind() == io::ErrorKind::StorageFull

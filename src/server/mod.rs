@@ -269,6 +269,17 @@ async fn wait_for_signal() {
     }
     #[cfg(not(unix))]
     {
-        let _ = ctrl_c.await;
+        // A Windows service's stop control raises the platform's stop flag (`ois
+        // service-host`); Ctrl+C raises it too once the console handler is set.
+        let stop = crate::platform::stop_requested();
+        let stopped = async move {
+            while !stop.load(Ordering::Relaxed) {
+                tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+            }
+        };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = stopped => {}
+        }
     }
 }

@@ -244,6 +244,26 @@ pub fn service_with(
     observer: &(dyn Fn(&str, RunEvent) + Sync),
     before_replace: BeforeReplace,
 ) -> Result<Vec<ImageOutcome>, ServicingError> {
+    service_by(
+        site,
+        images,
+        options,
+        observer,
+        before_replace,
+        servicer::Servicers::of_this_host(),
+    )
+}
+
+/// [`service_with`], by the given servicers rather than this host's: how a test drives whole
+/// runs through the DISM servicer with a runner that replays DISM transcripts.
+pub fn service_by(
+    site: &Site,
+    images: &[ImageId],
+    options: &ServiceOptions,
+    observer: &(dyn Fn(&str, RunEvent) + Sync),
+    before_replace: BeforeReplace,
+    servicers: servicer::Servicers,
+) -> Result<Vec<ImageOutcome>, ServicingError> {
     let db = site.database()?;
     let library = ContentLibrary::new(site);
     library.sweep_leftovers(&db);
@@ -271,7 +291,8 @@ pub fn service_with(
             options.target,
         )
         .and_then(|(p, n)| {
-            servicer::check(&p)
+            servicers
+                .check(&p)
                 .map(|()| (p, n))
                 .map_err(PlanError::from)
         })
@@ -306,6 +327,7 @@ pub fn service_with(
                         watch,
                         observer,
                         before_replace,
+                        servicers,
                     )
                 })
                 .collect::<Vec<_>>()

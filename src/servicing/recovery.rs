@@ -10,6 +10,7 @@ use rusqlite::{params, OptionalExtension};
 use serde::Serialize;
 
 use super::lease::{self, Owner, ProvisioningMode};
+use super::servicer::Servicers;
 use super::RunId;
 use super::{cancel, RunStatus, ServicingError};
 use crate::fsutil::{hash_file, now_rfc3339};
@@ -139,6 +140,17 @@ pub fn repair(
     img: &Image,
     trigger: Trigger,
 ) -> Result<Option<Repair>, ServicingError> {
+    repair_by(site, img, trigger, Servicers::of_this_host())
+}
+
+/// [`repair`], with the given servicers: with DISM, the runs' stale mounts are discarded
+/// before their stage is removed (a test injects a transcript runner).
+pub fn repair_by(
+    site: &Site,
+    img: &Image,
+    trigger: Trigger,
+    servicers: Servicers,
+) -> Result<Option<Repair>, ServicingError> {
     let db = site.database()?;
     let mode = lease::current(&db, img.id).map_err(|e| db.error(e))?;
     let held = mode.as_ref().and_then(|m| m.run_id);
@@ -200,6 +212,13 @@ pub fn repair(
     // A hung owner that wakes up must stop rather than go on writing.
     for run_id in &runs {
         cancel::request(&db, *run_id).map_err(|e| db.error(e))?;
+    }
+    // An index DISM still has mounted in the stage must be discarded before the stage goes:
+    // deleting files under a live mount would not unmount it.
+    if let Some(mut dism) = servicers.dism_runner() {
+        for run_id in &runs {
+            discard_stale_mounts(site, &db, dism.as_mut(), *run_id);
+        }
     }
     let removed: Vec<PathBuf> = runs
         .iter()
@@ -286,8 +305,8 @@ pub fn repair(
     }))
 }
 
-/// The run's stage folder and the copy it may have been writing beside the original.
-fn remove_leftovers(site: &Site, db: &Database, img: &Image, run_id: RunId) -> Vec<PathBuf> {
+/// The run's stage folders: the one its site gives it, and the one it recorded.
+fn stage_dirs(site: &Site, db: &Database, run_id: RunId) -> Vec<PathBuf> {
     let recorded: Option<String> = db
         .query_row(
             "SELECT stage_dir FROM servicing_runs WHERE id = ?1",
@@ -298,12 +317,51 @@ fn remove_leftovers(site: &Site, db: &Database, img: &Image, run_id: RunId) -> V
         .ok()
         .flatten()
         .flatten();
-    let mut candidates = vec![site.stage_dir(run_id)];
+    let mut dirs = vec![site.stage_dir(run_id)];
     if let Some(dir) = recorded.map(PathBuf::from) {
-        if !candidates.contains(&dir) {
-            candidates.push(dir);
+        if !dirs.contains(&dir) {
+            dirs.push(dir);
         }
     }
+    dirs
+}
+
+/// Discards what DISM still has mounted in the run's stage and runs `/Cleanup-Wim`; its log
+/// goes into the run's log. A failure is logged: the admin is told to clean up by hand.
+fn discard_stale_mounts(
+    site: &Site,
+    db: &Database,
+    dism: &mut dyn super::dism::DismRunner,
+    run_id: RunId,
+) {
+    let run_log = crate::log::run_log_path(&site.logs_dir(), run_id);
+    let dism_log = run_log.with_file_name(format!("run-{run_id}-repair-dism.log"));
+    if let Some(dir) = dism_log.parent() {
+        let _ = std::fs::create_dir_all(dir);
+    }
+    for stage in stage_dirs(site, db, run_id) {
+        match super::dism::clean_stale_mounts(dism, &stage, &dism_log) {
+            Ok(discarded) => {
+                for dir in discarded {
+                    tracing::warn!(
+                        "run {run_id}: discarded the stale DISM mount {}",
+                        dir.display()
+                    );
+                }
+            }
+            Err(e) => tracing::error!(
+                "run {run_id}: cannot clean DISM's stale mounts under {}: {e}; run `dism /Get-MountedWimInfo`, `dism /Unmount-Image /MountDir:<dir> /Discard` and `dism /Cleanup-Wim` as administrator",
+                stage.display()
+            ),
+        }
+    }
+    super::dism::in_run::copy_dism_log(&dism_log, &run_log, 0);
+    let _ = std::fs::remove_file(&dism_log);
+}
+
+/// The run's stage folder and the copy it may have been writing beside the original.
+fn remove_leftovers(site: &Site, db: &Database, img: &Image, run_id: RunId) -> Vec<PathBuf> {
+    let mut candidates = stage_dirs(site, db, run_id);
     if let (Some(parent), Some(name)) = (img.path.parent(), img.path.file_name()) {
         candidates.push(parent.join(format!(".{}.ois-run-{run_id}.tmp", name.to_string_lossy())));
     }

@@ -12,6 +12,7 @@ use super::assemble;
 use super::cancel::CancelWatch;
 use super::nested::{self, NestedPlan, NestedRun, NestedStop};
 use super::plan::{Catalog, KindFilter, Plan};
+use super::servicer::Servicers;
 use super::stage::{free_space, same_filesystem, stage_updates, Stage};
 use super::{
     commit, is_canceled, lease, passes, FailedUpdate, ImageOutcome, RunId, RunStatus,
@@ -19,6 +20,7 @@ use super::{
 };
 use crate::fsutil::{hash_file, now_rfc3339};
 use crate::image::{self, detect, Image};
+use crate::library::cbs::CbsPackage;
 use crate::library::{ContentLibrary, Update};
 use crate::site::{Database, Site};
 use crate::wim::{Progress, ProgressEvent, UpdateCommand, Wim, WimError};
@@ -55,6 +57,7 @@ pub(super) fn run(
     watch: &CancelWatch,
     observer: &(dyn Fn(&str, RunEvent) + Sync),
     before_replace: super::BeforeReplace,
+    servicers: Servicers,
 ) -> ImageOutcome {
     let started = Instant::now();
     let mut outcome = ImageOutcome {
@@ -74,42 +77,58 @@ pub(super) fn run(
         nested: Vec::new(),
     };
     let updates = catalog.files;
-    let result =
-        start(site, catalog, img, plan, nested, options, &mut outcome).and_then(|claimed| {
-            let Claimed {
-                db,
-                img,
-                plan,
-                nested,
-            } = claimed;
-            let run_id = outcome.run_id.unwrap_or_default();
-            let log = crate::log::run_log_path(&site.logs_dir(), run_id);
-            let span =
-                tracing::info_span!("servicing_run", run_id = run_id.get(), log = %log.display());
-            let _entered = span.enter();
-            log_plan(&img, &plan, options);
-            if options.selection == super::Selection::AllApplicable(KindFilter::File) {
-                log_windows_packages_not_planned(catalog);
-            }
-            let requested = watch.register(run_id);
-            let canceled = || is_canceled(&options.cancel) || is_canceled(&requested);
-            let result = service(
-                site,
-                &db,
-                library,
-                updates,
-                &img,
-                &plan,
-                &nested,
-                options,
-                &canceled,
-                observer,
-                before_replace,
-                &mut outcome,
-            );
-            watch.unregister(run_id);
-            finish(&db, &img, &mut outcome, result)
-        });
+    let result = start(
+        site,
+        catalog,
+        img,
+        plan,
+        nested,
+        options,
+        servicers,
+        &mut outcome,
+    )
+    .and_then(|claimed| {
+        let Claimed {
+            db,
+            img,
+            plan,
+            nested,
+        } = claimed;
+        let run_id = outcome.run_id.unwrap_or_default();
+        let log = crate::log::run_log_path(&site.logs_dir(), run_id);
+        let span =
+            tracing::info_span!("servicing_run", run_id = run_id.get(), log = %log.display());
+        let _entered = span.enter();
+        log_plan(&img, &plan, options);
+        if options.selection == super::Selection::AllApplicable(KindFilter::File) {
+            log_windows_packages_not_planned(catalog);
+        }
+        let requested = watch.register(run_id);
+        let canceled = || is_canceled(&options.cancel) || is_canceled(&requested);
+        let result = service(
+            site,
+            &db,
+            library,
+            updates,
+            (catalog.windows, servicers),
+            &img,
+            &plan,
+            &nested,
+            options,
+            &canceled,
+            observer,
+            before_replace,
+            &mut outcome,
+        );
+        watch.unregister(run_id);
+        // After DISM, planning reads the installed packages from the image, not from DISM's
+        // word.
+        let windows_state = match &result {
+            Ok(_) if !plan.windows.is_empty() => super::dism::in_run::read_back(&img),
+            _ => None,
+        };
+        finish(&db, &img, &mut outcome, result, windows_state.as_ref())
+    });
     if let Err(Ended(status, message)) = result {
         tracing::error!(
             "servicing of image {} ended {}: {message}",
@@ -146,6 +165,7 @@ const CLAIM_ATTEMPTS: usize = 3;
 /// Enters provisioning mode and records the run as In progress. The plan was made before the
 /// image was claimed; when another run serviced the image in between, it is made again from
 /// the record that run left.
+#[allow(clippy::too_many_arguments)]
 fn start(
     site: &Site,
     catalog: Catalog,
@@ -153,6 +173,7 @@ fn start(
     plan: &Plan,
     nested: &[NestedPlan],
     options: &ServiceOptions,
+    servicers: Servicers,
     outcome: &mut ImageOutcome,
 ) -> Result<Claimed, Ended> {
     let db = site.database().map_err(|e| e.to_string())?;
@@ -209,7 +230,8 @@ fn start(
                     options.target,
                 )
                 .and_then(|(p, n)| {
-                    super::servicer::check(&p)
+                    servicers
+                        .check(&p)
                         .map(|()| (p, n))
                         .map_err(Into::into)
                 })
@@ -273,6 +295,7 @@ fn service(
     db: &Database,
     library: &ContentLibrary,
     updates: &[Update],
+    (windows_packages, servicers): (&[CbsPackage], Servicers),
     img: &Image,
     plan: &Plan,
     nested_plans: &[NestedPlan],
@@ -325,7 +348,8 @@ fn service(
         .collect();
     // A nested image is read out and written again in the stage.
     let nested_room: u64 = nested_plans.iter().map(|n| 2 * n.nested.size_bytes).sum();
-    check_free_space(site, img, &stage, &selected, nested_room)?;
+    let windows_room = super::dism::in_run::room_needed(img, plan, windows_packages);
+    check_free_space(site, img, &stage, &selected, nested_room + windows_room)?;
     stop_if_canceled()?;
 
     step("opening the image");
@@ -400,10 +424,46 @@ fn service(
     let put_back = nested::put_back(&nested_done);
     let nested_sha1s: Vec<[u8; 20]> = nested_done.iter().map(|n| n.sha1).collect();
 
+    let run_log = crate::log::run_log_path(&site.logs_dir(), run_id);
+    let windows = windows_packages_first(
+        &super::dism::in_run::WindowsRun {
+            library,
+            packages: windows_packages,
+            img,
+            plan,
+            stage_dir: stage.dir(),
+            run_log: &run_log,
+            remove_superseded: site.config().remove_superseded_updates,
+            canceled,
+        },
+        servicers,
+        &step,
+        outcome,
+    )?;
+    // The in-memory changes and the rebuild start from DISM's committed copy.
+    let wim = match &windows {
+        Some(done) => {
+            drop(wim);
+            let staged = Wim::open(&done.staged_wim, false).map_err(|e| wim_message(name, &e))?;
+            staged
+                .reference(&payloads)
+                .map_err(|e| wim_message(name, &e))?;
+            staged
+        }
+        None => wim,
+    };
+
     let output = stage.output();
-    let mut results: Vec<UpdateResult> = Vec::new();
+    let mut results: Vec<UpdateResult> = windows
+        .as_ref()
+        .map_or_else(Vec::new, |w| w.results.clone());
     let assembled = passes.len() > 1;
     let boot_index = wim.header().boot_index;
+    // Later passes take their indexes from what the first one started from: DISM's copy
+    // when Windows packages went in first.
+    let pass_source = windows
+        .as_ref()
+        .map_or(img.path.as_path(), |w| w.staged_wim.as_path());
     let mut opened = Some(wim);
     let mut hives = super::hives::HiveEdits::new(stage.dir());
     for (n, pass) in passes.iter().enumerate() {
@@ -418,7 +478,7 @@ fn service(
                 wim
             }
             Some(wim) => wim,
-            None => assemble::next_part(&img.path, &output, pass, &payloads)
+            None => assemble::next_part(pass_source, &output, pass, &payloads)
                 .map_err(|e| format!("image {name}: {e}"))?,
         };
         if passes.len() > 1 {
@@ -555,7 +615,9 @@ fn service(
         std::thread::spawn(move || crate::platform::sync_file(&path))
     };
     check_original_hash(img, original_hash)?;
-    let verified_base = image::verified_sha256(db, img.id).is_some_and(|v| v == img.sha256);
+    // What DISM wrote is in no verified file: the whole output is checked.
+    let verified_base =
+        windows.is_none() && image::verified_sha256(db, img.id).is_some_and(|v| v == img.sha256);
     let base = verified_base.then_some(img.path.as_path());
     let output_hash =
         commit::verify(&output, base, references, count, &mut on_progress).map_err(|e| {
@@ -615,12 +677,37 @@ fn service(
     Ok(replaced)
 }
 
+/// The hook of the DISM servicer: installs the plan's Windows packages into a staged copy
+/// (`dism::in_run`) before any in-memory change; `None` when the plan has none.
+fn windows_packages_first(
+    windows: &super::dism::in_run::WindowsRun,
+    servicers: Servicers,
+    step: &dyn Fn(&'static str),
+    outcome: &mut ImageOutcome,
+) -> Result<Option<super::dism::in_run::Installed>, Ended> {
+    if windows.plan.windows.is_empty() {
+        return Ok(None);
+    }
+    step("installing Windows packages with DISM");
+    super::dism::in_run::install(windows, servicers.dism_runner()).map_err(|stopped| {
+        summarise(&stopped.results, outcome);
+        outcome.results = stopped.results;
+        let status = if stopped.canceled {
+            RunStatus::Canceled
+        } else {
+            RunStatus::Failed
+        };
+        Ended(status, stopped.message)
+    })
+}
+
 /// Records the end of the run; on success also the new image state, in one transaction.
 fn finish(
     db: &Database,
     img: &Image,
     outcome: &mut ImageOutcome,
     result: Result<(String, u64), Ended>,
+    windows_state: Option<&image::WimContents>,
 ) -> Result<(), Ended> {
     let run_id = outcome.run_id.unwrap_or_default();
     // What the nested images took counts as the run's own applied and failed updates.
@@ -666,6 +753,9 @@ fn finish(
             }
             let installed: Vec<(u32, BTreeSet<String>)> = installed.into_iter().collect();
             image::record_servicing(&tx, img.id, sha256, *size, run_id, &installed)?;
+            if let Some(contents) = windows_state {
+                image::record_windows_state(&tx, img.id, contents)?;
+            }
             outcome.size_after = *size;
         }
         for r in &outcome.results {
@@ -1008,6 +1098,7 @@ mod tests {
             &watch,
             &|_, _| {},
             &|_, _, _| Ok(()),
+            Servicers::of_this_host(),
         );
         assert_eq!(outcome.status, RunStatus::Successful, "{:?}", outcome.error);
         assert!(

@@ -1,8 +1,9 @@
 //! Who installs an update: each kind of update has its servicer, and a plan is checked against
 //! the servicers of this host before anything is touched. File-level packages go through ois's
 //! own in-memory servicer (wimlib, `run`/`apply`); Windows (CBS) packages need Windows' servicing
-//! stack, which the Windows servicing host issue brings (DISM) and no Linux host has.
+//! stack (DISM, see `dism`), which only a Windows host has.
 
+use super::dism::{DismExe, DismRunner};
 use super::plan::Plan;
 use crate::library::cbs::CbsPackage;
 
@@ -43,15 +44,7 @@ impl Servicer for Dism {
     }
 
     fn unavailable(&self) -> Option<String> {
-        Some(if cfg!(windows) {
-            "installing a Windows package needs DISM, which this build of ois does not drive yet"
-                .into()
-        } else {
-            format!(
-                "installing a Windows package needs Windows' servicing stack (DISM), and this host runs {}, not Windows",
-                std::env::consts::OS
-            )
-        })
+        Servicers::of_this_host().dism_unavailable()
     }
 }
 
@@ -62,14 +55,88 @@ pub fn for_kind(kind: UpdateKind) -> &'static dyn Servicer {
     }
 }
 
+/// Makes a DISM runner for one run (or one repair).
+pub type DismFactory = dyn Fn() -> Box<dyn DismRunner> + Sync;
+
+/// The servicers a run may use. On a Windows host with `dism.exe` DISM is the real one; tests
+/// inject a runner that replays DISM transcripts, so the whole run takes the same path on
+/// Linux. Only the choice of the real runner depends on the host.
+#[derive(Clone, Copy)]
+pub struct Servicers<'a> {
+    dism: Option<&'a DismFactory>,
+}
+
+fn real_dism() -> Box<dyn DismRunner> {
+    Box::new(DismExe)
+}
+
+impl Servicers<'static> {
+    /// What this host has: DISM only on Windows, and only when `dism.exe` is there.
+    pub fn of_this_host() -> Servicers<'static> {
+        let dism: Option<&'static DismFactory> = if cfg!(windows) && DismExe::path().is_file() {
+            Some(&real_dism)
+        } else {
+            None
+        };
+        Servicers { dism }
+    }
+}
+
+impl<'a> Servicers<'a> {
+    /// Windows packages go through `dism`, whatever the host.
+    pub fn with_dism(dism: &'a DismFactory) -> Servicers<'a> {
+        Servicers { dism: Some(dism) }
+    }
+
+    /// A runner for one run; `None` when this host cannot install Windows packages.
+    pub fn dism_runner(&self) -> Option<Box<dyn DismRunner>> {
+        self.dism.map(|make| make())
+    }
+
+    fn dism_unavailable(&self) -> Option<String> {
+        if self.dism.is_some() {
+            return None;
+        }
+        Some(if cfg!(windows) {
+            format!(
+                "installing a Windows package needs DISM, and {} is not on this host",
+                DismExe::path().display()
+            )
+        } else {
+            format!(
+                "installing a Windows package needs Windows' servicing stack (DISM), and this host runs {}, not Windows",
+                std::env::consts::OS
+            )
+        })
+    }
+
+    /// Refuses a plan these servicers cannot carry out, naming the packages and the way out.
+    pub fn check(&self, plan: &Plan) -> Result<(), String> {
+        let names: Vec<String> = plan
+            .windows
+            .iter()
+            .map(|p| format!("{} ({}, {})", p.id, p.kind.label(), p.identity))
+            .collect();
+        self.check_windows_packages(&names)
+    }
+
+    fn check_windows_packages(&self, names: &[String]) -> Result<(), String> {
+        if names.is_empty() {
+            return Ok(());
+        }
+        let Some(why) = self.dism_unavailable() else {
+            return Ok(());
+        };
+        Err(format!(
+            "the plan holds Windows (CBS) packages: {}; {why}. Nothing was changed. Service the image on a Windows servicing host, or take only the file-level updates with `--all-applicable --kind file` (schedules take --kind too)",
+            names.join(", ")
+        ))
+    }
+}
+
 /// Refuses a plan this host cannot carry out, naming the packages and the way out.
 pub fn check(plan: &Plan) -> Result<(), String> {
-    let names: Vec<String> = plan
-        .windows
-        .iter()
-        .map(|p| format!("{} ({}, {})", p.id, p.kind.label(), p.identity))
-        .collect();
-    check_windows_packages(&names)
+    Servicers::of_this_host().check(plan)
 }
 
 /// Refuses at once a request that names Windows packages this host cannot install.
@@ -78,18 +145,5 @@ pub fn check_named(packages: &[CbsPackage]) -> Result<(), String> {
         .iter()
         .map(|p| format!("{} ({}, {})", p.id(), p.kind.label(), p.identity))
         .collect();
-    check_windows_packages(&names)
-}
-
-fn check_windows_packages(names: &[String]) -> Result<(), String> {
-    if names.is_empty() {
-        return Ok(());
-    }
-    let Some(why) = for_kind(UpdateKind::Windows).unavailable() else {
-        return Ok(());
-    };
-    Err(format!(
-        "the plan holds Windows (CBS) packages: {}; {why}. Nothing was changed. Service the image on a Windows servicing host, or take only the file-level updates with `--all-applicable --kind file` (schedules take --kind too)",
-        names.join(", ")
-    ))
+    Servicers::of_this_host().check_windows_packages(&names)
 }

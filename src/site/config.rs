@@ -83,6 +83,10 @@ pub struct SiteConfig {
     /// counted). A bound against a small CAB that would fill the library's disk. Fractions
     /// allowed (tests use 0.001).
     pub import_max_expanded_gib: f64,
+    /// "Remove superseded updates": after the Windows packages of each index, DISM's
+    /// `/Cleanup-Image /StartComponentCleanup /ResetBase` removes the components they
+    /// superseded (smaller image; those updates can no longer be uninstalled). Windows hosts only.
+    pub remove_superseded_updates: bool,
     /// When the scheduler re-hashes the content of every DP (cron expression); absent = never.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub content_validation_cron: Option<String>,
@@ -118,6 +122,7 @@ impl Default for SiteConfig {
             provisioning_max_minutes: DEFAULT_PROVISIONING_MAX_MINUTES,
             log_max_kib: DEFAULT_LOG_MAX_KIB,
             import_max_expanded_gib: DEFAULT_IMPORT_MAX_EXPANDED_GIB,
+            remove_superseded_updates: false,
             content_validation_cron: None,
             server: ServerSettings::default(),
         }
@@ -261,7 +266,9 @@ impl SiteConfig {
              # looks for images stuck in provisioning mode, and after how long it repairs them\n\
              # (0 means the defaults, 60 and 2880 = 48 h). log_max_kib: size at which\n\
              # OfflineServicingMgr.log rolls over to OfflineServicingMgr.lo_.\n\
-             # import_max_expanded_gib: the most one package may expand to at import.\n{body}"
+             # import_max_expanded_gib: the most one package may expand to at import.\n\
+             # remove_superseded_updates: DISM removes superseded components after the Windows\n\
+             # packages of each index (/StartComponentCleanup /ResetBase; Windows hosts).\n{body}"
         );
         std::fs::write(path, text).map_err(|e| SiteError::io(path, e))
     }

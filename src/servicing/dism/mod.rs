@@ -7,20 +7,23 @@
 //! `dism.exe /English`'s documented output; they were not captured on a Windows host, and
 //! DISM servicing has not been run on real Windows.
 //!
-//! Not yet wired into `servicing::run`: `servicer::Dism` still refuses Windows packages, so no
-//! run reaches this code until that hook lands.
+//! A run reaches it through `in_run` when its plan holds Windows packages and its servicers
+//! (`servicer::Servicers`) have DISM: on a Windows host with `dism.exe`, or a test's runner.
 
 mod commands;
 mod exit;
+pub(crate) mod in_run;
 mod output;
 mod session;
 
 pub use commands::{DismCommand, UnmountMode};
 pub use exit::{DismOutcome, ADD_PACKAGE_RESTART_PENDING};
 pub use output::{installed_packages, mounted_images, InstalledPackage, MountedImage};
-pub use session::{clean_stale_mounts, service_index, IndexJob, IndexResult, PackageResult};
+pub use session::{
+    clean_stale_mounts, service_index, IndexJob, IndexResult, PackageResult, PackageToAdd,
+};
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// What one `dism.exe` invocation gave back.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,11 +41,18 @@ pub trait DismRunner {
 /// `%WINDIR%\System32\dism.exe`, run with its output captured.
 pub struct DismExe;
 
+impl DismExe {
+    pub fn path() -> PathBuf {
+        let windir = std::env::var_os("WINDIR").unwrap_or_else(|| "C:\\Windows".into());
+        Path::new(&windir).join("System32").join("dism.exe")
+    }
+}
+
 impl DismRunner for DismExe {
     fn run(&mut self, args: &[String]) -> std::io::Result<DismOutput> {
-        let windir = std::env::var_os("WINDIR").unwrap_or_else(|| "C:\\Windows".into());
-        let exe = Path::new(&windir).join("System32").join("dism.exe");
-        let out = std::process::Command::new(exe).args(args).output()?;
+        let out = std::process::Command::new(Self::path())
+            .args(args)
+            .output()?;
         Ok(DismOutput {
             // Windows exit codes are 32-bit; std gives them as i32.
             code: out.status.code().unwrap_or(-1) as u32,

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use super::commands::{DismCommand, UnmountMode};
 use super::exit::DismOutcome;
-use super::output::{installed_packages, mounted_images};
+use super::output::{installed_packages, mounted_images, InstalledPackage};
 use super::{DismError, DismRunner};
 
 /// What to do to one index of the staged copy.
@@ -19,13 +19,30 @@ pub struct IndexJob {
     pub mount_dir: PathBuf,
     /// Where DISM writes its log (the run's folder).
     pub log: PathBuf,
-    /// In plan order (servicing stack first): (package identity, path to add). A checkpoint
-    /// cumulative update's path is the folder holding it with every base.
-    pub packages: Vec<(String, PathBuf)>,
+    /// In plan order (servicing stack first).
+    pub packages: Vec<PackageToAdd>,
     /// `/Cleanup-Image /StartComponentCleanup /ResetBase` before unmounting.
     pub remove_superseded: bool,
     /// The library's servicing stack update, named when DISM asks for a newer one.
     pub ssu_in_library: Option<String>,
+}
+
+/// One `/Add-Package`: a `.msu` or `.cab` (its `.psf` beside it), or a folder holding a
+/// checkpoint cumulative update with every base it needs, which DISM adds in one pass.
+#[derive(Debug, Clone)]
+pub struct PackageToAdd {
+    /// Every package identity the path installs (a folder: the bases and the update).
+    pub identities: Vec<String>,
+    pub path: PathBuf,
+}
+
+impl PackageToAdd {
+    pub fn one(identity: impl Into<String>, path: impl Into<PathBuf>) -> PackageToAdd {
+        PackageToAdd {
+            identities: vec![identity.into()],
+            path: path.into(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,6 +54,8 @@ pub struct PackageResult {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IndexResult {
     pub packages: Vec<PackageResult>,
+    /// The mounted index's package list (`/Get-Packages`) after the packages went in.
+    pub listed: Vec<InstalledPackage>,
 }
 
 fn run(
@@ -124,28 +143,29 @@ fn while_mounted(
     canceled: &dyn Fn() -> bool,
 ) -> Result<IndexResult, DismError> {
     let mut results = Vec::new();
-    for (identity, path) in &job.packages {
+    for package in &job.packages {
+        let names = package.identities.join(" with ");
         if canceled() {
             return Err(DismError::Canceled {
                 index: job.index,
-                package: identity.clone(),
+                package: names,
             });
         }
         let command = DismCommand::AddPackage {
             mount_dir: job.mount_dir.clone(),
-            package: path.clone(),
+            package: package.path.clone(),
         };
         let outcome = run(runner, &command, &job.log, job.ssu_in_library.as_deref())?;
         if !outcome.installed() {
             return Err(DismError::Failed {
-                doing: format!("adding {identity} to index {}", job.index),
+                doing: format!("adding {names} to index {}", job.index),
                 outcome,
             });
         }
-        results.push(PackageResult {
+        results.extend(package.identities.iter().map(|identity| PackageResult {
             identity: identity.clone(),
-            outcome,
-        });
+            outcome: outcome.clone(),
+        }));
     }
     if job.remove_superseded {
         require(
@@ -184,7 +204,10 @@ fn while_mounted(
             });
         }
     }
-    Ok(IndexResult { packages: results })
+    Ok(IndexResult {
+        packages: results,
+        listed,
+    })
 }
 
 /// The repair's part: discards every mount under `staging_root` that DISM still lists (an
@@ -202,11 +225,10 @@ pub fn clean_stale_mounts(
             doing: listing.describe(),
             source,
         })?;
-    let root = staging_root.to_string_lossy().to_ascii_lowercase();
     let ours: Vec<PathBuf> = mounted_images(&out.stdout)
         .into_iter()
         .map(|m| m.mount_dir)
-        .filter(|d| d.to_string_lossy().to_ascii_lowercase().starts_with(&root))
+        .filter(|d| is_under(d, staging_root))
         .collect();
     for dir in &ours {
         let discard = DismCommand::Unmount {
@@ -222,4 +244,17 @@ pub fn clean_stale_mounts(
         let _ = std::fs::remove_dir_all(dir);
     }
     Ok(ours)
+}
+
+/// Is `path` the folder `root` or inside it, as Windows compares paths (either slash, any
+/// case)? A plain prefix test would take run 12's mounts for run 1's.
+fn is_under(path: &Path, root: &Path) -> bool {
+    let norm = |p: &Path| {
+        p.to_string_lossy()
+            .replace('/', "\\")
+            .trim_end_matches('\\')
+            .to_ascii_lowercase()
+    };
+    let (path, root) = (norm(path), norm(root));
+    path == root || path.starts_with(&format!("{root}\\"))
 }

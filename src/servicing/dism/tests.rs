@@ -74,7 +74,7 @@ fn job(packages: &[(&str, &str)]) -> IndexJob {
         log: PathBuf::from(format!(r"{root}\dism.log")),
         packages: packages
             .iter()
-            .map(|(id, p)| (id.to_string(), PathBuf::from(p)))
+            .map(|(id, p)| PackageToAdd::one(*id, *p))
             .collect(),
         remove_superseded: false,
         ssu_in_library: Some("KB5043080".into()),
@@ -306,4 +306,32 @@ fn listings_are_read_from_english_output() {
     assert_eq!(mounts[0].index, 1);
     assert_eq!(mounts[0].status, "Needs Remount");
     assert_eq!(mounts[1].image_file, PathBuf::from(r"C:\Images\other.wim"));
+}
+
+const RUNS_1_AND_12: &str = "Mounted images:\n\nMount Dir : D:\\ConfigMgr_OfflineImageServicing\\1a2b3c4d-run-12\\mount\\1\nImage File : D:\\ConfigMgr_OfflineImageServicing\\1a2b3c4d-run-12\\staged.wim\nImage Index : 1\nMounted Read/Write : Yes\nStatus : Ok\n\nMount Dir : d:/configmgr_offlineimageservicing/1A2B3C4D-RUN-1/mount/2\nImage File : D:\\ConfigMgr_OfflineImageServicing\\1a2b3c4d-run-1\\staged.wim\nImage Index : 2\nMounted Read/Write : Yes\nStatus : Needs Remount\n\nThe operation completed successfully.\n";
+
+/// A repair of run 1 must not discard run 12's mount, which may belong to a live run.
+#[test]
+fn stale_mount_cleanup_takes_only_mounts_inside_the_given_folder() {
+    let mut dism = Replay::new(&[(0, RUNS_1_AND_12), (0, ""), (0, "")]);
+    let cleaned = clean_stale_mounts(
+        &mut dism,
+        Path::new(r"D:\ConfigMgr_OfflineImageServicing\1a2b3c4d-run-1"),
+        Path::new(r"D:\logs\run-1-repair-dism.log"),
+    )
+    .expect("cleaned");
+    assert_eq!(
+        cleaned,
+        vec![PathBuf::from(
+            "d:/configmgr_offlineimageservicing/1A2B3C4D-RUN-1/mount/2"
+        )]
+    );
+    assert_eq!(
+        dism.verbs(),
+        vec![
+            "/Get-MountedWimInfo",
+            "/Unmount-Image /Discard",
+            "/Cleanup-Wim"
+        ]
+    );
 }
