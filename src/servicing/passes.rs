@@ -27,8 +27,8 @@ pub fn metadata_memory(wim: &Wim) -> Result<Vec<u64>, WimError> {
 /// The plan split into passes, in index order, each holding indexes to change whose trees fit
 /// `budget` bytes together; an index over the budget alone gets a pass of its own. Passes hold
 /// consecutive indexes, since each adds its indexes after those of the passes before it.
-/// Indexes with nothing to apply go with the pass they fall in: they are only checked, and wimlib frees an
-/// unchanged index when it moves to the next.
+/// Indexes with nothing to apply go with the pass they fall in: they are only checked, and
+/// wimlib frees an unchanged index when it moves to the next.
 pub fn passes(plan: &Plan, memory: &[u64], budget: u64) -> Vec<Plan> {
     let mut passes: Vec<Vec<IndexPlan>> = vec![Vec::new()];
     let mut used = 0u64;
